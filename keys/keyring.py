@@ -1,0 +1,75 @@
+"""The per-process view of the signing keys.
+
+Each worker reads the published keys from the database, opens the active private key
+once, and renders the JWKS once; both are kept for ``cache_seconds`` before the next
+read. Staleness is safe because rotation (see ``rotation.py``) publishes a key for longer
+than this before it signs, and keeps a retired key published until its tokens expire.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from joserfc.jwk import RSAKey
+
+from .jwks import JwksDocument, render_jwks
+from .manager import ACTIVE, KeyManager, SigningKey
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    loaded_at: float
+    signing: SigningKey
+    verification: dict[str, RSAKey]
+    jwks: JwksDocument
+
+
+class Keyring:
+    def __init__(self, manager: KeyManager, cache_seconds: float, monotonic=time.monotonic):
+        self.manager = manager
+        self.cache_seconds = cache_seconds
+        self._monotonic = monotonic
+        self._snapshot: _Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def _current(self) -> _Snapshot:
+        snapshot = self._snapshot
+        if snapshot is None or self._monotonic() - snapshot.loaded_at >= self.cache_seconds:
+            with self._lock:
+                snapshot = self._snapshot
+                if snapshot is None or self._monotonic() - snapshot.loaded_at >= self.cache_seconds:
+                    snapshot = self._load(snapshot)
+                    self._snapshot = snapshot
+        return snapshot
+
+    def _load(self, previous: _Snapshot | None) -> _Snapshot:
+        records = self.manager.published()
+        active = next((r for r in records if r.state == ACTIVE), None)
+        if active is None:
+            active = self.manager.ensure_active()
+            records = self.manager.published()
+        if previous is not None and previous.signing.kid == active.kid:
+            signing = previous.signing  # already opened: parse each private key once
+        else:
+            signing = self.manager.open(active)
+        verification = {
+            r.kid: (previous.verification[r.kid] if previous and r.kid in previous.verification
+                    else RSAKey.import_key(r.public_jwk))
+            for r in records
+        }
+        return _Snapshot(self._monotonic(), signing, verification, render_jwks(records))
+
+    def signing_key(self) -> SigningKey:
+        return self._current().signing
+
+    def verification_key(self, kid: str) -> RSAKey | None:
+        return self._current().verification.get(kid)
+
+    def jwks(self) -> JwksDocument:
+        return self._current().jwks
+
+    def invalidate(self) -> None:
+        """Forget the snapshot so the next use reads the database (after a local rotation)."""
+        self._snapshot = None
