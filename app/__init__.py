@@ -1,0 +1,90 @@
+"""Infracast Identity: the Flask app factory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from keys.sealing import Sealer
+
+from .config import MAX_CONTENT_LENGTH, load_config, normalise_database_url, validate
+from .extensions import SERVICES_KEY, db, migrate
+from .logging import configure_logging, init_request_logging
+from .secret_key import resolve_kek
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    config = load_config()
+    config.update(test_config or {})
+    validate(config)
+    app = Flask(__name__, instance_path=_instance_path(config))
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(config)
+
+    database_url = config["DATABASE_URL"] or f"sqlite:///{Path(app.instance_path) / 'idp.db'}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(str(database_url))
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    app.json.sort_keys = False  # keep the seed's field order in responses
+
+    configure_logging(str(config["LOG_LEVEL"]))
+    kek = resolve_kek(config, app.instance_path)
+    app.secret_key = Sealer(kek).derive("flask-session")
+
+    db.init_app(app)
+    with app.app_context():
+        _enforce_sqlite_foreign_keys(db.engine)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), compare_type=True)
+
+    from .services import build_services
+
+    app.extensions[SERVICES_KEY] = build_services(config, kek)
+
+    proxies = int(config["TRUSTED_PROXIES"])
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+
+    _register_blueprints(app)
+
+    from .cli import register_cli
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)
+    init_request_logging(app)
+    register_cli(app)
+    return app
+
+
+def _instance_path(config: dict) -> str:
+    configured = config.get("INSTANCE_PATH")
+    return str(Path(str(configured)).resolve()) if configured else str(MIGRATIONS.parent / "instance")
+
+
+def _enforce_sqlite_foreign_keys(engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .api import auth as api_auth
+    from .health import bp as health_bp
+    from .oauth import token as oauth_token
+    from .wellknown import bp as wellknown_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(wellknown_bp)
+    app.register_blueprint(api_auth.bp)
+    app.register_blueprint(oauth_token.bp)

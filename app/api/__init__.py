@@ -1,0 +1,1 @@
+"""The Infracast API's own endpoints under ``/api/v1`` (contract §3)."""

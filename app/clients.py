@@ -1,0 +1,105 @@
+"""Registering OAuth clients (RFC 7591 metadata names); the secret is returned once."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy.exc import IntegrityError
+
+from idp.clients import API_CLIENT_ID, AUTH_METHODS, PUBLIC
+from idp.errors import Conflict, InvalidRequest
+from idp.hashing import new_secret
+from idp.permissions import PERMISSIONS
+
+from .extensions import db, services
+from .models import Client
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+
+
+@dataclass(frozen=True)
+class RegisteredSecret:
+    client: Client
+    client_secret: str | None
+
+
+def supported_grant_types() -> list[str]:
+    return services().authorization.grant_types_supported()
+
+
+def _check_redirect_uri(uri) -> str:
+    if not isinstance(uri, str):
+        raise InvalidRequest("'redirect_uris' must be a list of URLs")
+    parts = urlsplit(uri)
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if parts.fragment or parts.scheme not in ("https", "http") or not parts.hostname \
+            or (parts.scheme == "http" and not loopback):
+        raise InvalidRequest("'redirect_uris' must be https URLs (http only on loopback), "
+                             "without a fragment")
+    return uri
+
+
+def validate_metadata(metadata: dict) -> dict:
+    auth_method = metadata.get("token_endpoint_auth_method", "client_secret_basic")
+    if auth_method not in AUTH_METHODS:
+        raise InvalidRequest(f"'token_endpoint_auth_method' must be one of {', '.join(AUTH_METHODS)}")
+    grant_types = metadata.get("grant_types", ["authorization_code"])
+    if not isinstance(grant_types, list) or not grant_types \
+            or any(g not in supported_grant_types() for g in grant_types):
+        raise InvalidRequest(f"'grant_types' may hold {', '.join(supported_grant_types())}")
+    if "client_credentials" in grant_types and auth_method == PUBLIC:
+        raise InvalidRequest("'client_credentials' needs a confidential client")
+    redirect_uris = metadata.get("redirect_uris", [])
+    if not isinstance(redirect_uris, list):
+        raise InvalidRequest("'redirect_uris' must be a list of URLs")
+    redirect_uris = [_check_redirect_uri(uri) for uri in redirect_uris]
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise InvalidRequest("'redirect_uris' is required for the authorization_code grant")
+    scope = metadata.get("scope", "openid profile email offline_access")
+    if not isinstance(scope, str):
+        raise InvalidRequest("'scope' must be a space-separated string")
+    unknown = set(scope.split()) - set(services().authorization.scopes_supported)
+    if unknown:
+        raise InvalidRequest(f"'scope' holds an unsupported value: {sorted(unknown)[0]}")
+    name = metadata.get("client_name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise InvalidRequest("'client_name' is required (at most 200 characters)")
+    tenant_permissions = metadata.get("tenant_permissions", {})
+    if not isinstance(tenant_permissions, dict) or any(
+            not isinstance(p, list) or any(x not in PERMISSIONS for x in p)
+            for p in tenant_permissions.values()):
+        raise InvalidRequest("'tenant_permissions' maps tenant ids to lists of permissions")
+    first_party = metadata.get("first_party", True)
+    if not isinstance(first_party, bool):
+        raise InvalidRequest("'first_party' must be a boolean")
+    return {
+        "client_name": name.strip(),
+        "token_endpoint_auth_method": auth_method,
+        "grant_types": grant_types,
+        "response_types": ["code"] if "authorization_code" in grant_types else [],
+        "redirect_uris": redirect_uris,
+        "scope": " ".join(scope.split()),
+        "first_party": first_party,
+        "tenant_permissions": tenant_permissions,
+    }
+
+
+def register_client(metadata: dict, client_id: str | None = None) -> RegisteredSecret:
+    values = validate_metadata(metadata)
+    client_id = client_id or f"client-{secrets.token_hex(8)}"
+    if not _CLIENT_ID.match(client_id) or client_id == API_CLIENT_ID:
+        raise InvalidRequest("'client_id' may hold 3 to 64 letters, digits, '.', '_' and '-'")
+    secret = None if values["token_endpoint_auth_method"] == PUBLIC else new_secret()
+    client = Client(client_id=client_id,
+                    client_secret_hash=services().secrets.digest(secret) if secret else None,
+                    **values)
+    db.session.add(client)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("A client with this client_id already exists") from None
+    return RegisteredSecret(client=client, client_secret=secret)

@@ -1,0 +1,118 @@
+"""Every setting the service reads, in one place.
+
+The environment is read once, by ``load_config``, when the app factory runs; tests pass
+overrides to ``create_app({...})`` instead of touching ``os.environ``. Each entry names
+its environment variable, default and meaning; the README's settings table mirrors this.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+
+class ConfigError(RuntimeError):
+    """A setting is present but unusable; the service refuses to start."""
+
+
+def _int(value: str) -> int:
+    return int(value)
+
+
+def _str(value: str) -> str:
+    return value
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    default: object
+    parse: Callable[[str], object]
+    help: str
+
+
+# key in app.config -> how it is read
+SETTINGS: dict[str, Setting] = {
+    "ISSUER": Setting("IDP_ISSUER", "http://127.0.0.1:8000", _str,
+                      "issuer URL; every published endpoint URL is derived from it"),
+    "DATABASE_URL": Setting("DATABASE_URL", None, _str,
+                            "SQLAlchemy URL; default sqlite:///<instance>/idp.db"),
+    "REDIS_URL": Setting("REDIS_URL", "memory://", _str,
+                         "redis://, rediss:// or memory:// (embedded, one process only)"),
+    "REDIS_KEY_PREFIX": Setting("REDIS_KEY_PREFIX", "idp", _str,
+                                "namespace of every key this service writes to Redis"),
+    "AUDIENCE": Setting("IDP_AUDIENCE", "infracast-api", _str, "aud of access tokens"),
+    "ACCESS_TOKEN_TTL": Setting("ACCESS_TOKEN_TTL", 3600, _int, "seconds"),
+    "REFRESH_TOKEN_TTL": Setting("REFRESH_TOKEN_TTL", 604800, _int,
+                                 "seconds, absolute lifetime of a refresh-token family"),
+    "SECRET_KEY_FILE": Setting("IDP_SECRET_KEY_FILE", None, _str,
+                               "file holding the key-encryption key"),
+    "SECRET_KEY_VALUE": Setting("IDP_SECRET_KEY", None, _str,
+                                "the key-encryption key itself (32 bytes, URL-safe base64)"),
+    "BOOTSTRAP_ADMIN_USERNAME": Setting("IDP_BOOTSTRAP_ADMIN_USERNAME", None, _str,
+                                        "first platform admin, created when no user exists"),
+    "BOOTSTRAP_ADMIN_PASSWORD": Setting("IDP_BOOTSTRAP_ADMIN_PASSWORD", None, _str,
+                                        "its password"),
+    "TRUSTED_PROXIES": Setting("IDP_TRUSTED_PROXIES", 0, _int,
+                               "reverse-proxy hops whose X-Forwarded-For is believed"),
+    "ALLOW_HTTP_UPSTREAMS": Setting("IDP_ALLOW_HTTP_UPSTREAMS", False, _bool,
+                                    "allow http:// loopback upstream issuers (tests only)"),
+    "AZURE_AUTHORITY_HOST": Setting("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com",
+                                    _str, "where Azure AD issuers live"),
+    "ARGON2_TIME_COST": Setting("ARGON2_TIME_COST", 2, _int, "argon2id iterations"),
+    "ARGON2_MEMORY_KIB": Setting("ARGON2_MEMORY_KIB", 19456, _int, "argon2id memory in KiB"),
+    "ARGON2_PARALLELISM": Setting("ARGON2_PARALLELISM", 1, _int, "argon2id lanes"),
+    "JWKS_MAX_AGE": Setting("JWKS_MAX_AGE", 300, _int,
+                            "Cache-Control max-age of the JWKS and discovery documents"),
+    "KEY_CACHE_SECONDS": Setting("KEY_CACHE_SECONDS", 30, _int,
+                                 "how long a worker keeps the signing keys before re-reading them"),
+    "INSTANCE_PATH": Setting("IDP_INSTANCE_PATH", None, _str,
+                             "folder for the SQLite database and generated secret key; "
+                             "default ./instance"),
+    "LOG_LEVEL": Setting("LOG_LEVEL", "INFO", _str, "log level of the JSON log"),
+}
+
+MAX_CONTENT_LENGTH = 64 * 1024
+
+
+def load_config(environ: dict[str, str] | None = None) -> dict[str, object]:
+    """Read every setting from ``environ`` (default: the process environment)."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, object] = {}
+    for key, setting in SETTINGS.items():
+        raw = environ.get(setting.env)
+        if raw is None or raw == "":
+            config[key] = setting.default
+            continue
+        try:
+            config[key] = setting.parse(raw)
+        except ValueError:
+            raise ConfigError(f"{setting.env} is not a valid value: {raw!r}") from None
+    return config
+
+
+def normalise_database_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here, the only PostgreSQL driver we install."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def validate(config: dict[str, object]) -> None:
+    issuer = str(config["ISSUER"])
+    if not issuer.startswith(("https://", "http://")) or issuer.endswith("/"):
+        raise ConfigError("IDP_ISSUER must be an http(s) URL without a trailing slash")
+    for key in ("ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "JWKS_MAX_AGE"):
+        if int(config[key]) <= 0:
+            raise ConfigError(f"{SETTINGS[key].env} must be a positive number of seconds")
+    if int(config["TRUSTED_PROXIES"]) < 0:
+        raise ConfigError("IDP_TRUSTED_PROXIES must be 0 or more")
+    redis_url = str(config["REDIS_URL"])
+    if not redis_url.startswith(("redis://", "rediss://", "unix://", "memory://")):
+        raise ConfigError("REDIS_URL must be redis://, rediss://, unix:// or memory://")

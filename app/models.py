@@ -1,0 +1,124 @@
+"""Durable state: users, tenants, memberships, OAuth clients, signing keys.
+
+Short-lived state (refresh families, revocation copies, counters) is in the store, not here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite would drop the zone)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; use aware UTC")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    # stored lower-cased: user names compare without regard to case
+    username: Mapped[str] = mapped_column(sa.String(150), unique=True)
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    email_verified: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    # argon2id (PHC string); None for users who only sign in through an upstream IdP
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    platform_roles: Mapped[list] = mapped_column(sa.JSON, default=list)
+    disabled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    memberships: Mapped[list["Membership"]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin",
+        order_by="Membership.tenant_id",
+    )
+
+
+class Tenant(db.Model):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Membership(db.Model):
+    """A user's role (viewer, editor, admin) in one tenant."""
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        sa.String(64), sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True,
+        index=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class Client(db.Model):
+    """An OAuth client, with RFC 7591 metadata names."""
+
+    __tablename__ = "oauth_clients"
+
+    client_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    # keyed HMAC-SHA256 of a 256-bit secret; None for public clients
+    client_secret_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    client_name: Mapped[str] = mapped_column(sa.String(200))
+    redirect_uris: Mapped[list] = mapped_column(sa.JSON, default=list)
+    post_logout_redirect_uris: Mapped[list] = mapped_column(sa.JSON, default=list)
+    grant_types: Mapped[list] = mapped_column(sa.JSON, default=list)
+    response_types: Mapped[list] = mapped_column(sa.JSON, default=list)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(sa.String(32))
+    scope: Mapped[str] = mapped_column(sa.Text, default="")
+    # first-party clients skip the consent screen
+    first_party: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    # client_credentials rights: {tenant id: [permission, ...]}
+    tenant_permissions: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SigningKey(db.Model):
+    """An RSA signing key; the private half sealed with the KEK (see keys/sealing.py)."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(sa.String(16))
+    state: Mapped[str] = mapped_column(sa.String(16))
+    public_jwk: Mapped[dict] = mapped_column(sa.JSON)
+    sealed_private: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    publish_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # at most one active key, whatever the number of workers and hosts racing
+        sa.Index("uq_signing_keys_one_active", "state", unique=True,
+                 postgresql_where=sa.text("state = 'active'"),
+                 sqlite_where=sa.text("state = 'active'")),
+    )

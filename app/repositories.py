@@ -1,0 +1,128 @@
+"""The database side of the interfaces ``idp`` and ``keys`` declare.
+
+``idp`` and ``keys`` never import the ORM; they get these objects from the service
+container and see plain dataclasses (``Account``, ``RegisteredClient``, ``KeyRecord``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from idp.accounts import Account
+from idp.clients import API_CLIENT_ID, RegisteredClient, api_client
+from idp.hashing import SecretHasher
+from keys.manager import RETIRED, KeyRecord
+
+from .extensions import db
+from .models import Client, SigningKey, Tenant, User
+
+
+def account_from(user: User) -> Account:
+    return Account(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        disabled=user.disabled,
+        platform_roles=tuple(user.platform_roles or ()),
+        memberships={m.tenant_id: m.role for m in user.memberships},
+        name=user.name,
+        email_verified=user.email_verified,
+        password_hash=user.password_hash,
+    )
+
+
+class SqlAccountDirectory:
+    def find_by_username(self, username: str) -> Account | None:
+        user = db.session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
+        return None if user is None else account_from(user)
+
+    def find_by_id(self, user_id: str) -> Account | None:
+        user = db.session.get(User, user_id)
+        return None if user is None else account_from(user)
+
+    def replace_password_hash(self, user_id: str, password_hash: str) -> None:
+        db.session.execute(sa.update(User).where(User.id == user_id).values(password_hash=password_hash))
+        db.session.commit()
+
+    def tenant_exists(self, tenant_id: str) -> bool:
+        return db.session.get(Tenant, tenant_id) is not None
+
+
+def client_from(row: Client, hasher: SecretHasher) -> RegisteredClient:
+    return RegisteredClient(
+        client_id=row.client_id,
+        client_name=row.client_name,
+        token_endpoint_auth_method=row.token_endpoint_auth_method,
+        secret_hash=row.client_secret_hash,
+        redirect_uris=tuple(row.redirect_uris or ()),
+        post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
+        grant_types=tuple(row.grant_types or ()),
+        response_types=tuple(row.response_types or ()),
+        scope=row.scope or "",
+        first_party=row.first_party,
+        tenant_permissions=dict(row.tenant_permissions or {}),
+        hasher=hasher,
+    )
+
+
+class SqlClientDirectory:
+    def __init__(self, hasher: SecretHasher):
+        self.hasher = hasher
+        self._api_client = api_client()
+
+    def find(self, client_id: str) -> RegisteredClient | None:
+        if client_id == API_CLIENT_ID:
+            return self._api_client
+        if not isinstance(client_id, str) or len(client_id) > 64:
+            return None
+        row = db.session.get(Client, client_id)
+        return None if row is None else client_from(row, self.hasher)
+
+
+def _record(row) -> KeyRecord:
+    return KeyRecord(
+        kid=row.kid, state=row.state, public_jwk=row.public_jwk,
+        sealed_private=row.sealed_private, created_at=row.created_at, alg=row.alg,
+        activated_at=row.activated_at, retired_at=row.retired_at,
+        publish_until=row.publish_until,
+    )
+
+
+class SqlKeyRepository:
+    """Keys through their own short transactions, apart from any request's session."""
+
+    table = SigningKey.__table__
+
+    def list_published(self, now: datetime) -> list[KeyRecord]:
+        c = self.table.c
+        query = (sa.select(self.table)
+                 .where(sa.or_(c.state != RETIRED, c.publish_until > now))
+                 .order_by(c.created_at))
+        with db.engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    def insert(self, record: KeyRecord) -> bool:
+        values = dict(
+            kid=record.kid, alg=record.alg, state=record.state, public_jwk=record.public_jwk,
+            sealed_private=record.sealed_private, created_at=record.created_at,
+            activated_at=record.activated_at, retired_at=record.retired_at,
+            publish_until=record.publish_until,
+        )
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(sa.insert(self.table).values(**values))
+        except IntegrityError:
+            return False
+        return True
+
+    def transition(self, kid: str, from_state: str, to_state: str, **fields) -> bool:
+        with db.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(self.table)
+                .where(self.table.c.kid == kid, self.table.c.state == from_state)
+                .values(state=to_state, **fields)
+            )
+        return result.rowcount == 1

@@ -1,0 +1,40 @@
+"""gunicorn settings: ``gunicorn -c gunicorn.conf.py wsgi:app``.
+
+Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# one process per core does the CPU work (RSA signatures, argon2); threads cover waits
+# on PostgreSQL and Redis. See docs/benchmarks.md for how this was chosen.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+keepalive = 5
+timeout = 30
+graceful_timeout = 20
+# our own JSON request log replaces gunicorn's access log
+accesslog = None
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def _embedded_store() -> bool:
+    return os.environ.get("REDIS_URL", "memory://").startswith("memory://")
+
+
+def on_starting(server):
+    if _embedded_store() and server.cfg.workers > 1:
+        raise SystemExit(
+            "REDIS_URL=memory:// keeps state inside one process and cannot serve "
+            f"{server.cfg.workers} workers: set REDIS_URL=redis://... or run one worker "
+            "(WEB_CONCURRENCY=1)."
+        )
+
+
+def post_worker_init(worker):
+    from app.bootstrap import bootstrap
+
+    bootstrap(worker.wsgi)

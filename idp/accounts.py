@@ -1,0 +1,71 @@
+"""Who signs in: the account as the token service sees it, and password authentication."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import InvalidCredentials
+from .passwords import PasswordHasher
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    username: str
+    email: str | None
+    disabled: bool = False
+    platform_roles: tuple[str, ...] = ()
+    # tenant id -> role
+    memberships: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+    email_verified: bool = False
+    password_hash: str | None = field(default=None, repr=False)
+
+    def get_user_id(self) -> str:  # Authlib's user contract
+        return self.id
+
+    def public(self) -> dict:
+        """The seed's ``user`` object."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "email": self.email,
+            "roles": list(self.platform_roles),
+            "tenants": [{"id": t, "role": r} for t, r in sorted(self.memberships.items())],
+        }
+
+
+class AccountDirectory(Protocol):
+    def find_by_username(self, username: str) -> Account | None: ...
+
+    def find_by_id(self, user_id: str) -> Account | None: ...
+
+    def replace_password_hash(self, user_id: str, password_hash: str) -> None: ...
+
+
+def normalise_username(username: str) -> str:
+    return username.strip().lower()
+
+
+class PasswordAuthenticator:
+    """Username and password to an enabled account, or one uniform failure.
+
+    Unknown user, wrong password and disabled user all raise the same
+    ``InvalidCredentials`` after one argon2 verification each.
+    """
+
+    def __init__(self, directory: AccountDirectory, hasher: PasswordHasher):
+        self.directory = directory
+        self.hasher = hasher
+
+    def authenticate(self, username: str, password: str) -> Account:
+        account = self.directory.find_by_username(normalise_username(username))
+        if account is None:
+            self.hasher.verify_dummy(password)
+            raise InvalidCredentials()
+        if not self.hasher.verify(account.password_hash, password) or account.disabled:
+            raise InvalidCredentials()
+        if self.hasher.needs_rehash(account.password_hash):
+            self.directory.replace_password_hash(account.id, self.hasher.hash(password))
+        return account

@@ -1,0 +1,79 @@
+"""Registered OAuth clients as Authlib sees them (``ClientMixin``), free of the ORM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
+
+from .hashing import SecretHasher
+
+PUBLIC = "none"
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", PUBLIC)
+
+# The seed's own login endpoints (/api/v1/auth/*) act as this built-in public client.
+API_CLIENT_ID = "infracast"
+
+
+@dataclass(frozen=True)
+class RegisteredClient(ClientMixin):
+    client_id: str
+    client_name: str
+    token_endpoint_auth_method: str
+    secret_hash: str | None = field(default=None, repr=False)
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    grant_types: tuple[str, ...] = ()
+    response_types: tuple[str, ...] = ()
+    scope: str = ""
+    first_party: bool = True
+    tenant_permissions: dict = field(default_factory=dict)
+    hasher: SecretHasher | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == PUBLIC
+
+    def get_client_id(self):
+        return self.client_id
+
+    def get_default_redirect_uri(self):
+        # only unambiguous when exactly one is registered (RFC 6749 §3.1.2.3)
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope):
+        if not scope:
+            return ""
+        allowed = set(scope_to_list(self.scope))
+        return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
+
+    def check_redirect_uri(self, redirect_uri):
+        return redirect_uri in self.redirect_uris  # exact match, RFC 9700 §4.1.3
+
+    def check_client_secret(self, client_secret):
+        return self.hasher is not None and self.hasher.matches(client_secret, self.secret_hash)
+
+    def check_endpoint_auth_method(self, method, endpoint):
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type):
+        return response_type in self.response_types
+
+    def check_grant_type(self, grant_type):
+        return grant_type in self.grant_types
+
+
+class ClientDirectory(Protocol):
+    def find(self, client_id: str) -> RegisteredClient | None: ...
+
+
+def api_client() -> RegisteredClient:
+    return RegisteredClient(
+        client_id=API_CLIENT_ID,
+        client_name="Infracast API login",
+        token_endpoint_auth_method=PUBLIC,
+        grant_types=("password", "refresh_token"),
+        scope="profile email offline_access",
+    )

@@ -1,0 +1,112 @@
+"""The one store for short-lived state: Redis, or the embedded in-process Redis.
+
+Everything that lives for seconds to days goes through here: refresh-token families,
+revocations, brute-force counters, and later authorization codes, SSO state and replay
+caches. Keys look like ``<prefix>:<kind>:{<tag>}:<rest>``; the ``{tag}`` is a Redis
+Cluster hash tag, and every multi-key script only touches keys with one tag, so each
+script runs on one slot.
+
+``memory://`` is fakeredis with Lua (lupa) inside the process: the same commands and the
+same scripts as real Redis, so the same contract tests run against both. It holds state
+for one process only, which is why the server refuses it with more than one worker.
+
+Every Redis failure surfaces as ``Unavailable``: callers fail closed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import redis
+
+from .errors import Unavailable
+
+# short timeouts: a request waiting on a dead Redis should fail fast with a 503
+_SOCKET_TIMEOUT = 2.0
+
+
+def connect(url: str) -> redis.Redis:
+    if url.startswith("memory://"):
+        import fakeredis
+
+        return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=_SOCKET_TIMEOUT,
+        socket_connect_timeout=_SOCKET_TIMEOUT,
+        health_check_interval=15,
+        retry_on_timeout=False,
+    )
+
+
+def fail_closed(method):
+    """Turn any Redis error into ``Unavailable`` (503) so no caller ever proceeds on one."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as error:
+            raise Unavailable() from error
+
+    return wrapper
+
+
+class Store:
+    """Namespaced, fail-closed access to Redis for the services in ``idp``."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "idp", embedded: bool = False):
+        self.client = client
+        self.prefix = prefix
+        self.embedded = embedded
+        self._scripts: dict[str, Any] = {}
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "idp") -> "Store":
+        return cls(connect(url), prefix=prefix, embedded=url.startswith("memory://"))
+
+    def key(self, kind: str, tag: str, *rest: str) -> str:
+        """``<prefix>:<kind>:{<tag>}[:<rest>...]``; keys sharing a tag share a cluster slot."""
+        return ":".join([self.prefix, kind, "{" + tag + "}", *rest])
+
+    def script(self, source: str):
+        """A registered Lua script (EVALSHA, reloaded by redis-py after a Redis restart)."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.client.register_script(source)
+        return script
+
+    @fail_closed
+    def run(self, source: str, keys: list[str], args: list[Any]):
+        return self.script(source)(keys=keys, args=args)
+
+    @fail_closed
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+    @fail_closed
+    def put(self, key: str, value: dict, ttl: int) -> None:
+        self.client.set(key, json.dumps(value, separators=(",", ":")), ex=max(1, int(ttl)))
+
+    @fail_closed
+    def add(self, key: str, value: dict, ttl: int) -> bool:
+        """Store only if absent (a replay cache): False when the key was already there."""
+        return bool(self.client.set(key, json.dumps(value, separators=(",", ":")),
+                                    ex=max(1, int(ttl)), nx=True))
+
+    @fail_closed
+    def get(self, key: str) -> dict | None:
+        raw = self.client.get(key)
+        return None if raw is None else json.loads(raw)
+
+    @fail_closed
+    def consume(self, key: str) -> dict | None:
+        """Read and delete in one atomic step: single-use state (codes, SSO state)."""
+        raw = self.client.getdel(key)
+        return None if raw is None else json.loads(raw)
+
+    @fail_closed
+    def delete(self, *keys: str) -> int:
+        return int(self.client.delete(*keys)) if keys else 0

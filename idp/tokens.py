@@ -1,0 +1,100 @@
+"""JWT access tokens (RFC 9068 profile, contract §5).
+
+Header ``{"alg": "RS256", "typ": "at+jwt", "kid"}``; claims ``iss sub aud exp iat nbf jti
+client_id scope roles tenants`` plus ``sid`` (the refresh family a token came from) and
+``auth_time`` when known. The key is the keyring's active key, parsed once per process.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from joserfc import jwt
+
+from keys.keyring import Keyring
+from keys.manager import ALGORITHM
+
+from .accounts import Account
+from .errors import Forbidden
+from .permissions import permissions_in, tenant_permissions
+
+ACCESS_TOKEN_TYP = "at+jwt"
+ACCESS_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope",
+                       "roles", "tenants", "sid", "auth_time")
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    claims: dict
+    expires_in: int
+
+    @property
+    def jti(self) -> str:
+        return self.claims["jti"]
+
+    @property
+    def expires_at(self) -> str:
+        """RFC 3339 UTC, as the seed writes it: ``2024-03-16T10:00:00Z``."""
+        return rfc3339(self.claims["exp"])
+
+
+def rfc3339(epoch: int | float) -> str:
+    return datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def scoped_tenants(account: Account, tenant: str | None) -> dict[str, list[str]]:
+    """The ``tenants`` claim; with ``tenant`` it holds that tenant alone (403 without a role)."""
+    claim = tenant_permissions(account.platform_roles, account.memberships)
+    if tenant is None:
+        return claim
+    held = permissions_in(claim, tenant)
+    if not held:
+        raise Forbidden()
+    return {tenant: sorted(held)}
+
+
+class AccessTokenIssuer:
+    def __init__(self, keyring: Keyring, issuer: str, audience: str, ttl: int, clock=time.time):
+        self.keyring = keyring
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl
+        self.clock = clock
+
+    def issue(self, *, subject: str, client_id: str, scope: str, roles: list[str],
+              tenants: dict[str, list[str]], sid: str | None = None,
+              auth_time: int | None = None) -> AccessToken:
+        now = int(self.clock())
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.audience,
+            "exp": now + self.ttl,
+            "iat": now,
+            "nbf": now,
+            "jti": secrets.token_urlsafe(16),
+            "client_id": client_id,
+            "scope": scope,
+            "roles": roles,
+            "tenants": tenants,
+        }
+        if sid is not None:
+            claims["sid"] = sid
+        if auth_time is not None:
+            claims["auth_time"] = int(auth_time)
+        key = self.keyring.signing_key()
+        header = {"alg": ALGORITHM, "typ": ACCESS_TOKEN_TYP, "kid": key.kid}
+        return AccessToken(jwt.encode(header, claims, key.key), claims, self.ttl)
+
+    def issue_for_account(self, account: Account, *, client_id: str, scope: str,
+                          tenant: str | None = None, sid: str | None = None,
+                          auth_time: int | None = None) -> AccessToken:
+        tenants = scoped_tenants(account, tenant)
+        # a tenant-scoped token must not widen itself through platform roles
+        roles = [] if tenant is not None else list(account.platform_roles)
+        return self.issue(subject=account.id, client_id=client_id, scope=scope, roles=roles,
+                          tenants=tenants, sid=sid, auth_time=auth_time)

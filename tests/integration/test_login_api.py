@@ -1,0 +1,153 @@
+"""POST /api/v1/auth/token against PostgreSQL and Redis (contract §3, §5)."""
+
+import re
+import statistics
+import time
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.helpers import jwt_parts, login
+
+RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def _verify(client, token):
+    keys = KeySet.import_key_set(client.get("/.well-known/jwks.json").get_json())
+    return jwt.decode(token, keys, algorithms=["RS256"])
+
+
+def test_login_returns_the_seed_shape_and_a_verifiable_token(client, make_user, make_tenant):
+    tenant = make_tenant()
+    user = make_user(tenants={tenant: "editor"})
+    response = login(client, user["username"], user["password"])
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 3600
+    assert RFC3339_Z.match(body["expires_at"])
+    assert body["user"] == {
+        "id": user["id"], "username": user["username"],
+        "email": f"{user['username']}@example.test", "roles": [],
+        "tenants": [{"id": tenant, "role": "editor"}],
+    }
+    decoded = _verify(client, body["token"])
+    assert decoded.header["alg"] == "RS256"
+    assert decoded.header["typ"] == "at+jwt"
+    assert decoded.header["kid"]
+    claims = decoded.claims
+    assert claims["iss"] == "http://127.0.0.1:8000"
+    assert claims["aud"] == "infracast-api"
+    assert claims["sub"] == user["id"]
+    assert claims["exp"] - claims["iat"] == 3600
+    assert claims["nbf"] == claims["iat"]
+    assert claims["jti"]
+    assert claims["client_id"] == "infracast"
+    assert claims["roles"] == []
+    assert claims["tenants"] == {tenant: ["nodes:read", "findings:read", "jobs:read",
+                                          "reports:read", "nodes:write", "findings:write",
+                                          "jobs:write"]}
+    assert time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"])) == body["expires_at"]
+
+
+def test_tenant_scoped_token_holds_that_tenant_alone(client, make_user, make_tenant):
+    viewer_in, editor_in, other = make_tenant(), make_tenant(), make_tenant()
+    user = make_user(tenants={viewer_in: "viewer", editor_in: "editor"})
+    body = login(client, user["username"], user["password"], tenant=viewer_in).get_json()
+    assert jwt_parts(body["token"])[1]["tenants"] == {
+        viewer_in: sorted(["nodes:read", "findings:read", "jobs:read", "reports:read"])}
+    refused = login(client, user["username"], user["password"], tenant=other)
+    assert refused.status_code == 403
+    assert refused.get_json() == {"error": {"code": "FORBIDDEN", "message": "Insufficient permissions"}}
+
+
+def test_platform_admin_scoped_to_one_tenant_loses_the_platform_role(client, make_user, make_tenant):
+    tenant = make_tenant()
+    admin = make_user(roles=["admin"])
+    claims = jwt_parts(login(client, admin["username"], admin["password"]).get_json()["token"])[1]
+    assert claims["roles"] == ["admin"] and claims["tenants"] == {"*": ["admin:*"]}
+    scoped = jwt_parts(login(client, admin["username"], admin["password"],
+                             tenant=tenant).get_json()["token"])[1]
+    assert scoped["roles"] == [] and scoped["tenants"] == {tenant: ["admin:*"]}
+    missing = login(client, admin["username"], admin["password"], tenant="no-such-tenant")
+    assert missing.status_code == 404
+
+
+def test_unknown_user_wrong_password_and_disabled_user_look_the_same(client, make_user):
+    good = make_user()
+    disabled = make_user(disabled=True)
+    answers = [
+        login(client, "nobody-" + good["username"], good["password"]),
+        login(client, good["username"], "wrong password"),
+        login(client, disabled["username"], disabled["password"]),
+    ]
+    assert {r.status_code for r in answers} == {401}
+    assert all(r.get_json() == {"error": {"code": "UNAUTHORIZED",
+                                          "message": "Invalid username or password"}}
+               for r in answers)
+    assert all(r.headers["WWW-Authenticate"].startswith("Bearer") for r in answers)
+
+
+def test_unknown_user_costs_an_argon2_verification(client, make_user):
+    """Not a speed assertion: without the dummy hash the unknown path is ~100x cheaper."""
+    user = make_user()
+
+    def median_seconds(username):
+        samples = []
+        for _ in range(5):
+            started = time.perf_counter()
+            login(client, username, "wrong password")
+            samples.append(time.perf_counter() - started)
+        return statistics.median(samples)
+
+    known = median_seconds(user["username"])
+    unknown = median_seconds("ghost-" + user["username"])
+    assert unknown > known * 0.4
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"username": 123, "password": "x"}, "username"),
+    ({"username": "a", "password": ["x"]}, "password"),
+    ({"username": "a"}, "password"),
+    ({"password": "x"}, "username"),
+    ({"username": "a", "password": "x", "tenant": 5}, "tenant"),
+    ({"username": "", "password": "x"}, "username"),
+])
+def test_wrong_types_name_the_field(client, body, field):
+    response = client.post("/api/v1/auth/token", json=body)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "INVALID_REQUEST" and f"'{field}'" in error["message"]
+
+
+def test_body_shape_errors(client):
+    not_json = client.post("/api/v1/auth/token", data="username=a", content_type="text/plain")
+    assert not_json.status_code == 400 and not_json.get_json()["error"]["code"] == "INVALID_REQUEST"
+    broken = client.post("/api/v1/auth/token", data='{"username": ', content_type="application/json")
+    assert broken.status_code == 400 and "JSON" in broken.get_json()["error"]["message"]
+    array = client.post("/api/v1/auth/token", json=["a"])
+    assert array.status_code == 400
+    huge = client.post("/api/v1/auth/token", data='{"username": "' + "a" * 70000 + '"}',
+                       content_type="application/json")
+    assert huge.status_code == 413
+    assert huge.get_json()["error"]["code"] == "INVALID_REQUEST"
+
+
+def test_404_and_405_use_the_envelope(client):
+    missing = client.get("/api/v1/no-such-thing")
+    assert missing.status_code == 404
+    assert missing.get_json() == {"error": {"code": "NOT_FOUND", "message": "Not found"}}
+    wrong_method = client.get("/api/v1/auth/token")
+    assert wrong_method.status_code == 405
+    assert wrong_method.get_json()["error"]["code"] == "INVALID_REQUEST"
+    assert "POST" in wrong_method.headers["Allow"]
+
+
+def test_request_id_is_returned_and_a_safe_one_is_kept(client):
+    assert len(client.get("/healthz").headers["X-Request-Id"]) >= 16
+    kept = client.get("/healthz", headers={"X-Request-Id": "abcdef12-3456"})
+    assert kept.headers["X-Request-Id"] == "abcdef12-3456"
+    replaced = client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
+    assert replaced.headers["X-Request-Id"] != "bad id with spaces"

@@ -1,0 +1,51 @@
+"""Discovery and JWKS (contract §4): content, caching headers, conditional requests."""
+
+import base64
+import hashlib
+import json
+
+from app.extensions import db
+from app.models import SigningKey
+
+
+def test_discovery_lists_what_is_implemented(client):
+    doc = client.get("/.well-known/openid-configuration").get_json()
+    assert doc["issuer"] == "http://127.0.0.1:8000"
+    assert doc["jwks_uri"] == "http://127.0.0.1:8000/.well-known/jwks.json"
+    assert doc["token_endpoint"] == "http://127.0.0.1:8000/oauth/token"
+    assert "password" in doc["grant_types_supported"]
+    assert doc["token_endpoint_auth_methods_supported"] == [
+        "client_secret_basic", "client_secret_post", "none"]
+    assert doc == client.get("/.well-known/oauth-authorization-server").get_json()
+
+
+def test_jwks_caching_and_304(client):
+    first = client.get("/.well-known/jwks.json")
+    assert first.status_code == 200
+    assert first.headers["Cache-Control"].startswith("public, max-age=")
+    etag = first.headers["ETag"]
+    again = client.get("/.well-known/jwks.json", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["ETag"] == etag
+    other = client.get("/.well-known/jwks.json", headers={"If-None-Match": '"something-else"'})
+    assert other.status_code == 200
+
+
+def test_kid_is_the_rfc7638_thumbprint_and_private_half_is_sealed(client, ctx):
+    jwk = client.get("/.well-known/jwks.json").get_json()["keys"][0]
+    assert set(jwk) == {"kty", "n", "e", "kid", "alg", "use"}
+    canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"))
+    thumbprint = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=")
+    assert jwk["kid"] == thumbprint.decode()
+    row = db.session.get(SigningKey, jwk["kid"])
+    assert row.state == "active"
+    assert b"PRIVATE" not in row.sealed_private
+    modulus = base64.urlsafe_b64decode(jwk["n"] + "==")
+    assert len(modulus) * 8 >= 2048
+
+
+def test_discovery_is_cacheable_too(client):
+    first = client.get("/.well-known/openid-configuration")
+    assert first.headers["ETag"]
+    assert client.get("/.well-known/openid-configuration",
+                      headers={"If-None-Match": first.headers["ETag"]}).status_code == 304

@@ -1,0 +1,29 @@
+import pytest
+
+from app.config import ConfigError, load_config, normalise_database_url, validate
+
+
+def test_defaults_match_the_contract():
+    config = load_config({})
+    assert config["ISSUER"] == "http://127.0.0.1:8000"
+    assert config["REDIS_URL"] == "memory://"
+    assert config["AUDIENCE"] == "infracast-api"
+    assert config["ACCESS_TOKEN_TTL"] == 3600
+    assert config["REFRESH_TOKEN_TTL"] == 604800
+    assert config["TRUSTED_PROXIES"] == 0
+    validate(config)
+
+
+def test_values_are_parsed_and_checked():
+    assert load_config({"ACCESS_TOKEN_TTL": "60"})["ACCESS_TOKEN_TTL"] == 60
+    with pytest.raises(ConfigError, match="ACCESS_TOKEN_TTL"):
+        load_config({"ACCESS_TOKEN_TTL": "soon"})
+    with pytest.raises(ConfigError, match="IDP_ISSUER"):
+        validate(load_config({"IDP_ISSUER": "http://x/"}))
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        validate(load_config({"REDIS_URL": "mongodb://x"}))
+
+
+def test_postgres_urls_use_psycopg3():
+    assert normalise_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_database_url("sqlite:///x.db") == "sqlite:///x.db"
