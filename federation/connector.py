@@ -1,0 +1,58 @@
+"""The connector contract shared by the OIDC (Okta, Azure AD) and SAML connectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the upstream says signed in. ``subject`` is stable per upstream; e-mail is not."""
+
+    subject: str
+    email: str | None = None
+    email_verified: bool = False
+    name: str | None = None
+    username: str | None = None
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoginStart:
+    """Where to send the browser, and what the server must keep (single-use) until it returns.
+
+    ``saved`` holds connector data such as the nonce and PKCE verifier (OIDC) or the
+    AuthnRequest id (SAML); the server stores it under the ``state`` / RelayState it chose
+    and passes it back to the callback exactly once.
+    """
+
+    redirect_url: str
+    saved: dict = field(default_factory=dict)
+
+
+class ConnectorError(Exception):
+    """An upstream login failed. ``message`` is safe to show; ``reason`` is for the log."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or message
+
+
+class CallbackConnector(Protocol):
+    """Redirect-based upstreams (OpenID Connect)."""
+
+    def login(self, callback_url: str, state: str) -> LoginStart: ...
+
+    def handle_callback(self, callback_url: str, params: Mapping[str, str],
+                        saved: Mapping) -> Identity: ...
+
+
+class SAMLConnector(Protocol):
+    """SAML 2.0 upstreams: AuthnRequest by HTTP-Redirect, Response by HTTP-POST."""
+
+    def login(self, acs_url: str, relay_state: str) -> LoginStart: ...
+
+    def handle_post(self, acs_url: str, saml_response: str,
+                    saved: Mapping | None) -> Identity: ...
