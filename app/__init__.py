@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from idp.clients import AUTH_METHODS
 from keys.sealing import Sealer
 
 from .config import MAX_CONTENT_LENGTH, load_config, normalise_database_url, validate
@@ -81,6 +82,8 @@ def _enforce_sqlite_foreign_keys(engine) -> None:
 def _register_blueprints(app: Flask) -> None:
     from .api import auth as api_auth
     from .health import bp as health_bp
+    from .extensions import services
+    from .oauth import revoke as oauth_revoke
     from .oauth import token as oauth_token
     from .wellknown import bp as wellknown_bp
 
@@ -88,3 +91,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(wellknown_bp)
     app.register_blueprint(api_auth.bp)
     app.register_blueprint(oauth_token.bp)
+    app.register_blueprint(oauth_revoke.bp)
+    with app.app_context():
+        server = services().authorization
+        server.published_endpoints.update({"revocation_endpoint": "/oauth/revoke"})
+        server.extra_metadata["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS)

@@ -50,6 +50,22 @@ SETTINGS: dict[str, Setting] = {
     "ACCESS_TOKEN_TTL": Setting("ACCESS_TOKEN_TTL", 3600, _int, "seconds"),
     "REFRESH_TOKEN_TTL": Setting("REFRESH_TOKEN_TTL", 604800, _int,
                                  "seconds, absolute lifetime of a refresh-token family"),
+    "REFRESH_REUSE_GRACE_SECONDS": Setting(
+        "REFRESH_REUSE_GRACE_SECONDS", 5.0, float,
+        "seconds in which the same client re-presenting a just-rotated refresh token gets the "
+        "same successor instead of revoking the family; 0 turns the grace off"),
+    "LOGIN_FREE_ATTEMPTS": Setting("LOGIN_FREE_ATTEMPTS", 5, _int,
+                                   "failed logins per (account, address) before delays start"),
+    "LOGIN_BASE_DELAY": Setting("LOGIN_BASE_DELAY", 1.0, float,
+                                "first delay in seconds; it doubles with each further attempt"),
+    "LOGIN_MAX_DELAY": Setting("LOGIN_MAX_DELAY", 900.0, float, "longest delay in seconds"),
+    "LOGIN_ACCOUNT_THRESHOLD": Setting("LOGIN_ACCOUNT_THRESHOLD", 100, _int,
+                                       "failed logins per account, from all addresses, before "
+                                       "the account is locked"),
+    "LOGIN_ACCOUNT_LOCK": Setting("LOGIN_ACCOUNT_LOCK", 900, _int,
+                                  "seconds an account stays locked after that"),
+    "LOGIN_WINDOW": Setting("LOGIN_WINDOW", 900, _int,
+                            "seconds without attempts after which counters are forgotten"),
     "SECRET_KEY_FILE": Setting("IDP_SECRET_KEY_FILE", None, _str,
                                "file holding the key-encryption key"),
     "SECRET_KEY_VALUE": Setting("IDP_SECRET_KEY", None, _str,
@@ -108,7 +124,10 @@ def validate(config: dict[str, object]) -> None:
     issuer = str(config["ISSUER"])
     if not issuer.startswith(("https://", "http://")) or issuer.endswith("/"):
         raise ConfigError("IDP_ISSUER must be an http(s) URL without a trailing slash")
-    for key in ("ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "JWKS_MAX_AGE"):
+    if float(config["REFRESH_REUSE_GRACE_SECONDS"]) < 0:
+        raise ConfigError("REFRESH_REUSE_GRACE_SECONDS must be 0 or more")
+    for key in ("ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "JWKS_MAX_AGE", "LOGIN_FREE_ATTEMPTS",
+                "LOGIN_ACCOUNT_THRESHOLD", "LOGIN_ACCOUNT_LOCK", "LOGIN_WINDOW"):
         if int(config[key]) <= 0:
             raise ConfigError(f"{SETTINGS[key].env} must be a positive number of seconds")
     if int(config["TRUSTED_PROXIES"]) < 0:

@@ -122,3 +122,18 @@ class SigningKey(db.Model):
                  postgresql_where=sa.text("state = 'active'"),
                  sqlite_where=sa.text("state = 'active'")),
     )
+
+
+class Revocation(db.Model):
+    """The durable record of a revocation; Redis holds the fast copy (idp/revocation.py).
+
+    kind ``jti`` (one access token), ``sid`` (a refresh family) or ``user`` (a watermark:
+    every token issued up to ``revoked_at``). Rows are useless after ``expires_at``.
+    """
+
+    __tablename__ = "revocations"
+
+    kind: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    subject: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

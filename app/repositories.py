@@ -14,10 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from idp.accounts import Account
 from idp.clients import API_CLIENT_ID, RegisteredClient, api_client
 from idp.hashing import SecretHasher
+from idp.revocation import USER, RevocationRecord
 from keys.manager import RETIRED, KeyRecord
 
 from .extensions import db
-from .models import Client, SigningKey, Tenant, User
+from .models import Client, Revocation, SigningKey, Tenant, User, utcnow
 
 
 def account_from(user: User) -> Account:
@@ -126,3 +127,43 @@ class SqlKeyRepository:
                 .values(state=to_state, **fields)
             )
         return result.rowcount == 1
+
+
+class SqlDurableRevocations:
+    """Revocation records in their own short transactions, committed before Redis is told."""
+
+    table = Revocation.__table__
+
+    def record(self, record: RevocationRecord) -> None:
+        c = self.table.c
+        with db.engine.begin() as conn:
+            insert = _upsert_insert(conn)(self.table).values(
+                kind=record.kind, subject=record.subject, revoked_at=record.revoked_at,
+                expires_at=record.expires_at)
+            # a later revocation moves a watermark forward and never shortens a lifetime
+            latest = sa.func.greatest if conn.dialect.name == "postgresql" else sa.func.max
+            conn.execute(insert.on_conflict_do_update(
+                index_elements=[c.kind, c.subject],
+                set_={"revoked_at": latest(c.revoked_at, insert.excluded.revoked_at),
+                      "expires_at": latest(c.expires_at, insert.excluded.expires_at)}))
+
+    def active(self, now: datetime) -> list[RevocationRecord]:
+        c = self.table.c
+        with db.engine.begin() as conn:
+            conn.execute(sa.delete(self.table).where(c.expires_at <= now))
+            rows = conn.execute(sa.select(self.table)).all()
+        return [RevocationRecord(r.kind, r.subject, r.revoked_at, r.expires_at) for r in rows]
+
+    def user_watermark(self, user_id: str) -> datetime | None:
+        c = self.table.c
+        with db.engine.connect() as conn:
+            return conn.execute(sa.select(c.revoked_at).where(
+                c.kind == USER, c.subject == user_id, c.expires_at > utcnow())).scalar()
+
+
+def _upsert_insert(conn):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert

@@ -15,15 +15,20 @@ from flask import request
 from idp.accounts import PasswordAuthenticator
 from idp.hashing import SecretHasher
 from idp.passwords import PasswordHasher
+from idp.refresh import RefreshFamilies
+from idp.revocation import RevocationList
 from idp.server import AuthorizationServer
 from idp.store import Store
+from idp.throttle import LoginThrottle, ThrottlePolicy
 from idp.token_service import TokenService
+from idp.token_validation import AccessTokenValidator
 from idp.tokens import AccessTokenIssuer
 from keys.keyring import Keyring
 from keys.manager import KeyManager
 from keys.sealing import Sealer
 
-from .repositories import SqlAccountDirectory, SqlClientDirectory, SqlKeyRepository
+from .repositories import (SqlAccountDirectory, SqlClientDirectory, SqlDurableRevocations,
+                           SqlKeyRepository)
 
 
 def utc_clock() -> datetime:
@@ -46,7 +51,10 @@ class Services:
     keyring: Keyring
     accounts: SqlAccountDirectory
     clients: SqlClientDirectory
+    revocations: RevocationList
+    throttle: LoginThrottle
     tokens: TokenService
+    validator: AccessTokenValidator
     authorization: AuthorizationServer
 
 
@@ -63,15 +71,34 @@ def build_services(config: dict, kek: bytes) -> Services:
     keyring = Keyring(key_manager, cache_seconds=float(config["KEY_CACHE_SECONDS"]))
     accounts = SqlAccountDirectory()
     clients = SqlClientDirectory(secret_hasher)
+    access_ttl, refresh_ttl = int(config["ACCESS_TOKEN_TTL"]), int(config["REFRESH_TOKEN_TTL"])
     issuer = AccessTokenIssuer(
         keyring, issuer=str(config["ISSUER"]), audience=str(config["AUDIENCE"]),
-        ttl=int(config["ACCESS_TOKEN_TTL"]), clock=time.time,
+        ttl=access_ttl,
     )
-    tokens = TokenService(PasswordAuthenticator(accounts, passwords), issuer,
-                          tenant_exists=accounts.tenant_exists)
-    authorization = AuthorizationServer(clients, tokens, client_ip=client_ip)
+    revocations = RevocationList(store, SqlDurableRevocations(), access_ttl=access_ttl,
+                                 refresh_ttl=refresh_ttl)
+    throttle = LoginThrottle(store, ThrottlePolicy(
+        free_attempts=int(config["LOGIN_FREE_ATTEMPTS"]),
+        base_delay=float(config["LOGIN_BASE_DELAY"]),
+        max_delay=float(config["LOGIN_MAX_DELAY"]),
+        account_threshold=int(config["LOGIN_ACCOUNT_THRESHOLD"]),
+        account_lock=int(config["LOGIN_ACCOUNT_LOCK"]),
+        window=int(config["LOGIN_WINDOW"]),
+    ))
+    families = RefreshFamilies(store, secret_hasher, ttl=refresh_ttl,
+                               grace_seconds=float(config["REFRESH_REUSE_GRACE_SECONDS"]))
+    tokens = TokenService(
+        authenticator=PasswordAuthenticator(accounts, passwords), issuer=issuer,
+        accounts=accounts, families=families, revocations=revocations, throttle=throttle,
+        tenant_exists=accounts.tenant_exists,
+    )
+    validator = AccessTokenValidator(keyring, revocations, issuer=str(config["ISSUER"]),
+                                     audience=str(config["AUDIENCE"]))
+    authorization = AuthorizationServer(clients, tokens, validator, client_ip=client_ip)
     return Services(
         config=config, sealer=sealer, store=store, passwords=passwords, secrets=secret_hasher,
-        keys=key_manager, keyring=keyring, accounts=accounts, clients=clients, tokens=tokens,
+        keys=key_manager, keyring=keyring, accounts=accounts, clients=clients,
+        revocations=revocations, throttle=throttle, tokens=tokens, validator=validator,
         authorization=authorization,
     )

@@ -31,11 +31,17 @@ class InvalidRequest(IdpError):
 
 
 class InvalidGrant(IdpError):
-    """A grant (password, refresh token, code) that is wrong, used, expired or revoked."""
-    status = 400
-    code = "INVALID_REQUEST"
+    """A grant (refresh token, code) that is wrong, used, expired or revoked."""
+    status = 401
+    code = "UNAUTHORIZED"
     oauth_error = "invalid_grant"
-    message = "The grant is invalid, expired or revoked"
+    oauth_status = 400
+    message = "Invalid or expired token"
+
+
+class InvalidScope(IdpError):
+    oauth_error = "invalid_scope"
+    message = "The requested scope is not allowed"
 
 
 class Unauthorized(IdpError):

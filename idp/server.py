@@ -13,23 +13,29 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthor
 
 from .clients import ClientDirectory
 from .grants.password import PasswordGrant
+from .grants.refresh_token import RefreshTokenGrant
+from .revocation_endpoint import RevocationEndpoint
 from .token_service import TokenService
+from .token_validation import AccessTokenValidator
 
 SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access"]
 
 
 class AuthorizationServer(FlaskAuthorizationServer):
     def __init__(self, clients: ClientDirectory, tokens: TokenService,
-                 client_ip: Callable[[], str]):
+                 validator: AccessTokenValidator, client_ip: Callable[[], str]):
         super().__init__(query_client=clients.find, save_token=_tokens_are_not_stored)
         self.scopes_supported = SCOPES_SUPPORTED
         self.tokens = tokens
+        self.validator = validator
         self.client_ip = client_ip
         # metadata name -> path, filled in by the app as it mounts each endpoint
         self.published_endpoints: dict[str, str] = {}
         # further discovery members contributed by extensions (OIDC, PKCE, ...)
         self.extra_metadata: dict = {}
         self.register_grant(PasswordGrant)
+        self.register_grant(RefreshTokenGrant)
+        self.register_endpoint(RevocationEndpoint)
 
     def grant_types_supported(self) -> list[str]:
         return sorted({grant.GRANT_TYPE for grant, _ in self._token_grants})

@@ -20,6 +20,8 @@ import json
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .errors import Unavailable
 
@@ -32,12 +34,16 @@ def connect(url: str) -> redis.Redis:
         import fakeredis
 
         return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    # One immediate retry on a dropped connection (a Redis restart leaves dead sockets in
+    # the pool); more would only delay the 503. A retried rotation whose first attempt did
+    # run falls in the reuse grace window (with the grace off, it revokes: fail closed).
     return redis.Redis.from_url(
         url,
         socket_timeout=_SOCKET_TIMEOUT,
         socket_connect_timeout=_SOCKET_TIMEOUT,
         health_check_interval=15,
-        retry_on_timeout=False,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[redis.ConnectionError],
     )
 
 
@@ -95,6 +101,19 @@ class Store:
         """Store only if absent (a replay cache): False when the key was already there."""
         return bool(self.client.set(key, json.dumps(value, separators=(",", ":")),
                                     ex=max(1, int(ttl)), nx=True))
+
+    @fail_closed
+    def mget(self, keys: list[str]) -> list:
+        """Raw values of several keys (one round trip); callers keep them in one slot."""
+        return self.client.mget(keys)
+
+    @fail_closed
+    def set_if_absent(self, key: str, value: str, ttl: int) -> bool:
+        return bool(self.client.set(key, value, ex=ttl, nx=True))
+
+    @fail_closed
+    def exists(self, key: str) -> bool:
+        return bool(self.client.exists(key))
 
     @fail_closed
     def get(self, key: str) -> dict | None:

@@ -1,18 +1,26 @@
 """The one token service behind every grant and both login APIs.
 
-``/api/v1/auth/*`` and Authlib's grants on ``/oauth/token`` authenticate and issue through
-these methods, so a token means the same thing whichever door it came through.
+``/api/v1/auth/*`` and Authlib's grants on ``/oauth/token`` authenticate, issue, refresh
+and revoke through these methods, so a token means the same thing whichever door it came
+through.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from .accounts import Account, PasswordAuthenticator
+from .clock import now
+from .accounts import Account, AccountDirectory, PasswordAuthenticator
 from .clients import RegisteredClient
-from .errors import Forbidden, NotFound
+from .errors import Forbidden, InvalidGrant, NotFound
 from .permissions import is_platform_admin
+from .refresh import Family, RefreshFamilies, ReuseDetected
+from .revocation import RevocationList
+from .throttle import LoginThrottle
 from .tokens import AccessToken, AccessTokenIssuer
+
+audit = logging.getLogger("infracast.audit")
 
 
 @dataclass(frozen=True)
@@ -49,14 +57,26 @@ class TokenResponse:
 
 
 class TokenService:
-    def __init__(self, authenticator: PasswordAuthenticator, issuer: AccessTokenIssuer,
-                 tenant_exists):
+    def __init__(self, *, authenticator: PasswordAuthenticator, issuer: AccessTokenIssuer,
+                 accounts: AccountDirectory, families: RefreshFamilies,
+                 revocations: RevocationList, throttle: LoginThrottle, tenant_exists,
+                 clock=now):
         self.authenticator = authenticator
         self.issuer = issuer
+        self.accounts = accounts
+        self.families = families
+        self.revocations = revocations
+        self.throttle = throttle
         self._tenant_exists = tenant_exists
+        self.clock = clock
 
+    # -- signing in ---------------------------------------------------------------------
     def authenticate_password(self, username: str, password: str, client_ip: str) -> Account:
-        return self.authenticator.authenticate(username, password)
+        """The account, or one uniform failure; every attempt passes the brute-force gate."""
+        self.throttle.begin(username, client_ip)
+        account = self.authenticator.authenticate(username, password)
+        self.throttle.succeeded(username, client_ip)
+        return account
 
     def check_tenant(self, account: Account, tenant: str | None) -> None:
         """A platform admin may scope to any existing tenant; others only to their own."""
@@ -67,9 +87,75 @@ class TokenService:
         if not self._tenant_exists(tenant):
             raise NotFound("Unknown tenant")
 
-    def issue_for_account(self, account: Account, client: RegisteredClient, scope: str,
-                          tenant: str | None = None) -> TokenResponse:
+    def issue_for_account(self, account: Account, client: RegisteredClient, scope: str, *,
+                          tenant: str | None = None, with_refresh: bool = False,
+                          auth_time: int | None = None) -> TokenResponse:
+        """Tokens after a login; ``with_refresh`` begins a refresh-token family."""
         self.check_tenant(account, tenant)
-        access = self.issuer.issue_for_account(account, client_id=client.client_id,
-                                               scope=scope, tenant=tenant)
-        return TokenResponse(access=access, scope=scope, account=account)
+        auth_time = int(auth_time or self.clock())
+        family_id = refresh_token = None
+        if with_refresh:
+            rotation = self.families.start(user_id=account.id, client_id=client.client_id,
+                                           scope=scope, tenant=tenant, auth_time=auth_time)
+            family_id, refresh_token = rotation.family.id, rotation.refresh_token
+        access = self.issuer.issue_for_account(account, client_id=client.client_id, scope=scope,
+                                               tenant=tenant, sid=family_id, auth_time=auth_time)
+        return TokenResponse(access=access, scope=scope, account=account,
+                             refresh_token=refresh_token)
+
+    # -- refreshing ---------------------------------------------------------------------
+    def refresh(self, refresh_token: str, client: RegisteredClient,
+                scope: str | None = None) -> TokenResponse:
+        """Rotate the refresh token and issue an access token with the user's current roles."""
+        try:
+            rotation = self.families.rotate(refresh_token, client.client_id, scope or "")
+        except ReuseDetected as reuse:
+            self.revocations.revoke_family(reuse.family.id)
+            audit.warning("refresh token reuse", extra={"fields": {
+                "event": "audit", "action": "refresh.reuse_detected", "outcome": "family_revoked",
+                "user_id": reuse.family.user_id, "client_id": reuse.family.client_id,
+                "sid": reuse.family.id}})
+            raise
+        family = rotation.family
+        account = self.accounts.find_by_id(family.user_id)
+        if account is None or account.disabled or self._revoked_since(family):
+            self.end_family(family.id)
+            raise InvalidGrant()
+        granted = " ".join(scope.split()) if scope else family.scope
+        try:
+            access = self.issuer.issue_for_account(
+                account, client_id=family.client_id, scope=granted, tenant=family.tenant,
+                sid=family.id, auth_time=family.auth_time)
+        except Forbidden:
+            # the user no longer holds a role in the family's tenant
+            self.end_family(family.id)
+            raise InvalidGrant() from None
+        return TokenResponse(access=access, scope=granted, account=account,
+                             refresh_token=rotation.refresh_token)
+
+    def _revoked_since(self, family: Family) -> bool:
+        watermark = self.revocations.user_watermark(family.user_id)
+        return watermark is not None and family.auth_time <= watermark
+
+    # -- revoking -----------------------------------------------------------------------
+    def end_family(self, family_id: str) -> None:
+        """The family's refresh token and every access token issued from it stop working."""
+        self.revocations.revoke_family(family_id)
+        self.families.end(family_id)
+
+    def revoke_access_token(self, claims: dict) -> None:
+        self.revocations.revoke_access_token(str(claims["jti"]), int(claims["exp"]))
+
+    def logout(self, claims: dict, refresh_token: str | None = None) -> None:
+        """End the caller's access token, its family, and a refresh family it names."""
+        self.revoke_access_token(claims)
+        if claims.get("sid"):
+            self.end_family(str(claims["sid"]))
+        if refresh_token:
+            family = self.families.find(refresh_token)
+            if family is not None and family.user_id == claims.get("sub"):
+                self.end_family(family.id)
+
+    def revoke_user(self, user_id: str) -> None:
+        """Every access token and refresh family of the user stops working at once."""
+        self.revocations.revoke_user(user_id)

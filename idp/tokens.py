@@ -17,6 +17,7 @@ from joserfc import jwt
 from keys.keyring import Keyring
 from keys.manager import ALGORITHM
 
+from .clock import now
 from .accounts import Account
 from .errors import Forbidden
 from .permissions import permissions_in, tenant_permissions
@@ -58,7 +59,7 @@ def scoped_tenants(account: Account, tenant: str | None) -> dict[str, list[str]]
 
 
 class AccessTokenIssuer:
-    def __init__(self, keyring: Keyring, issuer: str, audience: str, ttl: int, clock=time.time):
+    def __init__(self, keyring: Keyring, issuer: str, audience: str, ttl: int, clock=now):
         self.keyring = keyring
         self.issuer = issuer
         self.audience = audience

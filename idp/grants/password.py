@@ -30,5 +30,7 @@ class PasswordGrant(TokenGrantMixin, grants.ResourceOwnerPasswordCredentialsGran
     def create_token_response(self):
         response = self.server.tokens.issue_for_account(
             self.request.user, self.client, self.request.requested_scope,
-            tenant=self.requested_tenant())
+            tenant=self.requested_tenant(),
+            # a refresh token for every client registered for the refresh_token grant
+            with_refresh=self.client.check_grant_type("refresh_token"))
         return 200, response.oauth(), self.TOKEN_RESPONSE_HEADER

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis as redis_lib
 import requests
 from flask_migrate import upgrade
 
@@ -42,9 +43,9 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if requests.get(self.url + "/readyz", timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.1)
         raise RuntimeError("server did not become ready")
@@ -83,3 +84,59 @@ def live_server(server_backends, tmp_path_factory):
                         tmp_path=tmp_path_factory.mktemp("server"))
     yield server
     server.stop()
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port, which the test may stop and restart."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                if redis_lib.Redis(port=self.port, socket_timeout=0.5).ping():
+                    return
+            except redis_lib.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis():
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+def post_json(url: str, body: dict, **kwargs) -> requests.Response:
+    return requests.post(url, json=body, timeout=15, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def backend_app(server_backends):
+    """An app object on the live server's database and Redis, for set-up and inspection."""
+    app = create_app(base_config(**server_backends))
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def create_test_user(app, username: str, password: str = "correct horse battery", **kwargs) -> str:
+    from app.users import create_user
+
+    with app.app_context():
+        return create_user(username=username, email=f"{username}@example.test", password=password,
+                           **kwargs).id

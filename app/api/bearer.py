@@ -1,0 +1,23 @@
+"""Bearer authentication for our own API (RFC 6750 §2.1)."""
+
+from __future__ import annotations
+
+from flask import g, request
+
+from idp.errors import Unauthorized
+
+from ..extensions import services
+
+
+def bearer_token() -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized()
+    return token.strip()
+
+
+def current_claims() -> dict:
+    """The caller's validated access-token claims (signature, expiry, revocation)."""
+    if "token_claims" not in g:
+        g.token_claims = services().validator.validate(bearer_token())
+    return g.token_claims

@@ -1,0 +1,181 @@
+"""Access-token revocation: exact, fail-closed, and one Redis round trip per check.
+
+Three kinds of revocation, each with a durable record in the database and a fast copy in
+Redis (all under the one ``{rev}`` hash tag, so a check is a single MGET on one slot):
+
+    jti   one access token, until it would have expired
+    sid   a refresh family and every access token issued from it
+    user  a watermark: every token of the user issued at or before it (disabled, deleted,
+          password changed)
+
+Redis may come back empty (no persistence, failover to a stale replica). An *epoch* key
+marks a Redis that holds the full copy; when it is missing, the copy is rebuilt from the
+database before any token is accepted again, and every check fails closed meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Protocol
+
+from .clock import now
+from .errors import Unavailable
+from .store import Store
+
+log = logging.getLogger("infracast.revocation")
+
+JTI, SID, USER = "jti", "sid", "user"
+_TAG = "rev"
+# revocation keys copied per script call during a rebuild
+_COPY_BATCH = 500
+# how long a checker waits for another worker's rebuild before answering 503
+_REBUILD_WAIT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class RevocationRecord:
+    kind: str
+    subject: str
+    revoked_at: datetime
+    expires_at: datetime
+
+
+class DurableRevocations(Protocol):
+    """The database side: the record that survives an emptied Redis."""
+
+    def record(self, record: RevocationRecord) -> None: ...
+
+    def active(self, now: datetime) -> list[RevocationRecord]: ...
+
+    def user_watermark(self, user_id: str) -> datetime | None: ...
+
+
+class RevocationList:
+    def __init__(self, store: Store, durable: DurableRevocations, access_ttl: int,
+                 refresh_ttl: int, clock=now):
+        self.store = store
+        self.durable = durable
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+        self.clock = clock
+
+    # -- keys -------------------------------------------------------------------------
+    def _key(self, kind: str, subject: str) -> str:
+        return self.store.key("rev", _TAG, kind, subject)
+
+    @property
+    def _epoch_key(self) -> str:
+        return self.store.key("rev", _TAG, "epoch")
+
+    # -- revoking -------------------------------------------------------------------------
+    def revoke_access_token(self, jti: str, expires_at: int) -> None:
+        self._revoke(JTI, jti, expires_at)
+
+    def revoke_family(self, family_id: str) -> None:
+        # access tokens from a family live at most access_ttl past the family's end
+        self._revoke(SID, family_id, self.clock() + self.refresh_ttl + self.access_ttl)
+
+    def revoke_user(self, user_id: str) -> None:
+        """Every token of this user issued up to now stops working, refresh families too."""
+        # refresh families check the durable watermark, which must outlive them
+        self._revoke(USER, user_id, self.clock() + self.refresh_ttl + self.access_ttl)
+
+    def _revoke(self, kind: str, subject: str, expires_at: float) -> None:
+        now = self.clock()
+        if expires_at <= now:
+            return
+        record = RevocationRecord(kind, subject, _utc(now), _utc(expires_at))
+        self.durable.record(record)  # durable first: an emptied Redis is rebuilt from it
+        self._copy([record], now)
+
+    def _copy(self, records: list[RevocationRecord], now: float) -> None:
+        for start in range(0, len(records), _COPY_BATCH):
+            batch = records[start:start + _COPY_BATCH]
+            args: list = []
+            for record in batch:
+                # the value is the revocation time: what a user watermark compares against
+                args += [f"{record.revoked_at.timestamp():.3f}",
+                         max(1, math.ceil(record.expires_at.timestamp() - now))]
+            self.store.run(_COPY, [self._key(r.kind, r.subject) for r in batch], args)
+
+    # -- checking -------------------------------------------------------------------------
+    def is_revoked(self, claims: dict) -> bool:
+        """Is this (signature-checked, unexpired) access token revoked? Fails closed."""
+        keys = [self._epoch_key, self._key(JTI, str(claims.get("jti", ""))),
+                self._key(USER, str(claims.get("sub", "")))]
+        if claims.get("sid"):
+            keys.append(self._key(SID, str(claims["sid"])))
+        values = self.store.mget(keys)
+        if values[0] is None:
+            self.rebuild()
+            values = self.store.mget(keys)
+            if values[0] is None:
+                raise Unavailable()
+        epoch, jti, user_watermark, *family = values
+        if jti is not None or (family and family[0] is not None):
+            return True
+        # iat has whole seconds: a token from the same second as the watermark is revoked too
+        return user_watermark is not None and int(claims.get("iat", 0)) <= float(user_watermark)
+
+    def user_watermark(self, user_id: str) -> float | None:
+        """The durable watermark (refresh families compare their auth_time against it)."""
+        watermark = self.durable.user_watermark(user_id)
+        return None if watermark is None else watermark.timestamp()
+
+    # -- rebuilding -----------------------------------------------------------------------
+    def rebuild(self) -> None:
+        """Copy every live durable revocation into Redis, then set the epoch.
+
+        One worker rebuilds (a short lock); the others wait briefly for the epoch and
+        otherwise fail closed. Writes are idempotent, so a rebuild racing a new revocation
+        cannot lose it: the revoker writes its own copy after its durable record.
+        """
+        lock = self.store.key("rev", _TAG, "rebuild-lock")
+        token = secrets.token_hex(8)
+        if self.store.set_if_absent(lock, token, ttl=30):
+            try:
+                now = self.clock()
+                records = self.durable.active(_utc(now))
+                self._copy(records, now)
+                self.store.run(_SET, [self._epoch_key], [f"{now:.3f}"])
+                log.warning("revocation copy rebuilt in Redis", extra={"fields": {
+                    "event": "audit", "action": "revocation.rebuild", "records": len(records)}})
+            finally:
+                self.store.run(_RELEASE, [lock], [token])
+            return
+        deadline = time.monotonic() + _REBUILD_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if self.store.exists(self._epoch_key):
+                return
+            time.sleep(0.05)
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+# KEYS: revocation keys; ARGV: a (revoked-at, ttl) pair for each. A key keeps the latest
+# revocation time and the longest lifetime it has been given.
+_COPY = """
+for i = 1, #KEYS do
+  local at, ttl = ARGV[2 * i - 1], tonumber(ARGV[2 * i])
+  local current = redis.call('GET', KEYS[i])
+  if not current or tonumber(current) < tonumber(at) then current = at end
+  local left = redis.call('TTL', KEYS[i])
+  if left > ttl then ttl = left end
+  redis.call('SET', KEYS[i], current, 'EX', ttl)
+end
+return 1
+"""
+
+_SET = "return redis.call('SET', KEYS[1], ARGV[1])"
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

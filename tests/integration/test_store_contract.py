@@ -1,0 +1,174 @@
+"""One contract, two stores: real Redis and the embedded memory:// store run the same tests.
+
+Everything short-lived goes through ``idp.store.Store``; these tests drive it through the
+services built on it (refresh families, revocations, the login throttle).
+"""
+
+import time
+
+import pytest
+from freezegun import freeze_time
+
+from app.extensions import services
+from idp.errors import InvalidGrant, InvalidScope, RateLimited
+from idp.refresh import ReuseDetected
+
+
+@pytest.fixture(params=["redis", "memory"])
+def svc(request, clean, embedded_app):
+    app = clean if request.param == "redis" else embedded_app
+    with app.app_context():
+        yield services()
+
+
+def test_single_use_and_replay_cache_primitives(svc):
+    store = svc.store
+    key = store.key("code", "abc")
+    store.put(key, {"a": 1}, ttl=60)
+    assert store.get(key) == {"a": 1}
+    assert store.consume(key) == {"a": 1}
+    assert store.consume(key) is None
+    replay = store.key("seen", "assertion-1")
+    assert store.add(replay, {}, ttl=60) is True
+    assert store.add(replay, {}, ttl=60) is False
+    assert store.key("x", "tag", "rest") == f"{store.prefix}:x:{{tag}}:rest"
+
+
+def _start(svc, client_id="c1", scope="profile email", tenant=None, auth_time=None):
+    return svc.tokens.families.start(user_id="u1", client_id=client_id, scope=scope,
+                                     tenant=tenant, auth_time=auth_time or int(time.time()))
+
+
+def test_rotation_and_reuse_detection(svc, monkeypatch):
+    families = svc.tokens.families
+    monkeypatch.setattr(families, "grace_seconds", 0)
+    first = _start(svc)
+    assert len(first.refresh_token.split(".")[1]) >= 43  # 256 bits
+    second = families.rotate(first.refresh_token, "c1")
+    assert second.refresh_token != first.refresh_token
+    assert second.family == first.family
+    with pytest.raises(ReuseDetected):
+        families.rotate(first.refresh_token, "c1")
+    # the family is dead: its newest token too
+    with pytest.raises(InvalidGrant):
+        families.rotate(second.refresh_token, "c1")
+
+
+def test_grace_window_returns_the_same_successor_once_per_token(svc, monkeypatch):
+    families = svc.tokens.families
+    monkeypatch.setattr(families, "grace_seconds", 5)
+    first = _start(svc)
+    second = families.rotate(first.refresh_token, "c1")
+    again = families.rotate(first.refresh_token, "c1")
+    assert again.refresh_token == second.refresh_token
+    third = families.rotate(second.refresh_token, "c1")
+    # once the successor has been used, the first token is plain reuse
+    with pytest.raises(ReuseDetected):
+        families.rotate(first.refresh_token, "c1")
+    with pytest.raises(InvalidGrant):
+        families.rotate(third.refresh_token, "c1")
+
+
+def test_grace_window_ends(svc, monkeypatch):
+    families = svc.tokens.families
+    monkeypatch.setattr(families, "grace_seconds", 2)
+    with freeze_time() as frozen:
+        first = _start(svc)
+        families.rotate(first.refresh_token, "c1")
+        frozen.tick(3)
+        with pytest.raises(ReuseDetected):
+            families.rotate(first.refresh_token, "c1")
+
+
+def test_wrong_client_wider_scope_and_forgeries_consume_nothing(svc):
+    families = svc.tokens.families
+    first = _start(svc, scope="profile email")
+    with pytest.raises(InvalidGrant):
+        families.rotate(first.refresh_token, "another-client")
+    with pytest.raises(InvalidScope):
+        families.rotate(first.refresh_token, "c1", scope="profile openid")
+    forged = first.family.id + ".not-the-secret"
+    with pytest.raises(InvalidGrant) as refused:
+        families.rotate(forged, "c1")
+    assert not isinstance(refused.value, ReuseDetected)
+    # none of that consumed the real token or revoked the family
+    assert families.rotate(first.refresh_token, "c1", scope="profile").family == first.family
+
+
+def test_absolute_expiry(svc):
+    families = svc.tokens.families
+    with freeze_time() as frozen:
+        token = _start(svc).refresh_token
+        frozen.tick(svc.config["REFRESH_TOKEN_TTL"] - 10)
+        token = families.rotate(token, "c1").refresh_token  # rotation never extends the family
+        frozen.tick(11)
+        with pytest.raises(InvalidGrant):
+            families.rotate(token, "c1")
+
+
+def test_find_and_end(svc):
+    families = svc.tokens.families
+    first = _start(svc)
+    assert families.find(first.refresh_token) == first.family
+    assert families.find("garbage") is None
+    families.end(first.family.id)
+    assert families.find(first.refresh_token) is None
+    with pytest.raises(InvalidGrant):
+        families.rotate(first.refresh_token, "c1")
+
+
+def _claims(**overrides):
+    now = int(time.time())
+    return {"jti": "j-" + str(time.perf_counter_ns()), "sub": "user-a", "sid": "fam-a",
+            "iat": now - 5, "exp": now + 3600, **overrides}
+
+
+def test_revocations_by_jti_family_and_user(svc):
+    revocations = svc.revocations
+    token = _claims()
+    assert revocations.is_revoked(token) is False
+    revocations.revoke_access_token(token["jti"], token["exp"])
+    assert revocations.is_revoked(token) is True
+    other = _claims(sid="fam-b")
+    revocations.revoke_family("fam-b")
+    assert revocations.is_revoked(other) is True
+    assert revocations.is_revoked(_claims(sid="fam-c")) is False
+    user_token = _claims(sub="user-b", sid=None)
+    revocations.revoke_user("user-b")
+    assert revocations.is_revoked(user_token) is True
+    # a token issued after the watermark is good again
+    assert revocations.is_revoked(_claims(sub="user-b", sid=None, iat=int(time.time()) + 2)) is False
+    assert revocations.user_watermark("user-b") is not None
+
+
+def test_an_emptied_store_is_rebuilt_before_any_token_is_accepted(svc):
+    revocations = svc.revocations
+    revoked = _claims()
+    revocations.revoke_access_token(revoked["jti"], revoked["exp"])
+    revocations.revoke_family("fam-x")
+    revocations.revoke_user("user-x")
+    assert revocations.is_revoked(revoked)
+    # empty the store as a restart without persistence would
+    client = svc.store.client
+    client.delete(*client.keys(f"{svc.store.prefix}:*"))
+    assert revocations.is_revoked(revoked) is True
+    assert revocations.is_revoked(_claims(sid="fam-x")) is True
+    assert revocations.is_revoked(_claims(sub="user-x", sid=None)) is True
+    assert revocations.is_revoked(_claims(sid="fam-y")) is False
+
+
+def test_throttle_counts_and_delays(svc):
+    throttle = svc.throttle
+    with freeze_time() as frozen:
+        for _ in range(throttle.policy.free_attempts + 1):
+            throttle.begin("alice", "10.0.0.1")
+        with pytest.raises(RateLimited) as limited:
+            throttle.begin("alice", "10.0.0.1")
+        assert limited.value.retry_after >= 1
+        # other accounts from that address, and this account from elsewhere, are untouched
+        throttle.begin("bob", "10.0.0.1")
+        throttle.begin("alice", "10.0.0.2")
+        frozen.tick(3600)
+        throttle.begin("alice", "10.0.0.1")
+        throttle.succeeded("alice", "10.0.0.1")
+        assert throttle.attempts("alice", "10.0.0.1") == 0
