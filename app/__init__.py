@@ -80,9 +80,12 @@ def _enforce_sqlite_foreign_keys(engine) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .api import admin as api_admin
+    from .api import api_keys as api_keys_api
     from .api import auth as api_auth
     from .health import bp as health_bp
     from .extensions import services
+    from .oauth import introspect as oauth_introspect
     from .oauth import revoke as oauth_revoke
     from .oauth import token as oauth_token
     from .wellknown import bp as wellknown_bp
@@ -92,7 +95,14 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_auth.bp)
     app.register_blueprint(oauth_token.bp)
     app.register_blueprint(oauth_revoke.bp)
+    app.register_blueprint(oauth_introspect.bp)
+    app.register_blueprint(api_admin.bp)
+    app.register_blueprint(api_keys_api.bp)
     with app.app_context():
         server = services().authorization
-        server.published_endpoints.update({"revocation_endpoint": "/oauth/revoke"})
-        server.extra_metadata["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
+        server.published_endpoints.update({"revocation_endpoint": "/oauth/revoke",
+                                           "introspection_endpoint": "/oauth/introspect"})
+        server.extra_metadata.update({
+            "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
+        })

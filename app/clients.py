@@ -7,15 +7,19 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from idp.clients import API_CLIENT_ID, AUTH_METHODS, PUBLIC
-from idp.errors import Conflict, InvalidRequest
+from idp.errors import Conflict, InvalidRequest, NotFound
 from idp.hashing import new_secret
 from idp.permissions import PERMISSIONS
+from idp.tokens import rfc3339
 
 from .extensions import db, services
 from .models import Client
+from .pagination import Page, paginate
+from .tenants import require_tenants
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
 
@@ -72,9 +76,12 @@ def validate_metadata(metadata: dict) -> dict:
             not isinstance(p, list) or any(x not in PERMISSIONS for x in p)
             for p in tenant_permissions.values()):
         raise InvalidRequest("'tenant_permissions' maps tenant ids to lists of permissions")
-    first_party = metadata.get("first_party", True)
-    if not isinstance(first_party, bool):
-        raise InvalidRequest("'first_party' must be a boolean")
+    for flag in ("first_party", "resource_server"):
+        if not isinstance(metadata.get(flag, False), bool):
+            raise InvalidRequest(f"'{flag}' must be a boolean")
+    if metadata.get("resource_server") and auth_method == PUBLIC:
+        raise InvalidRequest("'resource_server' needs a confidential client")
+    require_tenants(tenant_permissions)
     return {
         "client_name": name.strip(),
         "token_endpoint_auth_method": auth_method,
@@ -82,8 +89,9 @@ def validate_metadata(metadata: dict) -> dict:
         "response_types": ["code"] if "authorization_code" in grant_types else [],
         "redirect_uris": redirect_uris,
         "scope": " ".join(scope.split()),
-        "first_party": first_party,
-        "tenant_permissions": tenant_permissions,
+        "first_party": metadata.get("first_party", True),
+        "resource_server": metadata.get("resource_server", False),
+        "tenant_permissions": {t: sorted(set(p)) for t, p in tenant_permissions.items()},
     }
 
 
@@ -103,3 +111,46 @@ def register_client(metadata: dict, client_id: str | None = None) -> RegisteredS
         db.session.rollback()
         raise Conflict("A client with this client_id already exists") from None
     return RegisteredSecret(client=client, client_secret=secret)
+
+
+def render(client: Client) -> dict:
+    """RFC 7591 §3.2.1 client information (never the secret, which is shown once)."""
+    return {
+        "client_id": client.client_id,
+        "client_id_issued_at": int(client.created_at.timestamp()),
+        "client_name": client.client_name,
+        "redirect_uris": client.redirect_uris,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "grant_types": client.grant_types,
+        "response_types": client.response_types,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "scope": client.scope,
+        "first_party": client.first_party,
+        "resource_server": client.resource_server,
+        "tenant_permissions": client.tenant_permissions,
+        "created_at": rfc3339(client.created_at.timestamp()),
+    }
+
+
+def render_registered(registered: RegisteredSecret) -> dict:
+    body = render(registered.client)
+    if registered.client_secret:
+        body["client_secret"] = registered.client_secret
+        body["client_secret_expires_at"] = 0  # RFC 7591: does not expire
+    return body
+
+
+def get_client(client_id: str) -> Client:
+    client = db.session.get(Client, client_id) if isinstance(client_id, str) and len(client_id) <= 64 else None
+    if client is None:
+        raise NotFound("Unknown client")
+    return client
+
+
+def list_clients() -> Page:
+    return paginate(sa.select(Client), Client.client_id)
+
+
+def delete_client(client_id: str) -> None:
+    db.session.delete(get_client(client_id))
+    db.session.commit()

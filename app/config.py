@@ -66,6 +66,8 @@ SETTINGS: dict[str, Setting] = {
                                   "seconds an account stays locked after that"),
     "LOGIN_WINDOW": Setting("LOGIN_WINDOW", 900, _int,
                             "seconds without attempts after which counters are forgotten"),
+    "API_KEY_ROTATION_DAYS": Setting("API_KEY_ROTATION_DAYS", 90, _int,
+                                     "age after which an API key is flagged rotation_due"),
     "SECRET_KEY_FILE": Setting("IDP_SECRET_KEY_FILE", None, _str,
                                "file holding the key-encryption key"),
     "SECRET_KEY_VALUE": Setting("IDP_SECRET_KEY", None, _str,

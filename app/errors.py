@@ -13,7 +13,9 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from idp.errors import IdpError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from idp.errors import IdpError, Unavailable
 
 log = logging.getLogger("infracast.errors")
 
@@ -83,7 +85,15 @@ def handle_unexpected(error: Exception):
     return error_response(500, *_INTERNAL)
 
 
+def handle_database_down(error: Exception):
+    # the database is unreachable or dropped the connection: fail closed, like Redis
+    log.error("database unavailable", extra={"fields": {"exception": type(error).__name__}})
+    return handle_idp_error(Unavailable())
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(IdpError, handle_idp_error)
+    app.register_error_handler(OperationalError, handle_database_down)
+    app.register_error_handler(InterfaceError, handle_database_down)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

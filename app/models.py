@@ -98,6 +98,9 @@ class Client(db.Model):
     first_party: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     # client_credentials rights: {tenant id: [permission, ...]}
     tenant_permissions: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # resource servers may call the introspection endpoint (RFC 7662 §2.1)
+    resource_server: Mapped[bool] = mapped_column(sa.Boolean, default=False,
+                                                  server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -137,3 +140,45 @@ class Revocation(db.Model):
     subject: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ApiKey(db.Model):
+    """An ``ic_live_`` API key: permissions in tenants, held as a keyed hash only.
+
+    Lookup is by ``secret_hash`` (unique index), O(1). During a rotation grace period the
+    previous secret still works until ``previous_valid_until``.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    secret_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    previous_secret_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    previous_valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tenants: Mapped[list] = mapped_column(sa.JSON)
+    permissions: Mapped[list] = mapped_column(sa.JSON)
+    allowed_ips: Mapped[list] = mapped_column(sa.JSON, default=list)
+    # not a foreign key: the key and its audit trail outlive a deleted creator (revoked)
+    created_by: Mapped[str] = mapped_column(sa.String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(db.Model):
+    """Who did what, when, from where, and how it ended."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(sa.String(64), index=True)
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    actor: Mapped[str | None] = mapped_column(sa.String(200), index=True)
+    target: Mapped[str | None] = mapped_column(sa.String(200))
+    client_ip: Mapped[str | None] = mapped_column(sa.String(64))
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)

@@ -6,19 +6,20 @@ container and see plain dataclasses (``Account``, ``RegisteredClient``, ``KeyRec
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from idp.accounts import Account
+from idp.api_keys import ApiKeyRecord
 from idp.clients import API_CLIENT_ID, RegisteredClient, api_client
 from idp.hashing import SecretHasher
 from idp.revocation import USER, RevocationRecord
 from keys.manager import RETIRED, KeyRecord
 
 from .extensions import db
-from .models import Client, Revocation, SigningKey, Tenant, User, utcnow
+from .models import ApiKey, Client, Revocation, SigningKey, Tenant, User, utcnow
 
 
 def account_from(user: User) -> Account:
@@ -65,6 +66,7 @@ def client_from(row: Client, hasher: SecretHasher) -> RegisteredClient:
         scope=row.scope or "",
         first_party=row.first_party,
         tenant_permissions=dict(row.tenant_permissions or {}),
+        resource_server=row.resource_server,
         hasher=hasher,
     )
 
@@ -167,3 +169,35 @@ def _upsert_insert(conn):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert
+
+
+def api_key_record(row: ApiKey) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row.id, name=row.name, tenants=tuple(row.tenants), permissions=tuple(row.permissions),
+        allowed_ips=tuple(row.allowed_ips or ()), created_by=row.created_by,
+        created_at=row.created_at, issued_at=row.rotated_at or row.created_at,
+        expires_at=row.expires_at, revoked=row.revoked_at is not None,
+    )
+
+
+class SqlApiKeyDirectory:
+    # last_used_at is written at most this often per key: a write per request would cost
+    # more than the lookup it records
+    TOUCH_INTERVAL = timedelta(seconds=60)
+
+    def find_by_secret_digest(self, digest: str, now: datetime) -> ApiKeyRecord | None:
+        c = ApiKey.__table__.c
+        query = sa.select(ApiKey.__table__).where(sa.or_(
+            c.secret_hash == digest,
+            sa.and_(c.previous_secret_hash == digest, c.previous_valid_until > now)))
+        with db.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else api_key_record(row)
+
+    def mark_used(self, key_id: str, now: datetime) -> None:
+        c = ApiKey.__table__.c
+        with db.engine.begin() as conn:
+            conn.execute(sa.update(ApiKey.__table__).where(
+                c.id == key_id,
+                sa.or_(c.last_used_at.is_(None), c.last_used_at < now - self.TOUCH_INTERVAL),
+            ).values(last_used_at=now))

@@ -27,8 +27,9 @@ from keys.keyring import Keyring
 from keys.manager import KeyManager
 from keys.sealing import Sealer
 
-from .repositories import (SqlAccountDirectory, SqlClientDirectory, SqlDurableRevocations,
-                           SqlKeyRepository)
+from .audit import SqlAudit
+from .repositories import (SqlAccountDirectory, SqlApiKeyDirectory, SqlClientDirectory,
+                           SqlDurableRevocations, SqlKeyRepository)
 
 
 def utc_clock() -> datetime:
@@ -51,6 +52,8 @@ class Services:
     keyring: Keyring
     accounts: SqlAccountDirectory
     clients: SqlClientDirectory
+    audit: SqlAudit
+    api_keys: SqlApiKeyDirectory
     revocations: RevocationList
     throttle: LoginThrottle
     tokens: TokenService
@@ -70,6 +73,8 @@ def build_services(config: dict, kek: bytes) -> Services:
     key_manager = KeyManager(SqlKeyRepository(), sealer, clock=utc_clock)
     keyring = Keyring(key_manager, cache_seconds=float(config["KEY_CACHE_SECONDS"]))
     accounts = SqlAccountDirectory()
+    audit = SqlAudit()
+    api_keys = SqlApiKeyDirectory()
     clients = SqlClientDirectory(secret_hasher)
     access_ttl, refresh_ttl = int(config["ACCESS_TOKEN_TTL"]), int(config["REFRESH_TOKEN_TTL"])
     issuer = AccessTokenIssuer(
@@ -85,20 +90,21 @@ def build_services(config: dict, kek: bytes) -> Services:
         account_threshold=int(config["LOGIN_ACCOUNT_THRESHOLD"]),
         account_lock=int(config["LOGIN_ACCOUNT_LOCK"]),
         window=int(config["LOGIN_WINDOW"]),
-    ))
+    ), audit)
     families = RefreshFamilies(store, secret_hasher, ttl=refresh_ttl,
                                grace_seconds=float(config["REFRESH_REUSE_GRACE_SECONDS"]))
     tokens = TokenService(
         authenticator=PasswordAuthenticator(accounts, passwords), issuer=issuer,
         accounts=accounts, families=families, revocations=revocations, throttle=throttle,
-        tenant_exists=accounts.tenant_exists,
+        audit=audit, tenant_exists=accounts.tenant_exists,
     )
     validator = AccessTokenValidator(keyring, revocations, issuer=str(config["ISSUER"]),
                                      audience=str(config["AUDIENCE"]))
-    authorization = AuthorizationServer(clients, tokens, validator, client_ip=client_ip)
+    authorization = AuthorizationServer(clients, tokens, validator, api_keys, secret_hasher,
+                                        client_ip=client_ip)
     return Services(
         config=config, sealer=sealer, store=store, passwords=passwords, secrets=secret_hasher,
-        keys=key_manager, keyring=keyring, accounts=accounts, clients=clients,
-        revocations=revocations, throttle=throttle, tokens=tokens, validator=validator,
+        keys=key_manager, keyring=keyring, accounts=accounts, clients=clients, audit=audit,
+        api_keys=api_keys, revocations=revocations, throttle=throttle, tokens=tokens, validator=validator,
         authorization=authorization,
     )

@@ -1,4 +1,9 @@
-"""Creating and changing local users (the admin API and the bootstrap build on this)."""
+"""Creating, changing and deleting local users (the admin API and the bootstrap build on this).
+
+Every change that takes rights away takes effect at once: disabling, deleting or setting
+a password revokes every token and refresh family of the user (the watermark); changing
+roles revokes their access tokens, and the next refresh carries the new roles.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,18 @@ from sqlalchemy.exc import IntegrityError
 from idp.accounts import normalise_username
 from idp.errors import Conflict, InvalidRequest, NotFound
 from idp.permissions import PLATFORM_ROLES, TENANT_ROLES
+from idp.tokens import rfc3339
 
 from .extensions import db, services
-from .models import Membership, Tenant, User
+from .models import ApiKey, Membership, User, utcnow
+from .pagination import Page, paginate
+from .repositories import account_from
+from .tenants import require_tenants
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,149}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 MIN_PASSWORD_LENGTH = 8
+PATCHABLE = ("roles", "tenants", "disabled", "password", "email")
 
 
 def validate_username(username: str) -> str:
@@ -30,24 +40,29 @@ def validate_username(username: str) -> str:
 def validate_email(email: str | None) -> str | None:
     if email is None:
         return None
-    if not _EMAIL.match(email):
+    if not isinstance(email, str) or not _EMAIL.match(email):
         raise InvalidRequest("'email' is not an e-mail address")
     return email.strip().lower()
 
 
-def validate_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD_LENGTH:
+def validate_password(password) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidRequest(f"'password' must have at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 1024:
+        raise InvalidRequest("'password' is too long (at most 1024 characters)")
     return password
 
 
-def validate_platform_roles(roles: list) -> list[str]:
-    if any(not isinstance(role, str) or role not in PLATFORM_ROLES for role in roles):
-        raise InvalidRequest(f"'roles' may only hold {', '.join(PLATFORM_ROLES)}")
+def validate_platform_roles(roles) -> list[str]:
+    if not isinstance(roles, list) or any(not isinstance(r, str) or r not in PLATFORM_ROLES
+                                          for r in roles):
+        raise InvalidRequest(f"'roles' must be a list holding only {', '.join(PLATFORM_ROLES)}")
     return sorted(set(roles))
 
 
-def validate_memberships(tenants: list) -> dict[str, str]:
+def validate_memberships(tenants) -> dict[str, str]:
+    if not isinstance(tenants, list):
+        raise InvalidRequest("'tenants' must be a list of {\"id\", \"role\"} objects")
     memberships: dict[str, str] = {}
     for entry in tenants:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) \
@@ -59,6 +74,12 @@ def validate_memberships(tenants: list) -> dict[str, str]:
     return memberships
 
 
+def render(user: User) -> dict:
+    """The seed's ``user`` object, plus what an admin needs to see."""
+    return {**account_from(user).public(), "disabled": user.disabled,
+            "created_at": rfc3339(user.created_at.timestamp())}
+
+
 def create_user(*, username: str, email: str | None, password: str | None,
                 platform_roles: list[str] | None = None,
                 memberships: dict[str, str] | None = None,
@@ -68,7 +89,7 @@ def create_user(*, username: str, email: str | None, password: str | None,
     email = validate_email(email)
     roles = validate_platform_roles(platform_roles or [])
     memberships = memberships or {}
-    _require_tenants(memberships)
+    require_tenants(memberships)
     user = User(
         id=str(uuid.uuid4()), username=username, email=email, name=name,
         email_verified=email_verified,
@@ -85,14 +106,72 @@ def create_user(*, username: str, email: str | None, password: str | None,
     return user
 
 
-def _require_tenants(memberships: dict[str, str]) -> None:
-    if not memberships:
-        return
-    found = set(db.session.execute(
-        sa.select(Tenant.id).where(Tenant.id.in_(list(memberships)))).scalars())
-    missing = sorted(set(memberships) - found)
-    if missing:
-        raise NotFound(f"Unknown tenant: {missing[0]}")
+def get_user(user_id: str) -> User:
+    user = db.session.get(User, user_id) if isinstance(user_id, str) and len(user_id) <= 36 else None
+    if user is None:
+        raise NotFound("Unknown user")
+    return user
+
+
+def list_users() -> Page:
+    return paginate(sa.select(User), User.username)
+
+
+def update_user(user_id: str, changes: dict) -> tuple[User, list[str]]:
+    """Apply an admin's patch; returns the user and the names of the fields changed."""
+    unknown = sorted(set(changes) - set(PATCHABLE))
+    if unknown:
+        raise InvalidRequest(f"'{unknown[0]}' cannot be changed here")
+    user = get_user(user_id)
+    if "roles" in changes:
+        user.platform_roles = validate_platform_roles(changes["roles"])
+    if "tenants" in changes:
+        memberships = validate_memberships(changes["tenants"])
+        require_tenants(memberships)
+        user.memberships = [Membership(tenant_id=t, role=r) for t, r in memberships.items()]
+    if "disabled" in changes:
+        if not isinstance(changes["disabled"], bool):
+            raise InvalidRequest("'disabled' must be a boolean")
+        user.disabled = changes["disabled"]
+    if "password" in changes:
+        user.password_hash = services().passwords.hash(validate_password(changes["password"]))
+    if "email" in changes:
+        user.email = validate_email(changes["email"])
+    db.session.flush()
+    _keep_a_platform_admin()
+    db.session.commit()
+    changed = sorted(changes)
+    tokens = services().tokens
+    if user.disabled or "password" in changes:
+        tokens.revoke_user(user.id)
+    elif "roles" in changes or "tenants" in changes:
+        tokens.revocations.revoke_user_access_tokens(user.id)
+    return user, changed
+
+
+def delete_user(user_id: str) -> list[str]:
+    """Delete the user, revoke their tokens, and revoke the API keys they created."""
+    user = get_user(user_id)
+    db.session.delete(user)
+    db.session.flush()
+    _keep_a_platform_admin()
+    revoked_keys = list(db.session.execute(
+        sa.update(ApiKey).where(ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).returning(ApiKey.id)).scalars())
+    db.session.commit()
+    services().tokens.revoke_user(user_id)
+    return revoked_keys
+
+
+def _keep_a_platform_admin() -> None:
+    """Refuse a change that would leave no enabled platform admin (nobody could fix it)."""
+    # platform_roles is a short JSON list; matching its text works on every backend
+    admin = db.session.execute(sa.select(User.id).where(
+        User.disabled.is_(False), sa.cast(User.platform_roles, sa.Text).like('%"admin"%'))
+        .limit(1)).first()
+    if admin is None:
+        db.session.rollback()
+        raise Conflict("This would leave no enabled platform admin")
 
 
 def any_user_exists() -> bool:

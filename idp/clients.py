@@ -30,6 +30,7 @@ class RegisteredClient(ClientMixin):
     scope: str = ""
     first_party: bool = True
     tenant_permissions: dict = field(default_factory=dict)
+    resource_server: bool = False
     hasher: SecretHasher | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -6,7 +6,7 @@ Redis (all under the one ``{rev}`` hash tag, so a check is a single MGET on one 
     jti   one access token, until it would have expired
     sid   a refresh family and every access token issued from it
     user  a watermark: every token of the user issued at or before it (disabled, deleted,
-          password changed)
+          password changed); ``uat`` moves it for access tokens only (roles changed)
 
 Redis may come back empty (no persistence, failover to a stale replica). An *epoch* key
 marks a Redis that holds the full copy; when it is missing, the copy is rebuilt from the
@@ -30,6 +30,9 @@ from .store import Store
 log = logging.getLogger("infracast.revocation")
 
 JTI, SID, USER = "jti", "sid", "user"
+# a user's access tokens only (roles changed): refresh families live on and pick up the
+# new roles; in Redis it moves the same watermark as USER, so a check stays one MGET
+USER_ACCESS = "uat"
 _TAG = "rev"
 # revocation keys copied per script call during a rebuild
 _COPY_BATCH = 500
@@ -66,7 +69,7 @@ class RevocationList:
 
     # -- keys -------------------------------------------------------------------------
     def _key(self, kind: str, subject: str) -> str:
-        return self.store.key("rev", _TAG, kind, subject)
+        return self.store.key("rev", _TAG, USER if kind == USER_ACCESS else kind, subject)
 
     @property
     def _epoch_key(self) -> str:
@@ -84,6 +87,10 @@ class RevocationList:
         """Every token of this user issued up to now stops working, refresh families too."""
         # refresh families check the durable watermark, which must outlive them
         self._revoke(USER, user_id, self.clock() + self.refresh_ttl + self.access_ttl)
+
+    def revoke_user_access_tokens(self, user_id: str) -> None:
+        """The user's access tokens up to now stop working; their refresh tokens do not."""
+        self._revoke(USER_ACCESS, user_id, self.clock() + self.access_ttl)
 
     def _revoke(self, kind: str, subject: str, expires_at: float) -> None:
         now = self.clock()

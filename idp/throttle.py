@@ -18,14 +18,12 @@ attempt back from the account counter.
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 
 from .clock import now
+from .audit import Audit
 from .errors import RateLimited
 from .store import Store
-
-log = logging.getLogger("infracast.audit")
 
 # KEYS[1] (account, address) hash, KEYS[2] account hash
 # ARGV: now, free attempts, base delay, max delay, account threshold, account lock, window
@@ -87,9 +85,10 @@ class ThrottlePolicy:
 
 
 class LoginThrottle:
-    def __init__(self, store: Store, policy: ThrottlePolicy, clock=now):
+    def __init__(self, store: Store, policy: ThrottlePolicy, audit: Audit, clock=now):
         self.store = store
         self.policy = policy
+        self.audit = audit
         self.clock = clock
 
     def _keys(self, account: str, address: str) -> list[str]:
@@ -104,10 +103,9 @@ class LoginThrottle:
             f"{self.clock():.3f}", p.free_attempts, p.base_delay, p.max_delay,
             p.account_threshold, p.account_lock, p.window])
         if locked:
-            log.warning("login lock-out", extra={"fields": {
-                "event": "audit", "action": "login.lockout",
-                "scope": "address" if locked == 1 else "account",
-                "account": account, "client_ip": address, "attempts": attempts}})
+            self.audit("login.lockout", "locked", actor=account, target=account,
+                       scope="address" if locked == 1 else "account", address=address,
+                       attempts=attempts)
         if retry_after > 0:
             raise RateLimited(retry_after=int(retry_after))
 

@@ -7,20 +7,18 @@ through.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from .clock import now
 from .accounts import Account, AccountDirectory, PasswordAuthenticator
+from .audit import Audit
 from .clients import RegisteredClient
-from .errors import Forbidden, InvalidGrant, NotFound
+from .errors import Forbidden, InvalidCredentials, InvalidGrant, NotFound
 from .permissions import is_platform_admin
 from .refresh import Family, RefreshFamilies, ReuseDetected
 from .revocation import RevocationList
 from .throttle import LoginThrottle
 from .tokens import AccessToken, AccessTokenIssuer
-
-audit = logging.getLogger("infracast.audit")
 
 
 @dataclass(frozen=True)
@@ -59,14 +57,15 @@ class TokenResponse:
 class TokenService:
     def __init__(self, *, authenticator: PasswordAuthenticator, issuer: AccessTokenIssuer,
                  accounts: AccountDirectory, families: RefreshFamilies,
-                 revocations: RevocationList, throttle: LoginThrottle, tenant_exists,
-                 clock=now):
+                 revocations: RevocationList, throttle: LoginThrottle, audit: Audit,
+                 tenant_exists, clock=now):
         self.authenticator = authenticator
         self.issuer = issuer
         self.accounts = accounts
         self.families = families
         self.revocations = revocations
         self.throttle = throttle
+        self.audit = audit
         self._tenant_exists = tenant_exists
         self.clock = clock
 
@@ -74,8 +73,13 @@ class TokenService:
     def authenticate_password(self, username: str, password: str, client_ip: str) -> Account:
         """The account, or one uniform failure; every attempt passes the brute-force gate."""
         self.throttle.begin(username, client_ip)
-        account = self.authenticator.authenticate(username, password)
+        try:
+            account = self.authenticator.authenticate(username, password)
+        except InvalidCredentials:
+            self.audit("login", "failure", actor=username)
+            raise
         self.throttle.succeeded(username, client_ip)
+        self.audit("login", "success", actor=account.id, username=account.username)
         return account
 
     def check_tenant(self, account: Account, tenant: str | None) -> None:
@@ -111,10 +115,8 @@ class TokenService:
             rotation = self.families.rotate(refresh_token, client.client_id, scope or "")
         except ReuseDetected as reuse:
             self.revocations.revoke_family(reuse.family.id)
-            audit.warning("refresh token reuse", extra={"fields": {
-                "event": "audit", "action": "refresh.reuse_detected", "outcome": "family_revoked",
-                "user_id": reuse.family.user_id, "client_id": reuse.family.client_id,
-                "sid": reuse.family.id}})
+            self.audit("refresh.reuse_detected", "family_revoked", actor=reuse.family.user_id,
+                       target=reuse.family.id, client_id=reuse.family.client_id)
             raise
         family = rotation.family
         account = self.accounts.find_by_id(family.user_id)

@@ -184,3 +184,31 @@ def make_tenant(clean):
 def count_rows(application, table: str) -> int:
     with application.app_context():
         return db.session.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+@pytest.fixture
+def token_for(client):
+    """Sign a user in and return their access token (``tenant`` scopes it)."""
+    def _token(user: dict, tenant: str | None = None) -> str:
+        body = {"username": user["username"], "password": user["password"]}
+        if tenant:
+            body["tenant"] = tenant
+        response = client.post("/api/v1/auth/token", json=body)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["token"]
+
+    return _token
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def audit_events(application, action: str) -> list[dict]:
+    from app.models import AuditEvent
+
+    with application.app_context():
+        rows = db.session.execute(sa.select(AuditEvent).where(AuditEvent.action == action)
+                                  .order_by(AuditEvent.id)).scalars().all()
+        return [{"outcome": r.outcome, "actor": r.actor, "target": r.target,
+                 "client_ip": r.client_ip, "details": r.details} for r in rows]

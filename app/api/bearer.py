@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import g, request
 
-from idp.errors import Unauthorized
+from idp.errors import Forbidden, Unauthorized
+from idp.permissions import is_platform_admin
 
 from ..extensions import services
 
@@ -21,3 +22,13 @@ def current_claims() -> dict:
     if "token_claims" not in g:
         g.token_claims = services().validator.validate(bearer_token())
     return g.token_claims
+
+
+def require_platform_admin() -> dict:
+    """The caller's claims if they hold the platform ``admin`` role; a refusal is audited."""
+    claims = current_claims()
+    if not is_platform_admin(claims.get("roles") or ()):
+        services().audit("admin.access", "denied", actor=str(claims.get("sub")),
+                         target=request.path, reason="escalation")
+        raise Forbidden()
+    return claims

@@ -45,9 +45,9 @@ def test_make_run_then_the_readme_curl_login(tmp_path):
         assert password, "make run printed no admin password"
         while time.time() < deadline:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
 
         block = _readme_block("quickstart-login")

@@ -1,0 +1,112 @@
+"""``/api/v1/admin``: tenants, users and clients, for platform admins. Every change is audited."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from .. import clients, tenants, users
+from ..extensions import services
+from .bearer import require_platform_admin
+from .requests import field, json_body
+
+bp = Blueprint("api_admin", __name__, url_prefix="/api/v1/admin")
+
+
+@bp.before_request
+def _platform_admins_only():
+    request.admin_claims = require_platform_admin()
+
+
+def _audit(action: str, target: str, **details) -> None:
+    services().audit(action, "success", actor=str(request.admin_claims["sub"]), target=target,
+                     **details)
+
+
+def _created(body: dict):
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# -- tenants ---------------------------------------------------------------------------
+@bp.post("/tenants")
+def create_tenant():
+    body = json_body()
+    tenant = tenants.create_tenant(field(body, "id", max_length=63), field(body, "name", max_length=200))
+    _audit("admin.tenant.create", tenant.id)
+    return _created(tenants.render(tenant))
+
+
+@bp.get("/tenants")
+def list_tenants():
+    return jsonify(tenants.list_tenants().body(tenants.render))
+
+
+@bp.get("/tenants/<tenant_id>")
+def get_tenant(tenant_id):
+    return jsonify(tenants.render(tenants.get_tenant(tenant_id)))
+
+
+# -- users -----------------------------------------------------------------------------
+@bp.post("/users")
+def create_user():
+    body = json_body()
+    user = users.create_user(
+        username=field(body, "username", max_length=150),
+        email=field(body, "email", max_length=320),
+        password=field(body, "password", max_length=1024),
+        platform_roles=field(body, "roles", list, required=False, default=[]),
+        memberships=users.validate_memberships(field(body, "tenants", list, required=False, default=[])),
+    )
+    _audit("admin.user.create", user.id, username=user.username)
+    return _created(users.render(user))
+
+
+@bp.get("/users")
+def list_users():
+    return jsonify(users.list_users().body(users.render))
+
+
+@bp.get("/users/<user_id>")
+def get_user(user_id):
+    return jsonify(users.render(users.get_user(user_id)))
+
+
+@bp.patch("/users/<user_id>")
+def update_user(user_id):
+    user, changed = users.update_user(user_id, json_body())
+    _audit("admin.user.update", user.id, fields=changed)
+    return jsonify(users.render(user))
+
+
+@bp.delete("/users/<user_id>")
+def delete_user(user_id):
+    revoked_keys = users.delete_user(user_id)
+    _audit("admin.user.delete", user_id, revoked_api_keys=revoked_keys)
+    return "", 204
+
+
+# -- clients ---------------------------------------------------------------------------
+@bp.post("/clients")
+def create_client():
+    registered = clients.register_client(json_body())
+    _audit("admin.client.create", registered.client.client_id)
+    return _created(clients.render_registered(registered))
+
+
+@bp.get("/clients")
+def list_clients():
+    return jsonify(clients.list_clients().body(clients.render))
+
+
+@bp.get("/clients/<client_id>")
+def get_client(client_id):
+    return jsonify(clients.render(clients.get_client(client_id)))
+
+
+@bp.delete("/clients/<client_id>")
+def delete_client(client_id):
+    clients.delete_client(client_id)
+    _audit("admin.client.delete", client_id)
+    return "", 204

@@ -1,0 +1,29 @@
+"""Audit events: a row in ``audit_events`` (its own transaction) and a JSON log line."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import has_request_context, request
+
+from .extensions import db
+from .models import AuditEvent, utcnow
+
+log = logging.getLogger("infracast.audit")
+
+
+class SqlAudit:
+    table = AuditEvent.__table__
+
+    def __call__(self, action: str, outcome: str, *, actor: str | None = None,
+                 target: str | None = None, **details) -> None:
+        client_ip = request.remote_addr if has_request_context() else None
+        # its own transaction: a refused request rolls back, its audit event stays
+        with db.engine.begin() as conn:
+            conn.execute(sa.insert(self.table).values(
+                at=utcnow(), action=action, outcome=outcome, actor=actor, target=target,
+                client_ip=client_ip, details=details))
+        log.info("audit", extra={"fields": {
+            "event": "audit", "action": action, "outcome": outcome, "actor": actor,
+            "target": target, "client_ip": client_ip, **details}})

@@ -1,0 +1,191 @@
+"""/api/v1/admin: tenants, users and clients for platform admins (PostgreSQL + Redis)."""
+
+import pytest
+
+from tests.conftest import audit_events, bearer
+
+
+@pytest.fixture
+def admin(make_user, token_for):
+    user = make_user(roles=["admin"])
+    return {**user, "headers": bearer(token_for(user))}
+
+
+def test_only_platform_admins_and_refusals_are_audited(client, clean, admin, make_user, make_tenant,
+                                                       token_for):
+    tenant = make_tenant()
+    tenant_admin = make_user(tenants={tenant: "admin"})
+    for headers in ({}, bearer(token_for(tenant_admin)),
+                    bearer(token_for(admin, tenant=tenant))):  # a tenant-scoped token
+        response = client.get("/api/v1/admin/users", headers=headers)
+        assert response.status_code in (401, 403)
+    denied = client.get("/api/v1/admin/users", headers=bearer(token_for(tenant_admin)))
+    assert denied.get_json() == {"error": {"code": "FORBIDDEN", "message": "Insufficient permissions"}}
+    refusals = audit_events(clean, "admin.access")
+    assert refusals and all(r["outcome"] == "denied" for r in refusals)
+    assert tenant_admin["id"] in {r["actor"] for r in refusals}
+
+
+def test_tenants(client, admin):
+    h = admin["headers"]
+    created = client.post("/api/v1/admin/tenants", json={"id": "acme", "name": "Acme"}, headers=h)
+    assert created.status_code == 201
+    assert created.get_json()["id"] == "acme" and created.get_json()["name"] == "Acme"
+    assert client.post("/api/v1/admin/tenants", json={"id": "acme", "name": "Again"},
+                       headers=h).status_code == 409
+    bad = client.post("/api/v1/admin/tenants", json={"id": "Not Valid!", "name": "x"}, headers=h)
+    assert bad.status_code == 400 and "'id'" in bad.get_json()["error"]["message"]
+    assert client.post("/api/v1/admin/tenants", json={"id": "x1", "name": 5},
+                       headers=h).get_json()["error"]["message"].startswith("'name'")
+    assert client.get("/api/v1/admin/tenants/acme", headers=h).status_code == 200
+    assert client.get("/api/v1/admin/tenants/nope", headers=h).status_code == 404
+
+
+def test_pagination_with_limit_and_cursor(client, admin):
+    h = admin["headers"]
+    for i in range(5):
+        client.post("/api/v1/admin/tenants", json={"id": f"t-{i}", "name": f"T{i}"}, headers=h)
+    seen, cursor = [], None
+    while True:
+        url = "/api/v1/admin/tenants?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url, headers=h).get_json()
+        assert len(page["items"]) <= 2
+        seen += [t["id"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"t-{i}" for i in range(5)]
+    assert client.get("/api/v1/admin/tenants?limit=0", headers=h).status_code == 400
+    assert client.get("/api/v1/admin/tenants?cursor=%%%", headers=h).status_code == 400
+
+
+def test_users_lifecycle(client, clean, admin, make_tenant):
+    h = admin["headers"]
+    tenant = make_tenant()
+    created = client.post("/api/v1/admin/users", headers=h, json={
+        "username": "Carol", "email": "carol@example.test", "password": "long enough pw",
+        "tenants": [{"id": tenant, "role": "viewer"}]})
+    assert created.status_code == 201, created.get_json()
+    user = created.get_json()
+    assert user["username"] == "carol" and user["tenants"] == [{"id": tenant, "role": "viewer"}]
+    assert user["roles"] == [] and user["disabled"] is False
+    assert "password" not in str(user) and "hash" not in str(user)
+    dup = client.post("/api/v1/admin/users", headers=h, json={
+        "username": "carol", "email": "c2@example.test", "password": "long enough pw"})
+    assert dup.status_code == 409
+    patched = client.patch(f"/api/v1/admin/users/{user['id']}", headers=h,
+                           json={"tenants": [{"id": tenant, "role": "editor"}], "roles": []})
+    assert patched.status_code == 200
+    assert patched.get_json()["tenants"] == [{"id": tenant, "role": "editor"}]
+    assert client.get(f"/api/v1/admin/users/{user['id']}", headers=h).get_json()["id"] == user["id"]
+    assert client.delete(f"/api/v1/admin/users/{user['id']}", headers=h).status_code == 204
+    assert client.get(f"/api/v1/admin/users/{user['id']}", headers=h).status_code == 404
+    actions = {a: audit_events(clean, a) for a in
+               ("admin.user.create", "admin.user.update", "admin.user.delete")}
+    assert all(events and events[0]["actor"] == admin["id"] for events in actions.values())
+
+
+@pytest.mark.parametrize("body, field, status", [
+    ({"username": "u1", "email": "u1@example.test", "password": "short"}, "password", 400),
+    ({"username": "u1", "email": "not-an-email", "password": "long enough pw"}, "email", 400),
+    ({"username": 7, "email": "u1@example.test", "password": "long enough pw"}, "username", 400),
+    ({"username": "u1", "email": "u1@example.test", "password": "long enough pw", "roles": "admin"},
+     "roles", 400),
+    ({"username": "u1", "email": "u1@example.test", "password": "long enough pw",
+      "tenants": [{"id": "t", "role": "owner"}]}, "tenants", 400),
+    ({"username": "u1", "email": "u1@example.test", "password": "long enough pw",
+      "tenants": [{"id": "no-such-tenant", "role": "viewer"}]}, None, 404),
+])
+def test_user_input_errors(client, admin, body, field, status):
+    response = client.post("/api/v1/admin/users", headers=admin["headers"], json=body)
+    assert response.status_code == status
+    if field:
+        assert f"'{field}'" in response.get_json()["error"]["message"]
+
+
+def test_patch_errors(client, admin, make_user):
+    user = make_user()
+    h = admin["headers"]
+    assert client.patch(f"/api/v1/admin/users/{user['id']}", headers=h,
+                        json={"disabled": "yes"}).status_code == 400
+    assert "'username'" in client.patch(f"/api/v1/admin/users/{user['id']}", headers=h,
+                                        json={"username": "x"}).get_json()["error"]["message"]
+    assert client.patch("/api/v1/admin/users/nope", headers=h, json={}).status_code == 404
+
+
+def test_the_last_platform_admin_cannot_be_removed(client, admin):
+    h = admin["headers"]
+    response = client.patch(f"/api/v1/admin/users/{admin['id']}", headers=h, json={"disabled": True})
+    assert response.status_code == 409
+    assert client.delete(f"/api/v1/admin/users/{admin['id']}", headers=h).status_code == 409
+    assert client.get("/api/v1/auth/me", headers=h).status_code == 200
+
+
+def _login(client, user):
+    return client.post("/api/v1/auth/token", json={"username": user["username"],
+                                                   "password": user["password"]}).get_json()
+
+
+def test_disabling_a_user_revokes_tokens_and_families_at_once(client, admin, make_user):
+    user = make_user()
+    session = _login(client, user)
+    response = client.patch(f"/api/v1/admin/users/{user['id']}", headers=admin["headers"],
+                            json={"disabled": True})
+    assert response.status_code == 200
+    assert client.get("/api/v1/auth/me", headers=bearer(session["token"])).status_code == 401
+    assert client.post("/api/v1/auth/refresh",
+                       json={"refresh_token": session["refresh_token"]}).status_code == 401
+    assert client.post("/api/v1/auth/token", json={"username": user["username"],
+                                                   "password": user["password"]}).status_code == 401
+
+
+def test_deleting_a_user_revokes_their_tokens(client, admin, make_user):
+    user = make_user()
+    session = _login(client, user)
+    assert client.delete(f"/api/v1/admin/users/{user['id']}", headers=admin["headers"]).status_code == 204
+    assert client.get("/api/v1/auth/me", headers=bearer(session["token"])).status_code == 401
+    assert client.post("/api/v1/auth/refresh",
+                       json={"refresh_token": session["refresh_token"]}).status_code == 401
+
+
+def test_a_role_change_ends_access_tokens_but_refresh_carries_the_new_roles(
+        client, admin, make_user, make_tenant):
+    tenant = make_tenant()
+    user = make_user(tenants={tenant: "editor"})
+    session = _login(client, user)
+    client.patch(f"/api/v1/admin/users/{user['id']}", headers=admin["headers"],
+                 json={"tenants": [{"id": tenant, "role": "viewer"}]})
+    assert client.get("/api/v1/auth/me", headers=bearer(session["token"])).status_code == 401
+    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
+    assert refreshed.status_code == 200
+    from tests.helpers import jwt_parts
+    assert "nodes:write" not in jwt_parts(refreshed.get_json()["token"])[1]["tenants"][tenant]
+
+
+def test_clients(client, admin, make_tenant):
+    h = admin["headers"]
+    tenant = make_tenant()
+    created = client.post("/api/v1/admin/clients", headers=h, json={
+        "client_name": "Scanner", "grant_types": ["password", "refresh_token"],
+        "token_endpoint_auth_method": "client_secret_basic", "scope": "profile",
+        "resource_server": True, "tenant_permissions": {tenant: ["nodes:read"]}})
+    assert created.status_code == 201, created.get_json()
+    body = created.get_json()
+    assert len(body["client_secret"]) >= 43 and body["client_secret_expires_at"] == 0
+    shown = client.get(f"/api/v1/admin/clients/{body['client_id']}", headers=h).get_json()
+    assert "client_secret" not in shown and shown["resource_server"] is True
+    assert [c["client_id"] for c in client.get("/api/v1/admin/clients", headers=h).get_json()["items"]] \
+        == [body["client_id"]]
+    public = client.post("/api/v1/admin/clients", headers=h, json={
+        "client_name": "SPA", "grant_types": ["password"], "token_endpoint_auth_method": "none"})
+    assert "client_secret" not in public.get_json()
+    for bad, field in (({"client_name": "x", "grant_types": ["implicit"]}, "grant_types"),
+                       ({"client_name": "x", "grant_types": ["password"],
+                         "token_endpoint_auth_method": "private_key_jwt"}, "token_endpoint_auth_method"),
+                       ({"grant_types": ["password"]}, "client_name"),
+                       ({"client_name": "x", "grant_types": ["password"],
+                         "tenant_permissions": {tenant: ["nodes:fly"]}}, "tenant_permissions")):
+        response = client.post("/api/v1/admin/clients", headers=h, json=bad)
+        assert response.status_code == 400 and f"'{field}'" in response.get_json()["error"]["message"]
+    assert client.delete(f"/api/v1/admin/clients/{body['client_id']}", headers=h).status_code == 204
+    assert client.get(f"/api/v1/admin/clients/{body['client_id']}", headers=h).status_code == 404
