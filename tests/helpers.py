@@ -46,7 +46,7 @@ class ServerProcess:
             try:
                 if requests.get(self.url + self.ready_path, timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or busy
                 pass
             time.sleep(0.05)
         self.stop()
