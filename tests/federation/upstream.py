@@ -31,9 +31,10 @@ Controls, to make it misbehave (``POST /_control`` with a JSON object; ``Upstrea
   answers with that error instead of a code; ``{"iss": "…"}`` per RFC 9207);
 - ``token_delay``: seconds the token endpoint sleeps before answering.
 
-``POST /_control/reset`` restores the defaults and counters; ``POST /_control/rotate``
-replaces the signing key; ``GET /_control`` returns request counts per endpoint, the
-client authentication method of the last token request, and the current ``kid``.
+``POST /_control/reset`` restores the default behaviour and zeroes the counters (the
+signing key stays); ``POST /_control/rotate`` replaces the signing key; ``GET /_control``
+returns request counts per endpoint, the client authentication method of the last token
+request, and the current ``kid``.
 The upstream being down is a stopped process (``UpstreamProcess.stop``) or a closed port.
 """
 
@@ -61,6 +62,7 @@ from joserfc.jwk import RSAKey
 from werkzeug.serving import make_server
 
 from tests.helpers import ServerProcess
+
 CODE_TTL = 60
 ID_TOKEN_TTL = 300
 
