@@ -40,6 +40,11 @@ class ConnectorError(Exception):
         self.reason = reason or message
 
 
+class UpstreamUnavailable(ConnectorError):
+    """The upstream cannot be used right now: unreachable, timing out, failing, or answering
+    with something that is not the protocol. The server answers 503 rather than 401."""
+
+
 class CallbackConnector(Protocol):
     """Redirect-based upstreams (OpenID Connect)."""
 

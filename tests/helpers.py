@@ -5,12 +5,64 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """A server in a process of its own on a free loopback port, its output in a log file.
+
+    A subclass picks ``self.port`` / ``self.url`` up from ``__init__``, then calls ``start``,
+    which returns once GET ``ready_path`` answers 200.
+    """
+
+    ready_path = "/"
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
+              timeout: float = 30) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log()[-2000:]}")
+            try:
+                if requests.get(self.url + self.ready_path, timeout=1).status_code == 200:
+                    return
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or busy
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not become ready: {self.log()[-2000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
 
 
 def jwt_parts(token: str) -> tuple[dict, dict]:

@@ -1,0 +1,262 @@
+"""Validated configuration of the OpenID Connect connections (contract §7).
+
+An admin submits a connection as JSON; ``okta_config`` and ``azure_config`` turn it into an
+``OIDCConfig`` or raise ``InvalidConfig`` naming the offending field. Both build the same
+``OIDCConfig`` (one connector, two configurations), like dex's ``ConnectorsConfig``.
+
+Fields of a connection:
+
+- Okta: ``domain`` (a host name, e.g. ``dev-123456.okta.com``), ``client_id``,
+  ``client_secret``, optional ``issuer`` (a custom authorization server,
+  ``https://{domain}/oauth2/{id}``; default ``https://{domain}``).
+- Azure AD: ``tenant_id`` (a GUID), ``client_id``, ``client_secret``; the issuer is
+  ``{AZURE_AUTHORITY_HOST}/{tenant_id}/v2.0``.
+- Both: optional ``default_tenants``, a list of tenant grants every user of the connection
+  gets, and ``group_mappings``, an object from upstream group name (Okta) or object id
+  (Azure AD) to a list of tenant grants. A tenant grant is ``{"id": tenant, "role": role}``,
+  the shape of a user's ``tenants`` (contract §3); where several grants name one tenant, the
+  strongest role wins.
+
+Upstream URLs are ``https://``; ``http://`` is accepted only on a loopback host and only
+with ``IDP_ALLOW_HTTP_UPSTREAMS=1`` (development and tests).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from idp.permissions import TENANT_ROLES
+
+DEFAULT_AZURE_AUTHORITY_HOST = "https://login.microsoftonline.com"
+
+OKTA_SCOPES = ("openid", "email", "profile", "groups")
+# Azure AD has no "groups" scope: groups come from the app registration's group claims.
+AZURE_SCOPES = ("openid", "email", "profile")
+
+MAX_CREDENTIAL_LENGTH = 512
+MAX_GRANTS = 100
+MAX_GROUP_MAPPINGS = 500
+MAX_GROUP_NAME_LENGTH = 256
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_OKTA_SERVER_PATH = re.compile(r"/oauth2/[A-Za-z0-9]{1,64}")
+
+
+class InvalidConfig(ValueError):
+    """A connection's configuration is unusable; ``message`` is safe to show to an admin."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name} {message}")
+        self.field = field_name
+        self.message = f"{field_name} {message}"
+
+
+@dataclass(frozen=True)
+class TenantGrant:
+    tenant: str
+    role: str
+
+
+@dataclass(frozen=True)
+class OIDCConfig:
+    """One upstream OpenID Connect provider, as the connector uses it."""
+
+    provider: str
+    issuer: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scopes: tuple[str, ...]
+    # whether the upstream's endpoints may be http:// on loopback (IDP_ALLOW_HTTP_UPSTREAMS)
+    allow_http: bool = False
+    default_tenants: tuple[TenantGrant, ...] = ()
+    group_mappings: Mapping[str, tuple[TenantGrant, ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
+
+    def tenant_roles(self, groups: Iterable[str]) -> dict[str, str]:
+        """Tenant id -> role for a user in ``groups``: defaults plus mapped groups."""
+        roles: dict[str, str] = {}
+        grants = list(self.default_tenants)
+        for group in groups:
+            grants.extend(self.group_mappings.get(group, ()))
+        for grant in grants:
+            held = roles.get(grant.tenant)
+            # TENANT_ROLES lists the roles weakest first
+            if held is None or TENANT_ROLES.index(grant.role) > TENANT_ROLES.index(held):
+                roles[grant.tenant] = grant.role
+        return roles
+
+
+def url_problem(url: str, allow_http: bool) -> str | None:
+    """Why ``url`` cannot name an upstream endpoint, or None when it can."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "is not a valid URL"
+    if "@" in parts.netloc or not parts.hostname:
+        return "must be an absolute URL with a host and no user name or password"
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        return "must not have a query or fragment"
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http" and allow_http and is_loopback(parts.hostname):
+        return None
+    if allow_http:
+        return "must be an https:// URL (http:// only on a loopback host)"
+    return "must be an https:// URL"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def okta_config(raw: object, settings: Mapping) -> OIDCConfig:
+    """An Okta connection: ``domain``, ``client_id``, ``client_secret``, ``issuer``?"""
+    fields = _fields(raw, required=("domain", "client_id", "client_secret"),
+                     optional=("issuer",))
+    allow_http = bool(settings.get("ALLOW_HTTP_UPSTREAMS", False))
+    domain = _host_name(fields["domain"])
+    issuer = f"https://{domain}"
+    if "issuer" in fields:
+        issuer = _okta_issuer(fields["issuer"], domain, allow_http)
+    return _build("okta", fields, issuer, OKTA_SCOPES, allow_http)
+
+
+def azure_config(raw: object, settings: Mapping) -> OIDCConfig:
+    """An Azure AD (Entra ID) connection: ``tenant_id``, ``client_id``, ``client_secret``."""
+    fields = _fields(raw, required=("tenant_id", "client_id", "client_secret"), optional=())
+    allow_http = bool(settings.get("ALLOW_HTTP_UPSTREAMS", False))
+    tenant_id = fields["tenant_id"]
+    if not isinstance(tenant_id, str) or not _GUID.fullmatch(tenant_id.lower()):
+        raise InvalidConfig("tenant_id", "must be the directory (tenant) id, a GUID such as "
+                                         "72f988bf-86f1-41af-91ab-2d7cd011db47")
+    authority = str(settings.get("AZURE_AUTHORITY_HOST") or DEFAULT_AZURE_AUTHORITY_HOST)
+    authority = authority.rstrip("/")
+    problem = url_problem(authority, allow_http)
+    if problem is None and urlsplit(authority).path:
+        problem = "must be a scheme and host only, such as https://login.microsoftonline.com"
+    if problem:
+        raise InvalidConfig("AZURE_AUTHORITY_HOST", problem)
+    issuer = f"{authority}/{tenant_id.lower()}/v2.0"
+    return _build("azure", fields, issuer, AZURE_SCOPES, allow_http)
+
+
+# provider type -> how its configuration is validated and built
+CONFIG_BUILDERS: dict[str, Callable[[object, Mapping], OIDCConfig]] = {
+    "okta": okta_config,
+    "azure": azure_config,
+}
+
+_MAPPING_FIELDS = ("default_tenants", "group_mappings")
+
+
+def _fields(raw: object, required: tuple[str, ...], optional: tuple[str, ...]) -> dict:
+    if not isinstance(raw, Mapping):
+        raise InvalidConfig("configuration", "must be a JSON object")
+    known = set(required) | set(optional) | set(_MAPPING_FIELDS)
+    unknown = sorted(str(name) for name in raw if name not in known)
+    if unknown:
+        expected = ", ".join(sorted(known))
+        raise InvalidConfig(unknown[0], f"is not a known field (expected {expected})")
+    for name in required:
+        if raw.get(name) in (None, ""):
+            raise InvalidConfig(name, "is required")
+    return dict(raw)
+
+
+def _build(provider: str, fields: dict, issuer: str, scopes: tuple[str, ...],
+           allow_http: bool) -> OIDCConfig:
+    return OIDCConfig(
+        provider=provider,
+        issuer=issuer,
+        client_id=_credential("client_id", fields["client_id"]),
+        client_secret=_credential("client_secret", fields["client_secret"]),
+        scopes=scopes,
+        allow_http=allow_http,
+        default_tenants=_grants("default_tenants", fields.get("default_tenants", [])),
+        group_mappings=_group_mappings(fields.get("group_mappings", {})),
+    )
+
+
+def _credential(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidConfig(name, "must be a string")
+    if not 0 < len(value) <= MAX_CREDENTIAL_LENGTH:
+        raise InvalidConfig(name, f"must be 1 to {MAX_CREDENTIAL_LENGTH} characters")
+    if not value.isprintable() or value != value.strip():
+        raise InvalidConfig(name, "must not contain control characters or surrounding spaces")
+    return value
+
+
+def _host_name(value: object) -> str:
+    """A DNS host name (RFC 1123 §2.1) with at least two labels; no scheme, port, path or IP."""
+    message = "must be a host name such as dev-123456.okta.com (no scheme, port, path or user)"
+    if not isinstance(value, str) or len(value) > 253:
+        raise InvalidConfig("domain", message)
+    host = value.lower()
+    labels = host.split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise InvalidConfig("domain", message)
+    if labels[-1].isdigit():  # an IPv4 address, or a name that would parse as one
+        raise InvalidConfig("domain", message)
+    return host
+
+
+def _okta_issuer(value: object, domain: str, allow_http: bool) -> str:
+    if not isinstance(value, str):
+        raise InvalidConfig("issuer", "must be a string")
+    problem = url_problem(value, allow_http)
+    if problem:
+        raise InvalidConfig("issuer", problem)
+    parts = urlsplit(value)
+    if parts.path and not _OKTA_SERVER_PATH.fullmatch(parts.path):
+        raise InvalidConfig("issuer", "must be https://{domain} or a custom authorization "
+                                      "server https://{domain}/oauth2/{id}")
+    # a loopback development issuer stands in for the domain; a real one must live on it
+    if parts.scheme == "https" and parts.netloc != domain:
+        raise InvalidConfig("issuer", f"must be on the domain {domain}")
+    return value
+
+
+def _grants(name: str, value: object) -> tuple[TenantGrant, ...]:
+    if not isinstance(value, list):
+        raise InvalidConfig(name, 'must be a list of {"id": tenant, "role": role}')
+    if len(value) > MAX_GRANTS:
+        raise InvalidConfig(name, f"may hold at most {MAX_GRANTS} entries")
+    grants = []
+    for entry in value:
+        if not isinstance(entry, Mapping) or set(entry) != {"id", "role"}:
+            raise InvalidConfig(name, 'entries must be {"id": tenant, "role": role}')
+        tenant, role = entry["id"], entry["role"]
+        if not isinstance(tenant, str) or not _TENANT_ID.fullmatch(tenant):
+            raise InvalidConfig(name, f"has an invalid tenant id: {str(tenant)[:64]!r}")
+        if role not in TENANT_ROLES:
+            raise InvalidConfig(name, f"role must be one of {', '.join(TENANT_ROLES)}")
+        grants.append(TenantGrant(tenant, role))
+    return tuple(grants)
+
+
+def _group_mappings(value: object) -> Mapping[str, tuple[TenantGrant, ...]]:
+    if not isinstance(value, Mapping):
+        raise InvalidConfig("group_mappings", 'must be an object {group: [{"id", "role"}, ...]}')
+    if len(value) > MAX_GROUP_MAPPINGS:
+        raise InvalidConfig("group_mappings", f"may hold at most {MAX_GROUP_MAPPINGS} groups")
+    mappings = {}
+    for group, grants in value.items():
+        if not isinstance(group, str) or not 0 < len(group) <= MAX_GROUP_NAME_LENGTH:
+            raise InvalidConfig("group_mappings",
+                                f"group names must be 1 to {MAX_GROUP_NAME_LENGTH} characters")
+        mappings[group] = _grants(f"group_mappings[{group!r}]", grants)
+    return MappingProxyType(mappings)

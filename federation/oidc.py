@@ -1,0 +1,327 @@
+"""OpenID Connect upstreams: one connector; Okta and Azure AD are configurations of it.
+
+The relying-party side of the authorization code flow (OpenID Connect Core 1.0 §3.1) with
+PKCE S256 (RFC 7636), checked against the upstream's own metadata (OpenID Connect
+Discovery 1.0 §4) and JWKS. The connector keeps no request state: ``login`` returns what
+the server must keep single-use under ``state``, and ``handle_callback`` gets it back.
+Discovery and JWKS are cached per connector, so the server builds one connector per
+connection and process and reuses it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from typing import Callable, Mapping
+
+import requests
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oidc.core import CodeIDToken
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, RSAKey
+
+from federation.config import CONFIG_BUILDERS, InvalidConfig, OIDCConfig, url_problem
+from federation.connector import ConnectorError, Identity, LoginStart, UpstreamUnavailable
+
+# Fixed by us, never taken from the token or the upstream: no "none", no HS* (RFC 8725 §3.1).
+ALLOWED_ALGORITHMS = {"RS256": RSAKey, "ES256": ECKey}
+LEEWAY_SECONDS = 60
+TOKEN_ENDPOINT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+
+UNREACHABLE = "The identity provider could not be reached. Try again later."
+BAD_RESPONSE = "The identity provider sent an invalid response. Try again later."
+DENIED = "Sign-in was cancelled or denied at the identity provider."
+FAILED = "The identity provider could not complete the sign-in."
+NOT_VERIFIED = "The sign-in could not be verified."
+
+
+class OIDCConnector:
+    """A ``CallbackConnector`` for one upstream OpenID Connect provider."""
+
+    def __init__(self, config: OIDCConfig, *, timeout: float = 5.0,
+                 metadata_ttl: float = 3600, jwks_ttl: float = 900,
+                 jwks_refetch_interval: float = 30,
+                 clock: Callable[[], float] = time.time):
+        self.config = config
+        self.timeout = timeout
+        self.metadata_ttl = metadata_ttl
+        self.jwks_ttl = jwks_ttl
+        self.jwks_refetch_interval = jwks_refetch_interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._metadata: dict | None = None
+        self._metadata_at = 0.0
+        self._keys: list | None = None
+        self._keys_at = 0.0
+
+    # -- the connector contract ---------------------------------------------------------
+
+    def login(self, callback_url: str, state: str) -> LoginStart:
+        """The upstream authorization URL (OIDC Core §3.1.2.1) and what to keep until the callback.
+
+        ``state`` is the server's own unguessable value; ``callback_url`` must be the one
+        registered upstream, and the same one given to ``handle_callback``.
+        """
+        if not state:
+            raise ValueError("login needs the state the server will look the login up by")
+        metadata = self.metadata()
+        nonce = secrets.token_urlsafe(32)
+        code_verifier = secrets.token_urlsafe(48)  # 64 characters, RFC 7636 §4.1
+        with self._client(callback_url) as client:
+            url, _ = client.create_authorization_url(
+                metadata["authorization_endpoint"], state=state, code_verifier=code_verifier,
+                nonce=nonce)
+        return LoginStart(url, {"nonce": nonce, "code_verifier": code_verifier})
+
+    def handle_callback(self, callback_url: str, params: Mapping[str, str],
+                        saved: Mapping) -> Identity:
+        """Exchange the code and verify the ID token (OIDC Core §3.1.3.7) into an ``Identity``.
+
+        ``params`` is the callback's query; ``saved`` is what ``login`` returned, which the
+        server looked up (and consumed) by the callback's ``state``.
+        """
+        code = self._authorization_code(params)
+        nonce, code_verifier = saved.get("nonce"), saved.get("code_verifier")
+        if not (isinstance(nonce, str) and nonce and isinstance(code_verifier, str)):
+            raise ConnectorError(NOT_VERIFIED, "saved login state lacks nonce or code_verifier")
+        metadata = self.metadata()
+        token = self._exchange(metadata, callback_url, code, code_verifier)
+        claims = self._verify_id_token(token["id_token"], nonce, token.get("access_token"))
+        return identity_from_claims(claims)
+
+    # -- the authorization response (RFC 6749 §4.1.2) ----------------------------------
+
+    def _authorization_code(self, params: Mapping[str, str]) -> str:
+        error = params.get("error")
+        if error:
+            description = str(params.get("error_description", ""))[:200]
+            message = DENIED if error == "access_denied" else FAILED
+            raise ConnectorError(message, f"upstream error {str(error)[:64]!r}: {description!r}")
+        # RFC 9207: an upstream that names itself must name the issuer we sent the user to
+        if "iss" in params and params["iss"] != self.config.issuer:
+            raise ConnectorError(NOT_VERIFIED, "authorization response iss does not match issuer")
+        code = params.get("code")
+        if not isinstance(code, str) or not code:
+            raise ConnectorError(FAILED, "callback without code or error")
+        return code
+
+    # -- the token request (RFC 6749 §4.1.3) ---------------------------------------------
+
+    def _client(self, callback_url: str, auth_method: str | None = None) -> OAuth2Session:
+        return OAuth2Session(
+            client_id=self.config.client_id, client_secret=self.config.client_secret,
+            token_endpoint_auth_method=auth_method, scope=" ".join(self.config.scopes),
+            redirect_uri=callback_url, code_challenge_method="S256")
+
+    def _exchange(self, metadata: dict, callback_url: str, code: str,
+                  code_verifier: str) -> dict:
+        auth_method = token_endpoint_auth_method(metadata)
+        with self._client(callback_url, auth_method) as client:
+            try:
+                token = client.fetch_token(
+                    metadata["token_endpoint"], grant_type="authorization_code", code=code,
+                    code_verifier=code_verifier, timeout=self.timeout, allow_redirects=False)
+            except OAuthError as error:
+                raise ConnectorError(FAILED, f"token endpoint error {error.error!r}") from None
+            except requests.RequestException as error:
+                raise _unavailable("token endpoint", error) from None
+            except (ValueError, TypeError):  # not JSON, or fields of the wrong types
+                raise UpstreamUnavailable(BAD_RESPONSE, "token response is malformed") from None
+        if not isinstance(token.get("id_token"), str):
+            raise UpstreamUnavailable(BAD_RESPONSE, "token response without an id_token")
+        return dict(token)
+
+    # -- the ID token (OIDC Core §3.1.3.7) -----------------------------------------------
+
+    def _verify_id_token(self, id_token: str, nonce: str, access_token: object) -> dict:
+        try:
+            header = jws.extract_compact(id_token.encode()).headers()
+        except (JoseError, ValueError):
+            header = None
+        if not isinstance(header, dict):
+            raise ConnectorError(NOT_VERIFIED, "id_token is not a compact JWS")
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
+            raise ConnectorError(NOT_VERIFIED, f"id_token alg {str(alg)[:16]!r} is not allowed")
+        if kid is not None and not isinstance(kid, str):
+            raise ConnectorError(NOT_VERIFIED, "id_token kid is not a string")
+        key = self._signing_key(kid, alg)
+        options = {
+            "iss": {"essential": True, "value": self.config.issuer},
+            "sub": {"essential": True},
+            "aud": {"essential": True, "value": self.config.client_id},
+            "nonce": {"essential": True, "value": nonce},
+        }
+        params = {"nonce": nonce, "client_id": self.config.client_id}
+        if isinstance(access_token, str):
+            params["access_token"] = access_token  # checks at_hash when present
+        # CodeIDToken also wants azp == client_id when there are several audiences (§2)
+        try:
+            token = jwt.decode(id_token, key, algorithms=[alg])
+            claims = CodeIDToken(token.claims, token.header, options, params)
+            claims.validate(now=int(self.clock()), leeway=LEEWAY_SECONDS)
+        except JoseError as error:
+            claim = getattr(error, "claim", None)
+            detail = f" ({claim})" if claim else ""
+            raise ConnectorError(NOT_VERIFIED, f"id_token rejected{detail}: {error}") from None
+        except (ValueError, TypeError):  # claims of types the checks do not expect
+            raise ConnectorError(NOT_VERIFIED, "id_token claims are malformed") from None
+        return dict(claims)
+
+    def _signing_key(self, kid: str | None, alg: str):
+        key = find_key(self._jwks(), kid, alg)
+        if key is None and self._may_refetch_jwks():
+            key = find_key(self._jwks(force=True), kid, alg)
+        if key is None:
+            raise ConnectorError(NOT_VERIFIED, f"id_token signed by an unknown key {kid!r}")
+        return key
+
+    # -- discovery and JWKS, cached -------------------------------------------------------
+
+    def metadata(self) -> dict:
+        """The upstream's discovery document, validated (OIDC Discovery §4.3), cached.
+
+        Fetches happen under the connector's lock: concurrent logins wait for one fetch.
+        """
+        with self._lock:
+            if self._metadata is None or self.clock() - self._metadata_at >= self.metadata_ttl:
+                url = self.config.issuer + "/.well-known/openid-configuration"
+                self._metadata = validate_metadata(get_json(url, "discovery", self.timeout),
+                                                   self.config)
+                self._metadata_at = self.clock()
+            return self._metadata
+
+    def _jwks(self, force: bool = False) -> list:
+        jwks_uri = self.metadata()["jwks_uri"]
+        with self._lock:
+            if force or self._keys is None or self.clock() - self._keys_at >= self.jwks_ttl:
+                self._keys = parse_jwks(get_json(jwks_uri, "jwks", self.timeout))
+                self._keys_at = self.clock()
+            return self._keys
+
+    def _may_refetch_jwks(self) -> bool:
+        """An unknown kid refetches the JWKS, at most once per ``jwks_refetch_interval``."""
+        return self.clock() - self._keys_at >= self.jwks_refetch_interval
+
+
+def open_connector(provider: str, raw: object, settings: Mapping, **options) -> OIDCConnector:
+    """Validate a connection's configuration (``CONFIG_BUILDERS``) and build its connector.
+
+    ``settings`` is the app config (``ALLOW_HTTP_UPSTREAMS``, ``AZURE_AUTHORITY_HOST``);
+    ``options`` go to ``OIDCConnector`` (timeouts, cache lifetimes, clock).
+    """
+    build = CONFIG_BUILDERS.get(provider)
+    if build is None:
+        raise InvalidConfig("provider", f"must be one of {', '.join(CONFIG_BUILDERS)}")
+    return OIDCConnector(build(raw, settings), **options)
+
+
+def okta(raw: object, settings: Mapping, **options) -> OIDCConnector:
+    return open_connector("okta", raw, settings, **options)
+
+
+def azure(raw: object, settings: Mapping, **options) -> OIDCConnector:
+    return open_connector("azure", raw, settings, **options)
+
+
+def get_json(url: str, what: str, timeout: float) -> object:
+    """GET a JSON document; every failure is ``UpstreamUnavailable`` with a safe message."""
+    try:
+        response = requests.get(url, timeout=timeout, allow_redirects=False,
+                                headers={"Accept": "application/json"})
+    except requests.RequestException as error:
+        raise _unavailable(what, error) from None
+    if response.status_code != 200:
+        raise UpstreamUnavailable(BAD_RESPONSE, f"{what}: HTTP {response.status_code}")
+    try:
+        return response.json()
+    except ValueError:
+        raise UpstreamUnavailable(BAD_RESPONSE, f"{what}: not JSON") from None
+
+
+def _unavailable(what: str, error: requests.RequestException) -> UpstreamUnavailable:
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return UpstreamUnavailable(BAD_RESPONSE, f"{what}: HTTP {error.response.status_code}")
+    return UpstreamUnavailable(UNREACHABLE, f"{what}: {type(error).__name__}")
+
+
+def validate_metadata(document: object, config: OIDCConfig) -> dict:
+    """The discovery fields we use, checked: the issuer must be ours exactly (Discovery §4.3)."""
+    if not isinstance(document, dict):
+        raise UpstreamUnavailable(BAD_RESPONSE, "discovery is not a JSON object")
+    if document.get("issuer") != config.issuer:
+        raise UpstreamUnavailable(
+            BAD_RESPONSE, f"discovery issuer {document.get('issuer')!r:.200} "
+                          f"is not the configured {config.issuer!r}")
+    for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+        value = document.get(name)
+        problem = (url_problem(value, config.allow_http) if isinstance(value, str)
+                   else "is missing or not a string")
+        if problem:
+            raise UpstreamUnavailable(BAD_RESPONSE, f"discovery {name} {problem}")
+    methods = document.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
+    if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+        raise UpstreamUnavailable(BAD_RESPONSE, "discovery token_endpoint_auth_methods_supported "
+                                                "is not a list of strings")
+    token_endpoint_auth_method(document)  # fail at login, not after the user signed in
+    return document
+
+
+def token_endpoint_auth_method(metadata: Mapping) -> str:
+    """``client_secret_basic`` unless the upstream supports only ``client_secret_post``
+    (RFC 8414 §2: the default when the list is omitted is ``client_secret_basic``)."""
+    supported = metadata.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
+    for method in TOKEN_ENDPOINT_AUTH_METHODS:
+        if method in supported:
+            return method
+    raise UpstreamUnavailable(FAILED, f"no usable token endpoint auth method in {supported!r}")
+
+
+def parse_jwks(document: object) -> list:
+    """The signing keys of a JWKS (RFC 7517 §5); keys we cannot use are skipped."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise UpstreamUnavailable(BAD_RESPONSE, "jwks is not a JSON Web Key Set")
+    keys = []
+    for entry in document["keys"]:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        for key_class in ALLOWED_ALGORITHMS.values():
+            if entry.get("kty") == key_class.key_type:
+                try:
+                    keys.append(key_class.import_key(entry))
+                except (JoseError, ValueError, TypeError):
+                    pass
+    return keys
+
+
+def find_key(keys: list, kid: str | None, alg: str):
+    """The key for a token's ``kid`` and ``alg``; without a kid, the only key that fits."""
+    fits = [key for key in keys
+            if isinstance(key, ALLOWED_ALGORITHMS[alg]) and key.alg in (None, alg)]
+    if kid is None:
+        return fits[0] if len(fits) == 1 else None
+    return next((key for key in fits if key.kid == kid), None)
+
+
+def identity_from_claims(claims: Mapping) -> Identity:
+    """Standard claims (OIDC Core §5.1) to an ``Identity``. A missing ``email_verified``
+    (usual with Azure AD) means not verified."""
+    groups = claims.get("groups", [])
+    if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
+        raise ConnectorError(NOT_VERIFIED, "groups claim is not a list of strings")
+    return Identity(
+        subject=claims["sub"],
+        email=_optional_string(claims, "email"),
+        email_verified=claims.get("email_verified") is True,
+        name=_optional_string(claims, "name"),
+        username=_optional_string(claims, "preferred_username"),
+        groups=tuple(groups),
+    )
+
+
+def _optional_string(claims: Mapping, name: str) -> str | None:
+    value = claims.get(name)
+    return value if isinstance(value, str) and value else None

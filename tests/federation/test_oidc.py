@@ -1,0 +1,430 @@
+"""The OIDC connector against a real upstream provider process on loopback.
+
+Happy paths for the Okta (org and custom authorization server) and Azure AD issuer shapes,
+then every way the upstream, the browser or an attacker can get it wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from joserfc.jwk import ECKey, OctKey, RSAKey
+
+from federation.connector import ConnectorError, Identity, UpstreamUnavailable
+from federation.config import InvalidConfig
+from federation.oidc import find_key, okta, open_connector, parse_jwks
+from tests.federation.conftest import (
+    AZURE_TENANT, CALLBACK, CLIENT_ID, CONNECTOR_OPTIONS, CREDENTIALS, authorize, sign_in,
+)
+from tests.federation.upstream import DEFAULT_USER, UpstreamProcess
+from tests.helpers import free_port
+
+AZURE_USER = {  # what Azure AD v2.0 typically sends: no email_verified, groups as object ids
+    "sub": "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
+    "email": "grace@contoso.example",
+    "name": "Grace Hopper",
+    "preferred_username": "grace@contoso.onmicrosoft.example",
+    "groups": ["3f5c5e8a-9c4f-4a1e-9a53-2b1f4b0b7a11", "b7c1d2e3-0000-4a1e-9a53-2b1f4b0b7a12"],
+    "oid": "00000000-0000-0000-66f3-3332eca7ea81",
+    "tid": AZURE_TENANT,
+}
+
+
+class Clock:
+    """An injected clock that tests can move forward."""
+
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rejected(connector, params, saved, error=ConnectorError) -> ConnectorError:
+    with pytest.raises(error) as caught:
+        connector.handle_callback(CALLBACK, params, saved)
+    return caught.value
+
+
+def refused_sign_in(connector, error=ConnectorError) -> ConnectorError:
+    params, saved = authorize(connector)
+    return rejected(connector, params, saved, error)
+
+
+def test_open_connector_knows_the_providers(settings):
+    assert open_connector("azure", {"tenant_id": AZURE_TENANT, **CREDENTIALS},
+                          settings).config.provider == "azure"
+    with pytest.raises(InvalidConfig, match="provider must be one of okta, azure"):
+        open_connector("saml", {}, settings)
+
+
+# -- happy paths ---------------------------------------------------------------------------
+
+def test_okta_org_server_sign_in(okta_connector, upstream):
+    identity = sign_in(okta_connector)
+    assert identity == Identity(
+        subject=DEFAULT_USER["sub"], email="ada@customer.example", email_verified=True,
+        name="Ada Lovelace", username="ada@customer.example",
+        groups=("Everyone", "infra-admins"))
+    assert upstream.status()["last_client_auth"] == "client_secret_basic"
+
+
+def test_okta_custom_authorization_server_sign_in(upstream, settings):
+    connector = okta({"domain": "dev-123456.okta.com", "issuer": upstream.url + "/oauth2/default",
+                      **CREDENTIALS}, settings, **CONNECTOR_OPTIONS)
+    assert connector.config.issuer == upstream.url + "/oauth2/default"
+    assert sign_in(connector).subject == DEFAULT_USER["sub"]
+
+
+def test_azure_sign_in_with_the_tenant_issuer(azure_connector, upstream):
+    upstream.set(user=AZURE_USER)
+    assert azure_connector.config.issuer == f"{upstream.url}/{AZURE_TENANT}/v2.0"
+    identity = sign_in(azure_connector)
+    assert identity == Identity(
+        subject=AZURE_USER["sub"], email="grace@contoso.example",
+        email_verified=False,  # Azure AD sends no email_verified: never assume it
+        name="Grace Hopper", username="grace@contoso.onmicrosoft.example",
+        groups=tuple(AZURE_USER["groups"]))
+
+
+def test_groups_map_to_tenant_roles(upstream, settings):
+    connector = okta({"domain": "dev-123456.okta.com", "issuer": upstream.url, **CREDENTIALS,
+                      "default_tenants": [{"id": "acme", "role": "viewer"}],
+                      "group_mappings": {"infra-admins": [{"id": "ops", "role": "admin"}]}},
+                     settings, **CONNECTOR_OPTIONS)
+    identity = sign_in(connector)
+    assert connector.config.tenant_roles(identity.groups) == {"acme": "viewer", "ops": "admin"}
+
+
+def test_minimal_claims(okta_connector, upstream):
+    upstream.set(user={"sub": "someone"})
+    assert sign_in(okta_connector) == Identity(subject="someone")
+
+
+def test_login_url_carries_state_nonce_and_pkce(okta_connector, azure_connector, upstream):
+    start = okta_connector.login(CALLBACK, "the-state")
+    url = urlsplit(start.redirect_url)
+    assert f"{url.scheme}://{url.netloc}{url.path}" == upstream.url + "/authorize"
+    query = {name: values[0] for name, values in parse_qs(url.query).items()}
+    assert query["response_type"] == "code"
+    assert query["client_id"] == CLIENT_ID
+    assert query["redirect_uri"] == CALLBACK
+    assert query["state"] == "the-state"
+    assert query["scope"] == "openid email profile groups"
+    assert query["nonce"] == start.saved["nonce"]
+    assert query["code_challenge_method"] == "S256"
+    digest = hashlib.sha256(start.saved["code_verifier"].encode()).digest()
+    assert query["code_challenge"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert set(start.saved) == {"nonce", "code_verifier"}
+    assert 43 <= len(start.saved["code_verifier"]) <= 128
+
+    again = okta_connector.login(CALLBACK, "the-state")
+    assert again.saved["nonce"] != start.saved["nonce"]
+    assert again.saved["code_verifier"] != start.saved["code_verifier"]
+
+    azure_query = parse_qs(urlsplit(azure_connector.login(CALLBACK, "s").redirect_url).query)
+    assert azure_query["scope"] == ["openid email profile"]
+
+
+def test_client_secret_post_when_that_is_all_the_upstream_supports(okta_connector, upstream):
+    upstream.set(discovery={"token_endpoint_auth_methods_supported": ["client_secret_post"]})
+    sign_in(okta_connector)
+    assert upstream.status()["last_client_auth"] == "client_secret_post"
+
+
+def test_client_secret_basic_when_discovery_lists_no_methods(okta_connector, upstream):
+    upstream.set(discovery={"token_endpoint_auth_methods_supported": None})
+    sign_in(okta_connector)
+    assert upstream.status()["last_client_auth"] == "client_secret_basic"
+
+
+def test_no_usable_client_authentication(okta_connector, upstream):
+    upstream.set(discovery={"token_endpoint_auth_methods_supported": ["private_key_jwt"]})
+    with pytest.raises(UpstreamUnavailable) as caught:  # before the user is sent upstream
+        okta_connector.login(CALLBACK, "s")
+    assert "private_key_jwt" in caught.value.reason
+
+
+def test_discovery_and_jwks_are_cached(okta_connector, upstream):
+    sign_in(okta_connector)
+    sign_in(okta_connector)
+    counts = upstream.status()["counts"]
+    assert counts[".well-known/openid-configuration"] == 1
+    assert counts["keys"] == 1
+    assert counts["token"] == 2
+
+
+def test_cache_expires(upstream, settings):
+    clock = Clock()
+    connector = okta({"domain": "dev-123456.okta.com", "issuer": upstream.url, **CREDENTIALS},
+                     settings, clock=clock, metadata_ttl=600, jwks_ttl=300)
+    upstream.set(claims={"exp": int(time.time()) + 3600})  # valid at the moved clock too
+    sign_in(connector)
+    clock.now += 301
+    sign_in(connector)
+    clock.now += 300
+    sign_in(connector)
+    counts = upstream.status()["counts"]
+    assert counts[".well-known/openid-configuration"] == 2
+    assert counts["keys"] == 3
+
+
+def test_key_rotation_refetches_the_jwks(upstream, settings):
+    clock = Clock()
+    connector = okta({"domain": "dev-123456.okta.com", "issuer": upstream.url, **CREDENTIALS},
+                     settings, clock=clock, jwks_refetch_interval=30)
+    sign_in(connector)
+    upstream.rotate_key()
+    clock.now += 31  # still inside the JWKS's TTL, past the refetch interval
+    assert sign_in(connector).subject == DEFAULT_USER["sub"]
+    assert upstream.status()["counts"]["keys"] == 2
+
+
+# -- the authorization response --------------------------------------------------------------
+
+def test_access_denied_upstream(okta_connector, upstream):
+    upstream.set(authorize_params={"error": "access_denied",
+                                   "error_description": "User is not assigned to the app"})
+    params, saved = authorize(okta_connector)
+    assert "code" not in params
+    error = rejected(okta_connector, params, saved)
+    assert not isinstance(error, UpstreamUnavailable)
+    assert error.message == "Sign-in was cancelled or denied at the identity provider."
+    assert "access_denied" in error.reason and "not assigned" in error.reason
+    assert "token" not in upstream.status()["counts"]
+
+
+def test_other_upstream_errors(okta_connector):
+    error = rejected(okta_connector, {"error": "server_error", "state": "s"},
+                     {"nonce": "n", "code_verifier": "v"})
+    assert error.message == "The identity provider could not complete the sign-in."
+
+
+def test_callback_without_code_or_saved_state(okta_connector):
+    saved = {"nonce": "n", "code_verifier": "v"}
+    assert "without code" in rejected(okta_connector, {"state": "s"}, saved).reason
+    assert "nonce" in rejected(okta_connector, {"code": "c"}, {}).reason
+    assert "nonce" in rejected(okta_connector, {"code": "c"}, {"code_verifier": "v"}).reason
+
+
+def test_authorization_response_from_another_issuer(okta_connector, upstream):
+    upstream.set(authorize_params={"iss": "https://evil.example"})
+    assert "iss" in refused_sign_in(okta_connector).reason
+    upstream.set(authorize_params={"iss": upstream.url})
+    assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]
+
+
+def test_code_cannot_be_replayed(okta_connector):
+    params, saved = authorize(okta_connector)
+    okta_connector.handle_callback(CALLBACK, params, saved)
+    error = rejected(okta_connector, params, saved)
+    assert not isinstance(error, UpstreamUnavailable)
+    assert "invalid_grant" in error.reason
+
+
+def test_pkce_verifier_must_match(okta_connector):
+    params, saved = authorize(okta_connector)
+    error = rejected(okta_connector, params, {**saved, "code_verifier": "x" * 64})
+    assert "invalid_grant" in error.reason
+
+
+def test_wrong_client_secret(upstream, settings):
+    connector = okta({"domain": "dev-123456.okta.com", "issuer": upstream.url,
+                      "client_id": CLIENT_ID, "client_secret": "not-the-secret"},
+                     settings, **CONNECTOR_OPTIONS)
+    error = refused_sign_in(connector)
+    assert "invalid_client" in error.reason
+    assert "not-the-secret" not in error.reason + error.message
+
+
+# -- the ID token ---------------------------------------------------------------------------
+
+NOT_VERIFIED = "The sign-in could not be verified."
+
+
+@pytest.mark.parametrize("connector_name", ["okta_connector", "azure_connector"])
+@pytest.mark.parametrize("claims, reason", [
+    ({"nonce": "an-old-nonce"}, "nonce"),
+    ({"nonce": None}, "nonce"),
+    ({"aud": "another-client"}, "aud"),
+    ({"aud": ["another-client", "and-another"]}, "aud"),
+    ({"aud": [CLIENT_ID, "another-client"]}, "azp"),
+    ({"aud": [CLIENT_ID, "another-client"], "azp": "another-client"}, "azp"),
+    ({"iss": "https://evil.example"}, "iss"),
+    ({"sub": None}, "sub"),
+    ({"sub": ""}, "sub"),
+    ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, "expired"),
+    ({"exp": None}, "exp"),
+    ({"iat": int(time.time()) + 3600}, "iat"),
+    ({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"}, "at_hash"),
+    ({"at_hash": ["AAAA"]}, "malformed"),
+    ({"auth_time": "yesterday"}, "auth_time"),
+    ({"groups": "infra-admins"}, "groups"),
+])
+def test_id_token_claims_checked(request, upstream, connector_name, claims, reason):
+    connector = request.getfixturevalue(connector_name)
+    upstream.set(claims=claims)
+    error = refused_sign_in(connector)
+    assert error.message == NOT_VERIFIED
+    assert reason in error.reason
+
+
+def test_several_audiences_with_our_azp(okta_connector, upstream):
+    upstream.set(claims={"aud": [CLIENT_ID, "another-client"], "azp": CLIENT_ID})
+    assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]
+
+
+def test_small_clock_skew_is_tolerated(okta_connector, upstream):
+    upstream.set(claims={"iat": int(time.time()) + 20, "exp": int(time.time()) + 20})
+    assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]
+
+
+@pytest.mark.parametrize("signing, reason", [
+    ("unknown-key", "unknown key"),
+    ("none", "alg 'none' is not allowed"),
+    ("hs256-public-key", "alg 'HS256' is not allowed"),
+    ("tampered", "bad_signature"),
+    ("not-a-jwt", "not a compact JWS"),
+])
+def test_id_token_signature_checked(okta_connector, upstream, signing, reason):
+    upstream.set(signing=signing)
+    error = refused_sign_in(okta_connector)
+    assert error.message == NOT_VERIFIED
+    assert reason in error.reason
+
+
+def test_unknown_key_refetches_the_jwks_at_most_once_per_interval(okta_connector, upstream):
+    upstream.set(signing="unknown-key")
+    refused_sign_in(okta_connector)
+    refused_sign_in(okta_connector)
+    # the first fetch is less than jwks_refetch_interval old: no refetch for either attempt
+    assert upstream.status()["counts"]["keys"] == 1
+
+
+# -- an upstream that is down or answers garbage -----------------------------------------
+
+def test_upstream_down(settings):
+    connector = okta({"domain": "dev-123456.okta.com",
+                      "issuer": f"http://127.0.0.1:{free_port()}", **CREDENTIALS},
+                     settings, **CONNECTOR_OPTIONS)
+    with pytest.raises(UpstreamUnavailable) as caught:
+        connector.login(CALLBACK, "s")
+    assert caught.value.message == "The identity provider could not be reached. Try again later."
+    assert "ConnectionError" in caught.value.reason
+
+
+def test_upstream_stops_between_login_and_callback(settings, tmp_path):
+    process = UpstreamProcess(CLIENT_ID, CREDENTIALS["client_secret"], tmp_path)
+    try:
+        connector = okta({"domain": "dev-123456.okta.com", "issuer": process.url,
+                          **CREDENTIALS}, settings, **CONNECTOR_OPTIONS)
+        params, saved = authorize(connector)
+    finally:
+        process.stop()
+    error = rejected(connector, params, saved, UpstreamUnavailable)
+    assert error.message == "The identity provider could not be reached. Try again later."
+
+
+def test_token_endpoint_times_out(okta_connector, upstream):
+    upstream.set(token_delay=3)
+    started = time.monotonic()
+    error = refused_sign_in(okta_connector, UpstreamUnavailable)
+    assert time.monotonic() - started < 2.5
+    assert "Timeout" in error.reason
+
+
+GARBAGE_REASONS = {"not-json": ("not JSON", "malformed"), "http-500": ("HTTP 500",),
+                   "wrong-shape": ("is not a JSON", "without an id_token")}
+
+
+@pytest.mark.parametrize("endpoint", [".well-known/openid-configuration", "keys", "token"])
+@pytest.mark.parametrize("garbage", GARBAGE_REASONS)
+def test_upstream_garbage(request, upstream, endpoint, garbage):
+    connector = request.getfixturevalue("okta_connector")
+    upstream.set(broken={endpoint: garbage})
+    if endpoint == ".well-known/openid-configuration":
+        with pytest.raises(UpstreamUnavailable) as caught:
+            connector.login(CALLBACK, "s")
+        error = caught.value
+    else:
+        error = refused_sign_in(connector, UpstreamUnavailable)
+    assert error.message == "The identity provider sent an invalid response. Try again later."
+    assert any(reason in error.reason for reason in GARBAGE_REASONS[garbage]), error.reason
+    assert "<html>" not in error.reason
+
+
+def test_token_response_with_fields_of_the_wrong_type(okta_connector, upstream):
+    upstream.set(broken={"token": {"access_token": "at", "token_type": "Bearer",
+                                   "expires_in": ["soon"], "id_token": "x.y.z"}})
+    error = refused_sign_in(okta_connector, UpstreamUnavailable)
+    assert error.message == "The identity provider sent an invalid response. Try again later."
+
+
+def test_token_endpoint_error(okta_connector, upstream):
+    upstream.set(broken={"token": {"error": "server_error", "error_description": "later"}})
+    error = refused_sign_in(okta_connector)
+    assert error.message == "The identity provider could not complete the sign-in."
+    assert "server_error" in error.reason
+
+
+def test_garbage_is_not_cached(okta_connector, upstream):
+    upstream.set(broken={"keys": "not-json"})
+    refused_sign_in(okta_connector, UpstreamUnavailable)
+    upstream.set(broken={})
+    assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]
+
+
+@pytest.mark.parametrize("discovery, reason", [
+    ({"issuer": "https://evil.example"}, "discovery issuer 'https://evil.example'"),
+    ({"issuer": None}, "discovery issuer None"),
+    ({"token_endpoint": "http://evil.example/token"}, "token_endpoint must be an https:// URL"),
+    ({"jwks_uri": None}, "jwks_uri is missing"),
+    ({"authorization_endpoint": 42}, "authorization_endpoint is missing"),
+    ({"token_endpoint_auth_methods_supported": "client_secret_basic"}, "not a list"),
+])
+def test_discovery_must_describe_this_issuer(okta_connector, upstream, discovery, reason):
+    upstream.set(discovery=discovery)
+    with pytest.raises(UpstreamUnavailable) as caught:
+        okta_connector.login(CALLBACK, "s")
+    assert reason in caught.value.reason
+
+
+def test_azure_discovery_of_another_tenant_is_refused(azure_connector, upstream):
+    upstream.set(discovery={"issuer": f"{upstream.url}/{'0' * 8}-0000-0000-0000-{'0' * 12}/v2.0"})
+    with pytest.raises(UpstreamUnavailable, match="invalid response"):
+        azure_connector.login(CALLBACK, "s")
+
+
+
+# -- JWKS parsing and key selection ---------------------------------------------------------
+
+def test_jwks_keeps_only_usable_signing_keys():
+    rsa = RSAKey.generate_key(2048, parameters={"kid": "rsa-1", "alg": "RS256"})
+    ec = ECKey.generate_key("P-256", parameters={"kid": "ec-1"})
+    encryption = RSAKey.generate_key(2048, parameters={"kid": "enc-1", "use": "enc"})
+    document = {"keys": [
+        rsa.as_dict(private=False), ec.as_dict(private=False),
+        encryption.as_dict(private=False),
+        OctKey.generate_key(256, parameters={"kid": "oct-1"}).as_dict(),
+        {"kty": "RSA", "kid": "broken", "n": "not base64!", "e": "AQAB"},
+        {"kty": "EC", "kid": "no-curve"}, "not a key", {"kid": "no-kty"},
+    ]}
+    keys = parse_jwks(document)
+    assert sorted(key.kid for key in keys) == ["ec-1", "rsa-1"]
+    assert find_key(keys, "rsa-1", "RS256").kid == "rsa-1"
+    assert find_key(keys, "ec-1", "ES256").kid == "ec-1"
+    assert find_key(keys, "ec-1", "RS256") is None  # a key is used only with its own type
+    assert find_key(keys, "enc-1", "RS256") is None
+    assert find_key(keys, None, "RS256").kid == "rsa-1"  # no kid: the only candidate
+    two = parse_jwks({"keys": [rsa.as_dict(private=False),
+                               RSAKey.generate_key(2048).as_dict(private=False)]})
+    assert find_key(two, None, "RS256") is None  # no kid and a choice: refuse to guess
+
+
+def test_jwks_key_alg_must_match_the_token():
+    rsa = RSAKey.generate_key(2048, parameters={"kid": "rsa-1", "alg": "RS512"})
+    assert find_key(parse_jwks({"keys": [rsa.as_dict(private=False)]}), "rsa-1", "RS256") is None
