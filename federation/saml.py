@@ -80,7 +80,7 @@ NAME_ID_FORMATS = {
     "unspecified": "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
     "transient": "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
 }
-# what the SP metadata offers: every format that can name a user stably
+# the NameID formats our metadata offers (a transient NameID only with subject_attribute)
 SP_NAME_ID_FORMATS = tuple(NAME_ID_FORMATS[name] for name in ("persistent", "emailAddress",
                                                                "unspecified"))
 
