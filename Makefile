@@ -9,7 +9,21 @@ FLASK  := $(BIN)/flask --app wsgi
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/9
 
-.PHONY: install run test clean
+# the system packages the project needs (Debian names), installed by `make install` when missing:
+# xmlsec1 is the binary pysaml2 signs and verifies SAML messages with
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+
+.PHONY: install system-deps run test clean
+
+system-deps:
+	@command -v xmlsec1 >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 || { \
+	    echo "make: xmlsec1 is missing and there is no apt-get here; install xmlsec1 (macOS: brew install libxmlsec1)" >&2; \
+	    exit 1; }; \
+	  echo "make: installing xmlsec1 (Debian package xmlsec1)"; \
+	  $(APT) install -y --no-install-recommends xmlsec1 \
+	    || { $(APT) update && $(APT) install -y --no-install-recommends xmlsec1; }; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +31,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: system-deps $(STAMP)
 
 run: install
 	$(FLASK) db upgrade

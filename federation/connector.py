@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,23 @@ class CallbackConnector(Protocol):
                         saved: Mapping) -> Identity: ...
 
 
+# ``seen(assertion_id, expires_at)``: record the id until ``expires_at`` (Unix time) and say
+# whether it was already recorded, in one atomic step (Redis ``SET key 1 NX EXAT expires_at``).
+SeenAssertion = Callable[[str, float], bool]
+
+
 class SAMLConnector(Protocol):
-    """SAML 2.0 upstreams: AuthnRequest by HTTP-Redirect, Response by HTTP-POST."""
+    """SAML 2.0 upstreams: AuthnRequest by HTTP-Redirect, Response by HTTP-POST.
+
+    ``saved`` is what ``login`` asked the server to keep under the RelayState, or None when
+    the server holds nothing for it (an IdP-initiated, unsolicited Response); ``relay_state``
+    is the RelayState the browser posted, checked against the connection's allowlist for
+    unsolicited Responses. ``seen`` is the server's replay cache: the connector calls it
+    once, last, for an assertion that passed every other check, and refuses the Response
+    when it answers True.
+    """
 
     def login(self, acs_url: str, relay_state: str) -> LoginStart: ...
 
-    def handle_post(self, acs_url: str, saml_response: str,
-                    saved: Mapping | None) -> Identity: ...
+    def handle_post(self, acs_url: str, saml_response: str, saved: Mapping | None, *,
+                    seen: SeenAssertion, relay_state: str | None = None) -> Identity: ...

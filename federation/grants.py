@@ -1,0 +1,117 @@
+"""Tenant roles of federated users: a connection's ``default_tenants`` and ``group_mappings``.
+
+Contract §7: tenant roles for federated users come from the connection's mapping of
+upstream groups. Both fields use the shape of a user's ``tenants`` (contract §3):
+
+- ``default_tenants``: ``[{"id": tenant, "role": role}, ...]``, granted to every user of the
+  connection;
+- ``group_mappings``: ``{group: [{"id": tenant, "role": role}, ...], ...}``, granted to the
+  members of ``group`` (a group name or id exactly as the upstream sends it).
+
+``role`` is a tenant role (``viewer``, ``editor``, ``admin``). Where several grants name one
+tenant, the strongest role wins. The connector only validates the shape; the server applies
+it (``tenant_roles``) when it brokers an ``Identity`` into a local user, and checks that the
+tenants exist.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+from idp.permissions import TENANT_ROLES
+
+MAX_GRANTS = 100
+MAX_GROUP_MAPPINGS = 500
+MAX_GROUP_NAME_LENGTH = 256
+# a tenant id as the tenants table holds it (String(64))
+_TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_GRANT_SHAPE = '{"id": tenant, "role": role}'
+
+
+class InvalidConfig(ValueError):
+    """A connection's configuration is unusable; ``message`` names the field and is safe to show."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name} {message}")
+        self.field = field_name
+        self.message = f"{field_name} {message}"
+
+
+@dataclass(frozen=True)
+class TenantGrant:
+    tenant: str
+    role: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.tenant, "role": self.role}
+
+
+@dataclass(frozen=True)
+class TenantMapping:
+    """Who gets which tenant role: ``default_tenants`` for everyone, plus mapped groups."""
+
+    default_tenants: tuple[TenantGrant, ...] = ()
+    group_mappings: Mapping[str, tuple[TenantGrant, ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def parse(cls, default_tenants: object = None, group_mappings: object = None) -> TenantMapping:
+        """Validate the two JSON fields (absent means empty); raises ``InvalidConfig``."""
+        return cls(_grants("default_tenants", [] if default_tenants is None else default_tenants),
+                   _group_mappings({} if group_mappings is None else group_mappings))
+
+    def tenant_roles(self, groups: Iterable[str]) -> dict[str, str]:
+        """Tenant id -> role for a user in ``groups``."""
+        roles: dict[str, str] = {}
+        grants = list(self.default_tenants)
+        for group in groups:
+            grants.extend(self.group_mappings.get(group, ()))
+        for grant in grants:
+            held = roles.get(grant.tenant)
+            # TENANT_ROLES lists the roles weakest first
+            if held is None or TENANT_ROLES.index(grant.role) > TENANT_ROLES.index(held):
+                roles[grant.tenant] = grant.role
+        return roles
+
+    def to_dict(self) -> dict:
+        return {
+            "default_tenants": [grant.to_dict() for grant in self.default_tenants],
+            "group_mappings": {group: [grant.to_dict() for grant in grants]
+                               for group, grants in self.group_mappings.items()},
+        }
+
+
+def _grants(name: str, value: object) -> tuple[TenantGrant, ...]:
+    if not isinstance(value, list):
+        raise InvalidConfig(name, f"must be a list of {_GRANT_SHAPE}")
+    if len(value) > MAX_GRANTS:
+        raise InvalidConfig(name, f"may hold at most {MAX_GRANTS} entries")
+    grants = []
+    for entry in value:
+        if not isinstance(entry, Mapping) or set(entry) != {"id", "role"}:
+            raise InvalidConfig(name, f"entries must be {_GRANT_SHAPE}")
+        tenant, role = entry["id"], entry["role"]
+        if not isinstance(tenant, str) or not _TENANT_ID.fullmatch(tenant):
+            raise InvalidConfig(name, "has an invalid tenant id (letters, digits, '.', '_', '-'; "
+                                      "at most 64)")
+        if role not in TENANT_ROLES:
+            raise InvalidConfig(name, f"role must be one of {', '.join(TENANT_ROLES)}")
+        grants.append(TenantGrant(tenant, role))
+    return tuple(grants)
+
+
+def _group_mappings(value: object) -> Mapping[str, tuple[TenantGrant, ...]]:
+    if not isinstance(value, Mapping):
+        raise InvalidConfig("group_mappings", f"must be an object {{group: [{_GRANT_SHAPE}, ...]}}")
+    if len(value) > MAX_GROUP_MAPPINGS:
+        raise InvalidConfig("group_mappings", f"may hold at most {MAX_GROUP_MAPPINGS} groups")
+    mappings = {}
+    for group, grants in value.items():
+        if not isinstance(group, str) or not 0 < len(group) <= MAX_GROUP_NAME_LENGTH:
+            raise InvalidConfig("group_mappings",
+                                f"group names must be 1 to {MAX_GROUP_NAME_LENGTH} characters")
+        mappings[group] = _grants(f"group_mappings[{group!r}]", grants)
+    return MappingProxyType(mappings)
