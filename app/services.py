@@ -21,6 +21,7 @@ from idp.token_service import TokenService
 from idp.tokens import AccessTokenIssuer
 from keys.keyring import Keyring
 from keys.manager import KeyManager
+from keys.rotation import KeyRotator, RotationPolicy
 from keys.sealing import Sealer
 
 from .repositories import SqlAccountDirectory, SqlClientDirectory, SqlKeyRepository
@@ -43,6 +44,7 @@ class Services:
     passwords: PasswordHasher
     secrets: SecretHasher
     keys: KeyManager
+    rotator: KeyRotator
     keyring: Keyring
     accounts: SqlAccountDirectory
     clients: SqlClientDirectory
@@ -60,7 +62,14 @@ def build_services(config: dict, kek: bytes) -> Services:
     )
     secret_hasher = SecretHasher(sealer.derive("secret-digest"))
     key_manager = KeyManager(SqlKeyRepository(), sealer, clock=utc_clock)
-    keyring = Keyring(key_manager, cache_seconds=float(config["KEY_CACHE_SECONDS"]))
+    rotator = KeyRotator(key_manager, RotationPolicy.from_settings(
+        jwks_max_age=int(config["JWKS_MAX_AGE"]),
+        key_cache_seconds=float(config["KEY_CACHE_SECONDS"]),
+        access_token_ttl=int(config["ACCESS_TOKEN_TTL"]),
+        rotation_days=int(config["KEY_ROTATION_DAYS"]),
+    ))
+    keyring = Keyring(key_manager, cache_seconds=float(config["KEY_CACHE_SECONDS"]),
+                      auto_rotate=rotator.auto)
     accounts = SqlAccountDirectory()
     clients = SqlClientDirectory(secret_hasher)
     issuer = AccessTokenIssuer(
@@ -72,6 +81,6 @@ def build_services(config: dict, kek: bytes) -> Services:
     authorization = AuthorizationServer(clients, tokens, client_ip=client_ip)
     return Services(
         config=config, sealer=sealer, store=store, passwords=passwords, secrets=secret_hasher,
-        keys=key_manager, keyring=keyring, accounts=accounts, clients=clients, tokens=tokens,
-        authorization=authorization,
+        keys=key_manager, rotator=rotator, keyring=keyring, accounts=accounts, clients=clients,
+        tokens=tokens, authorization=authorization,
     )
