@@ -44,8 +44,8 @@ class LiveServer:
             try:
                 if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or the workers are still booting
             time.sleep(0.1)
         raise RuntimeError("server did not become ready")
 

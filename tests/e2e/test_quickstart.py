@@ -47,7 +47,7 @@ def test_make_run_then_the_readme_curl_login(tmp_path):
             try:
                 if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still booting
                 time.sleep(0.2)
 
         block = _readme_block("quickstart-login")
