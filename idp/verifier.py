@@ -413,8 +413,7 @@ class Verifier:
                                  _signing_keys(document.body))
         except _FetchError as error:
             self._retry_at = now + self.retry_interval
-            log.warning("could not refresh the issuer's keys",
-                        extra={"fields": {"issuer": self.issuer, "error": str(error)}})
+            log.warning("could not refresh the keys of %s: %s", self.issuer, error)
 
     def _fetch_discovery(self, previous: _Document | None, now: float) -> _Document:
         document = _fetch(self._session, self.discovery_url, self.timeout, previous, now)
