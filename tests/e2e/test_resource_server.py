@@ -19,6 +19,7 @@ from app.extensions import db, services
 from app.models import Tenant
 from app.users import create_user
 from idp.tokens import AccessTokenIssuer
+from idp.verifier import ACCESS_TOKEN, Verifier
 from tests.conftest import FAST_ARGON2, TEST_KEK, base_config
 from tests.e2e.conftest import ROOT, LiveServer
 from tests.helpers import free_port, jwt_parts
@@ -109,6 +110,16 @@ def test_user_tokens_read_and_write_by_their_roles(idp, idp_app, resource_server
     # a token scoped to the tenant works the same
     scoped = login(idp, "viewer", tenant="acme")
     assert call(resource_server, "GET", NODES, scoped).status_code == 200
+
+
+def test_the_verifier_reads_a_token_of_the_live_idp(idp, idp_app):
+    principal = Verifier(idp.url, AUDIENCE).verify(login(idp, "editor"))
+    with idp_app.app_context():
+        editor = services().accounts.find_by_username("editor")
+    assert (principal.subject, principal.client_id, principal.token_type) == (
+        editor.id, "infracast", ACCESS_TOKEN)
+    assert principal.allows("acme", "nodes:write") and not principal.allows("beta", "nodes:read")
+    assert principal.roles == () and principal.jti and principal.expires_at > time.time()
 
 
 def test_401_without_a_good_token(idp, idp_app, resource_server):
