@@ -62,6 +62,10 @@ class KeyServer:
     def jwks_requests(self) -> int:
         return self.requests["/jwks.json"]
 
+    @property
+    def discovery_requests(self) -> int:
+        return self.requests["/.well-known/openid-configuration"]
+
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         if self.status != 200:
             handler.send_response(self.status)
