@@ -148,7 +148,7 @@ def _instant(claims: Mapping[str, Any], name: str) -> int | None:
     return None if value is None else int(value)
 
 
-def principal_from_claims(claims: Mapping[str, Any], token_type: str) -> Principal:
+def _principal(claims: Mapping[str, Any], token_type: str) -> Principal:
     """The principal of verified JWT claims or of an active introspection answer."""
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
@@ -235,9 +235,9 @@ def _signing_keys(jwks: dict) -> dict[str, RSAKey]:
     """The RS256 signature keys of a JWK Set, by kid; anything else is ignored."""
     keys: dict[str, RSAKey] = {}
     for jwk in jwks.get("keys", []) if isinstance(jwks.get("keys"), list) else []:
-        if not isinstance(jwk, dict) or jwk.get("kty") != "RSA" or not isinstance(jwk.get("kid"), str):
-            continue
-        if jwk.get("use", "sig") != "sig" or jwk.get("alg", ALGORITHM) != ALGORITHM:
+        if (not isinstance(jwk, dict) or jwk.get("kty") != "RSA"
+                or not isinstance(jwk.get("kid"), str)
+                or jwk.get("use", "sig") != "sig" or jwk.get("alg", ALGORITHM) != ALGORITHM):
             continue
         try:
             key = RSAKey.import_key({name: jwk[name] for name in ("kty", "n", "e", "kid")})
@@ -324,7 +324,7 @@ class Verifier:
         if not isinstance(claims, dict):
             raise InvalidToken("payload is not a JSON object")
         self._check_claims(claims)
-        principal = principal_from_claims(claims, ACCESS_TOKEN)
+        principal = _principal(claims, ACCESS_TOKEN)
         if self.revocation is not None:
             if not self._ask("revocation check", self.revocation, principal.claims):
                 raise InvalidToken("revoked")
@@ -340,7 +340,7 @@ class Verifier:
         expires_at = answer.get("exp")
         if isinstance(expires_at, (int, float)) and expires_at <= time.time() - self.leeway:
             raise InvalidToken("expired API key")
-        return principal_from_claims(answer, API_KEY)
+        return _principal(answer, API_KEY)
 
     def refresh(self) -> None:
         """Fetch discovery and the JWKS now (at start-up, to fail early)."""

@@ -135,7 +135,7 @@ def test_no_schedule_without_rotation_days(svc):
         assert _states() == {first: "active"}
 
 
-def test_a_failing_schedule_never_stops_signing(svc, caplog):
+def test_a_failing_schedule_never_stops_signing(svc):
     def broken(records):
         raise RuntimeError("database went away")
 
@@ -161,6 +161,19 @@ def test_promotion_is_compare_and_swap_and_rolls_back_half_done_work(svc):
     assert repository.promote(upcoming.kid, active.kid, at=now, publish_until=now)
     assert not repository.promote(upcoming.kid, active.kid, at=now, publish_until=now)
     assert _states() == {active.kid: "retired", upcoming.kid: "active"}
+
+
+def test_rotation_on_the_embedded_sqlite_database(embedded_app):
+    with embedded_app.app_context(), freeze_time(T0) as clock:
+        rotator = services().rotator
+        first = services().keys.ensure_active()
+        upcoming = rotator.step()
+        assert upcoming.outcome == CREATED
+        assert services().keys.add_next() is None
+        clock.tick(timedelta(seconds=30) + timedelta(seconds=300))  # the default delay
+        promoted = rotator.step()
+        assert (promoted.outcome, promoted.retired.kid) == (PROMOTED, first.kid)
+        assert sorted(_states().values()) == ["active", "retired"]
 
 
 def _race(count, work):
