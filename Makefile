@@ -14,7 +14,7 @@ TEST_REDIS_URL    ?= redis://127.0.0.1:6379/9
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: install system-deps run test clean
+.PHONY: install system-deps run test resource-server clean
 
 system-deps:
 	@command -v xmlsec1 >/dev/null 2>&1 || { \
@@ -37,6 +37,10 @@ run: install
 	$(FLASK) db upgrade
 	$(FLASK) idp bootstrap
 	WEB_CONCURRENCY=1 $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# the reference resource server (examples/resource_server); IDP_ISSUER, IDP_AUDIENCE, PORT
+resource-server: install
+	$(BIN)/python -m examples.resource_server
 
 test: install
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)

@@ -89,6 +89,9 @@ SETTINGS: dict[str, Setting] = {
                             "Cache-Control max-age of the JWKS and discovery documents"),
     "KEY_CACHE_SECONDS": Setting("KEY_CACHE_SECONDS", 30, _int,
                                  "how long a worker keeps the signing keys before re-reading them"),
+    "KEY_ROTATION_DAYS": Setting("KEY_ROTATION_DAYS", 90, _int,
+                                 "days the active signing key signs before it is rotated "
+                                 "automatically; 0 turns automatic rotation off"),
     "INSTANCE_PATH": Setting("IDP_INSTANCE_PATH", None, _str,
                              "folder for the SQLite database and generated secret key; "
                              "default ./instance"),
@@ -132,8 +135,9 @@ def validate(config: dict[str, object]) -> None:
                 "LOGIN_ACCOUNT_THRESHOLD", "LOGIN_ACCOUNT_LOCK", "LOGIN_WINDOW"):
         if int(config[key]) <= 0:
             raise ConfigError(f"{SETTINGS[key].env} must be a positive number of seconds")
-    if int(config["TRUSTED_PROXIES"]) < 0:
-        raise ConfigError("IDP_TRUSTED_PROXIES must be 0 or more")
+    for key in ("TRUSTED_PROXIES", "KEY_CACHE_SECONDS", "KEY_ROTATION_DAYS"):
+        if int(config[key]) < 0:
+            raise ConfigError(f"{SETTINGS[key].env} must be 0 or more")
     redis_url = str(config["REDIS_URL"])
     if not redis_url.startswith(("redis://", "rediss://", "unix://", "memory://")):
         raise ConfigError("REDIS_URL must be redis://, rediss://, unix:// or memory://")

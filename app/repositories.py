@@ -16,7 +16,7 @@ from idp.api_keys import ApiKeyRecord
 from idp.clients import API_CLIENT_ID, RegisteredClient, api_client
 from idp.hashing import SecretHasher
 from idp.revocation import USER, RevocationRecord
-from keys.manager import RETIRED, KeyRecord
+from keys.manager import ACTIVE, NEXT, RETIRED, KeyRecord
 
 from .extensions import db
 from .models import ApiKey, Client, Revocation, SigningKey, Tenant, User, utcnow
@@ -94,30 +94,79 @@ def _record(row) -> KeyRecord:
     )
 
 
+class _LostRace(Exception):
+    """Raised inside a transaction to roll it back when a compare-and-swap misses."""
+
+
+def _values(record: KeyRecord) -> dict:
+    return dict(
+        kid=record.kid, alg=record.alg, state=record.state, public_jwk=record.public_jwk,
+        sealed_private=record.sealed_private, created_at=record.created_at,
+        activated_at=record.activated_at, retired_at=record.retired_at,
+        publish_until=record.publish_until,
+    )
+
+
 class SqlKeyRepository:
     """Keys through their own short transactions, apart from any request's session."""
 
     table = SigningKey.__table__
 
-    def list_published(self, now: datetime) -> list[KeyRecord]:
-        c = self.table.c
-        query = (sa.select(self.table)
-                 .where(sa.or_(c.state != RETIRED, c.publish_until > now))
-                 .order_by(c.created_at))
+    def _select(self, *where) -> list[KeyRecord]:
+        query = sa.select(self.table).where(*where).order_by(self.table.c.created_at)
         with db.engine.connect() as conn:
             return [_record(row) for row in conn.execute(query)]
 
+    def list_published(self, now: datetime) -> list[KeyRecord]:
+        c = self.table.c
+        return self._select(sa.or_(c.state != RETIRED, c.publish_until > now))
+
+    def list_all(self) -> list[KeyRecord]:
+        return self._select()
+
     def insert(self, record: KeyRecord) -> bool:
-        values = dict(
-            kid=record.kid, alg=record.alg, state=record.state, public_jwk=record.public_jwk,
-            sealed_private=record.sealed_private, created_at=record.created_at,
-            activated_at=record.activated_at, retired_at=record.retired_at,
-            publish_until=record.publish_until,
-        )
         try:
             with db.engine.begin() as conn:
-                conn.execute(sa.insert(self.table).values(**values))
+                conn.execute(sa.insert(self.table).values(**_values(record)))
         except IntegrityError:
+            return False
+        return True
+
+    def insert_next(self, record: KeyRecord) -> bool:
+        c = self.table.c
+        try:
+            with db.engine.begin() as conn:
+                # A no-op write to the active row serialises every writer of a next key:
+                # PostgreSQL holds its row lock, SQLite its write lock, until commit, so
+                # the count below already sees a racer's committed key.
+                locked = conn.execute(sa.update(self.table).where(c.state == ACTIVE)
+                                      .values(state=ACTIVE)).rowcount
+                pending = conn.execute(sa.select(sa.func.count()).select_from(self.table)
+                                       .where(c.state == NEXT)).scalar_one()
+                if locked != 1 or pending:
+                    raise _LostRace
+                conn.execute(sa.insert(self.table).values(**_values(record)))
+        except _LostRace:
+            return False
+        return True
+
+    def promote(self, next_kid: str, active_kid: str, *, at: datetime,
+                publish_until: datetime) -> bool:
+        c = self.table.c
+        try:
+            with db.engine.begin() as conn:
+                # retire first: the unique index admits one active row at every statement
+                retired = conn.execute(
+                    sa.update(self.table).where(c.kid == active_kid, c.state == ACTIVE)
+                    .values(state=RETIRED, retired_at=at, publish_until=publish_until)).rowcount
+                if retired != 1:
+                    raise _LostRace
+                activated = conn.execute(
+                    sa.update(self.table).where(c.kid == next_kid, c.state == NEXT)
+                    .values(state=ACTIVE, activated_at=at)).rowcount
+                if activated != 1:
+                    raise _LostRace
+        except _LostRace:
             return False
         return True
 

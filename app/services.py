@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -25,6 +24,7 @@ from idp.token_validation import AccessTokenValidator
 from idp.tokens import AccessTokenIssuer
 from keys.keyring import Keyring
 from keys.manager import KeyManager
+from keys.rotation import KeyRotator, RotationPolicy
 from keys.sealing import Sealer
 
 from .audit import SqlAudit
@@ -49,6 +49,7 @@ class Services:
     passwords: PasswordHasher
     secrets: SecretHasher
     keys: KeyManager
+    rotator: KeyRotator
     keyring: Keyring
     accounts: SqlAccountDirectory
     clients: SqlClientDirectory
@@ -71,7 +72,14 @@ def build_services(config: dict, kek: bytes) -> Services:
     )
     secret_hasher = SecretHasher(sealer.derive("secret-digest"))
     key_manager = KeyManager(SqlKeyRepository(), sealer, clock=utc_clock)
-    keyring = Keyring(key_manager, cache_seconds=float(config["KEY_CACHE_SECONDS"]))
+    rotator = KeyRotator(key_manager, RotationPolicy.from_settings(
+        jwks_max_age=int(config["JWKS_MAX_AGE"]),
+        key_cache_seconds=float(config["KEY_CACHE_SECONDS"]),
+        access_token_ttl=int(config["ACCESS_TOKEN_TTL"]),
+        rotation_days=int(config["KEY_ROTATION_DAYS"]),
+    ))
+    keyring = Keyring(key_manager, cache_seconds=float(config["KEY_CACHE_SECONDS"]),
+                      auto_rotate=rotator.auto)
     accounts = SqlAccountDirectory()
     audit = SqlAudit()
     api_keys = SqlApiKeyDirectory()
@@ -104,7 +112,7 @@ def build_services(config: dict, kek: bytes) -> Services:
                                         client_ip=client_ip)
     return Services(
         config=config, sealer=sealer, store=store, passwords=passwords, secrets=secret_hasher,
-        keys=key_manager, keyring=keyring, accounts=accounts, clients=clients, audit=audit,
-        api_keys=api_keys, revocations=revocations, throttle=throttle, tokens=tokens, validator=validator,
-        authorization=authorization,
+        keys=key_manager, rotator=rotator, keyring=keyring, accounts=accounts, clients=clients,
+        audit=audit, api_keys=api_keys, revocations=revocations, throttle=throttle, tokens=tokens,
+        validator=validator, authorization=authorization,
     )

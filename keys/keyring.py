@@ -4,18 +4,26 @@ Each worker reads the published keys from the database, opens the active private
 once, and renders the JWKS once; both are kept for ``cache_seconds`` before the next
 read. Staleness is safe because rotation (see ``rotation.py``) publishes a key for longer
 than this before it signs, and keeps a retired key published until its tokens expire.
+
+Each reload also hands the keys it read to ``auto_rotate`` (the rotation schedule): the
+check costs nothing unless a step is due, needs no thread of its own, and runs wherever
+the service runs (every gunicorn worker on every host), the database deciding who wins.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from joserfc.jwk import RSAKey
 
 from .jwks import JwksDocument, render_jwks
-from .manager import ACTIVE, KeyManager, SigningKey
+from .manager import ACTIVE, KeyManager, KeyRecord, SigningKey
+
+log = logging.getLogger("infracast.keys")
 
 
 @dataclass(frozen=True)
@@ -27,9 +35,11 @@ class _Snapshot:
 
 
 class Keyring:
-    def __init__(self, manager: KeyManager, cache_seconds: float, monotonic=time.monotonic):
+    def __init__(self, manager: KeyManager, cache_seconds: float, monotonic=time.monotonic,
+                 auto_rotate: Callable[[list[KeyRecord]], bool] | None = None):
         self.manager = manager
         self.cache_seconds = cache_seconds
+        self.auto_rotate = auto_rotate
         self._monotonic = monotonic
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
@@ -46,6 +56,8 @@ class Keyring:
 
     def _load(self, previous: _Snapshot | None) -> _Snapshot:
         records = self.manager.published()
+        if self._rotate(records):
+            records = self.manager.published()
         active = next((r for r in records if r.state == ACTIVE), None)
         if active is None:
             active = self.manager.ensure_active()
@@ -60,6 +72,17 @@ class Keyring:
             for r in records
         }
         return _Snapshot(self._monotonic(), signing, verification, render_jwks(records))
+
+    def _rotate(self, records: list[KeyRecord]) -> bool:
+        """Run the schedule; a failure is logged and never stops this worker signing."""
+        if self.auto_rotate is None:
+            return False
+        try:
+            return self.auto_rotate(records)
+        except Exception as error:  # noqa: BLE001 - the keys in hand still sign
+            log.error("scheduled key rotation failed",
+                      extra={"fields": {"exception": type(error).__name__}})
+            return False
 
     def signing_key(self) -> SigningKey:
         return self._current().signing

@@ -45,8 +45,28 @@ class KeyRepository(Protocol):
     def list_published(self, now: datetime) -> list[KeyRecord]:
         """Keys in state next or active, and retired keys whose publish_until is after now."""
 
+    def list_all(self) -> list[KeyRecord]:
+        """Every stored key, retired ones past publish_until included, oldest first."""
+
     def insert(self, record: KeyRecord) -> bool:
         """Store a new key; False when the state is taken (a second active key)."""
+
+    def insert_next(self, record: KeyRecord) -> bool:
+        """Store ``record`` (state next) unless a next key exists or no key is active.
+
+        Serialised against every other writer (all hosts), so two racing hosts never
+        leave two next keys behind.
+        """
+
+    def promote(self, next_kid: str, active_kid: str, *, at: datetime,
+                publish_until: datetime) -> bool:
+        """In one transaction: ``active_kid`` active → retired (``retired_at=at``,
+        ``publish_until``) and ``next_kid`` next → active (``activated_at=at``).
+
+        Compare-and-swap: both rows must still be in the expected state, else nothing
+        changes and the answer is False (another host rotated first). No reader ever
+        sees zero or two active keys.
+        """
 
     def transition(self, kid: str, from_state: str, to_state: str, **fields) -> bool:
         """Compare-and-swap the state of one key; False when it was not in from_state."""
@@ -97,6 +117,10 @@ class KeyManager:
     def published(self) -> list[KeyRecord]:
         return self.repository.list_published(self.clock())
 
+    def all_keys(self) -> list[KeyRecord]:
+        """Every stored key, retired ones past their publication included."""
+        return self.repository.list_all()
+
     def ensure_active(self) -> KeyRecord:
         """The active key, made now if there is none.
 
@@ -114,11 +138,10 @@ class KeyManager:
             raise RuntimeError("no active signing key after a lost insert race")
         return active
 
-    def add_next(self) -> KeyRecord:
+    def add_next(self) -> KeyRecord | None:
+        """A new next key, or None when one already exists (another host made it first)."""
         record = self.generate(NEXT)
-        if not self.repository.insert(record):
-            raise RuntimeError("could not store a new signing key")
-        return record
+        return record if self.repository.insert_next(record) else None
 
 
 def _find_active(records: list[KeyRecord]) -> KeyRecord | None:

@@ -22,6 +22,9 @@ def test_values_are_parsed_and_checked():
         validate(load_config({"IDP_ISSUER": "http://x/"}))
     with pytest.raises(ConfigError, match="REDIS_URL"):
         validate(load_config({"REDIS_URL": "mongodb://x"}))
+    assert load_config({})["KEY_ROTATION_DAYS"] == 90
+    with pytest.raises(ConfigError, match="KEY_ROTATION_DAYS must be 0 or more"):
+        validate(load_config({"KEY_ROTATION_DAYS": "-1"}))
 
 
 def test_postgres_urls_use_psycopg3():

@@ -1,0 +1,100 @@
+"""The nodes API of a downstream service, guarded by the Infracast verifier (contract §6).
+
+    GET  /api/v1/tenants/<tenant>/nodes   needs nodes:read in <tenant>
+    POST /api/v1/tenants/<tenant>/nodes   needs nodes:write in <tenant>; body {"name", "address"?}
+
+Nodes are kept in memory, per tenant, for as long as the process runs: this is an example
+of verification, not of storage. Errors use the Infracast envelope.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from datetime import datetime, timezone
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from idp import verifier_flask
+from idp.verifier import Verifier
+from idp.verifier_flask import current_principal, require
+
+MAX_NAME = 200
+
+
+class Nodes:
+    """Each tenant's nodes, in memory."""
+
+    def __init__(self):
+        self._by_tenant: dict[str, list[dict]] = {}
+        self._lock = threading.Lock()
+
+    def list(self, tenant: str) -> list[dict]:
+        with self._lock:
+            return list(self._by_tenant.get(tenant, []))
+
+    def add(self, tenant: str, name: str, address: str | None, created_by: str) -> dict:
+        node = {"id": f"node-{uuid.uuid4().hex[:12]}", "name": name, "address": address,
+                "tenant": tenant, "created_by": created_by,
+                "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        with self._lock:
+            self._by_tenant.setdefault(tenant, []).append(node)
+        return node
+
+
+def _envelope(status: int, code: str, message: str):
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _text(body: dict, name: str, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+        raise ValueError(f"'{name}' must be a non-empty string of at most {MAX_NAME} characters")
+    return value.strip()
+
+
+def create_app(config: dict | None = None, verifier: Verifier | None = None) -> Flask:
+    """The app; ``IDP_ISSUER`` and ``IDP_AUDIENCE`` come from ``config`` or the environment."""
+    app = Flask(__name__)
+    app.config.update(IDP_ISSUER=os.environ.get("IDP_ISSUER", "http://127.0.0.1:8000"),
+                      IDP_AUDIENCE=os.environ.get("IDP_AUDIENCE", "infracast-api"))
+    app.config.update(config or {})
+    verifier_flask.init_app(app, verifier)
+    nodes = Nodes()
+
+    @app.get("/api/v1/tenants/<tenant>/nodes")
+    @require("nodes:read")
+    def list_nodes(tenant: str):
+        return jsonify({"nodes": nodes.list(tenant)})
+
+    @app.post("/api/v1/tenants/<tenant>/nodes")
+    @require("nodes:write")
+    def create_node(tenant: str):
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return _envelope(400, "INVALID_REQUEST", "The request body must be a JSON object")
+        try:
+            name, address = _text(body, "name", True), _text(body, "address", False)
+        except ValueError as error:
+            return _envelope(400, "INVALID_REQUEST", str(error))
+        node = nodes.add(tenant, name, address, created_by=current_principal().subject)
+        response = jsonify(node)
+        response.status_code = 201
+        response.headers["Location"] = f"/api/v1/tenants/{tenant}/nodes/{node['id']}"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        status = error.code or 500
+        codes = {404: ("NOT_FOUND", "Not found"), 405: ("INVALID_REQUEST", "Method not allowed")}
+        fallback = ("INTERNAL", "Internal server error") if status >= 500 else (
+            "INVALID_REQUEST", "Invalid request")
+        return _envelope(status, *codes.get(status, fallback))
+
+    return app

@@ -1,0 +1,113 @@
+"""The verifier in a Flask resource server: ``@require("nodes:read")`` on a view.
+
+::
+
+    from flask import Flask
+    from idp import verifier_flask
+    from idp.verifier_flask import current_principal, require
+
+    app = Flask(__name__)
+    app.config.update(IDP_ISSUER="https://id.infracast.example", IDP_AUDIENCE="infracast-api")
+    verifier_flask.init_app(app)      # or init_app(app, Verifier(..., revocation=...))
+
+    @app.get("/api/v1/tenants/<tenant>/nodes")
+    @require("nodes:read")            # the tenant comes from the URL
+    def list_nodes(tenant):
+        return {"caller": current_principal().subject}
+
+The token is read from ``Authorization: Bearer …`` (RFC 6750 §2.1), an access token or an
+``ic_live_`` API key. Refusals answer in the Infracast envelope (contract §2):
+401 ``UNAUTHORIZED`` ``Invalid or expired token`` with ``WWW-Authenticate: Bearer``;
+403 ``FORBIDDEN`` ``Insufficient permissions``; 503 ``UNAVAILABLE`` when the keys or a hook
+cannot answer. The caller's address for an API key's ``allowed_ips`` is
+``request.remote_addr``: put ``werkzeug.middleware.proxy_fix.ProxyFix`` in front when the
+service runs behind a proxy.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Callable, TypeVar
+
+from flask import Flask, Response, current_app, g, jsonify, request
+
+from .verifier import InvalidToken, Principal, Verifier, VerifierUnavailable
+
+__all__ = ["EXTENSION", "init_app", "require", "current_principal"]
+
+log = logging.getLogger("infracast.verifier")
+
+EXTENSION = "infracast.verifier"
+View = TypeVar("View", bound=Callable)
+
+
+def init_app(app: Flask, verifier: Verifier | None = None) -> Verifier:
+    """Attach ``verifier``, or one built from ``IDP_ISSUER`` and ``IDP_AUDIENCE`` in app.config."""
+    if verifier is None:
+        verifier = Verifier(app.config["IDP_ISSUER"], app.config["IDP_AUDIENCE"])
+    app.extensions[EXTENSION] = verifier
+    return verifier
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(headers or {})
+    return response
+
+
+def _unauthorized(token_presented: bool) -> Response:
+    # RFC 6750 §3.1: no error code when the request carried no token at all
+    challenge = 'Bearer error="invalid_token"' if token_presented else "Bearer"
+    return _error(401, "UNAUTHORIZED", "Invalid or expired token",
+                  {"WWW-Authenticate": challenge})
+
+
+def _bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or " " in token.strip():
+        return None
+    return token.strip()
+
+
+def current_principal() -> Principal:
+    """The verified caller of this request (inside a view guarded by ``require``)."""
+    return g.infracast_principal
+
+
+def require(permission: str | None = None, *, tenant_arg: str = "tenant") -> Callable[[View], View]:
+    """Guard a view: a valid token, and ``permission`` in the tenant named by the URL.
+
+    The tenant is the view argument ``tenant_arg``; with ``permission=None`` any valid
+    token will do. The principal is then ``current_principal()``.
+    """
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        def guarded(*args, **kwargs):
+            token = _bearer_token()
+            if token is None:
+                return _unauthorized("Authorization" in request.headers)
+            verifier: Verifier = current_app.extensions[EXTENSION]
+            try:
+                principal = verifier.verify(token, client_ip=request.remote_addr)
+            except InvalidToken as error:
+                log.info("token refused: %s", error.reason)
+                return _unauthorized(True)
+            except VerifierUnavailable as error:
+                log.warning("token not checked: %s", error.reason)
+                return _error(503, "UNAVAILABLE", "Service temporarily unavailable")
+            if permission is not None:
+                if tenant_arg not in kwargs:
+                    raise LookupError(f"require({permission!r}) guards a view without "
+                                      f"a <{tenant_arg}> URL variable")
+                if not principal.allows(kwargs[tenant_arg], permission):
+                    return _error(403, "FORBIDDEN", "Insufficient permissions")
+            g.infracast_principal = principal
+            return view(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorator

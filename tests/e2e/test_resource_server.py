@@ -1,0 +1,198 @@
+"""The reference resource server against the IdP under gunicorn, all over real HTTP.
+
+The IdP runs with JWKS_MAX_AGE=1 and KEY_CACHE_SECONDS=1 so that a whole key rotation,
+run with the real ``flask --app wsgi keys rotate``, fits in a few seconds while clients keep
+calling the resource server.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from app import create_app
+from app.extensions import db, services
+from app.models import Tenant
+from app.users import create_user
+from idp.tokens import AccessTokenIssuer
+from idp.verifier import ACCESS_TOKEN, Verifier
+from tests.conftest import FAST_ARGON2, TEST_KEK, base_config
+from tests.e2e.conftest import LiveServer
+from tests.helpers import ROOT
+from tests.helpers import free_port, jwt_parts
+from tests.keyserver import AUDIENCE, mint, new_key
+
+pytestmark = pytest.mark.e2e
+
+FAST_KEYS = {"JWKS_MAX_AGE": "1", "KEY_CACHE_SECONDS": "1"}
+PASSWORD = "correct horse battery"
+NODES = "/api/v1/tenants/acme/nodes"
+
+
+@pytest.fixture(scope="module")
+def idp(server_backends, tmp_path_factory):
+    server = LiveServer({**server_backends, **FAST_KEYS, "ARGON2_TIME_COST": "1",
+                         "ARGON2_MEMORY_KIB": "1024"},
+                        tmp_path=tmp_path_factory.mktemp("idp"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def idp_app(server_backends, idp):
+    """The IdP's app in this process, on the server's database: users, tenants, keys."""
+    app = create_app(base_config(
+        DATABASE_URL=server_backends["DATABASE_URL"], REDIS_URL=server_backends["REDIS_URL"],
+        REDIS_KEY_PREFIX=server_backends["REDIS_KEY_PREFIX"], ISSUER=idp.url,
+        JWKS_MAX_AGE=1, KEY_CACHE_SECONDS=1, **FAST_ARGON2))
+    with app.app_context():
+        db.session.add_all([Tenant(id="acme", name="Acme"), Tenant(id="beta", name="Beta")])
+        db.session.commit()
+        for username, role in (("viewer", "viewer"), ("editor", "editor")):
+            create_user(username=username, email=f"{username}@example.test", password=PASSWORD,
+                        platform_roles=[], memberships={"acme": role})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def resource_server(idp, tmp_path_factory):
+    """``python -m examples.resource_server`` (what ``make resource-server`` runs)."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("resource-server") / "server.log"
+    env = {**os.environ, "IDP_ISSUER": idp.url, "IDP_AUDIENCE": AUDIENCE, "PORT": str(port)}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "examples.resource_server"], cwd=ROOT,
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 20
+    while True:
+        if process.poll() is not None or time.time() > deadline:
+            process.kill()
+            raise RuntimeError(f"resource server did not start: {log_path.read_text()}")
+        try:
+            requests.get(url + NODES, timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def login(idp, username, **extra):
+    response = requests.post(idp.url + "/api/v1/auth/token",
+                             json={"username": username, "password": PASSWORD, **extra}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
+
+
+def call(resource_server, method, path, token=None, **kwargs):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.request(method, resource_server + path, headers=headers, timeout=10, **kwargs)
+
+
+UNAUTHORIZED = {"error": {"code": "UNAUTHORIZED", "message": "Invalid or expired token"}}
+FORBIDDEN = {"error": {"code": "FORBIDDEN", "message": "Insufficient permissions"}}
+
+
+def test_user_tokens_read_and_write_by_their_roles(idp, idp_app, resource_server):
+    editor, viewer = login(idp, "editor"), login(idp, "viewer")
+    created = call(resource_server, "POST", NODES, editor, json={"name": "web-1"})
+    assert created.status_code == 201, created.text
+    listed = call(resource_server, "GET", NODES, viewer)
+    assert listed.status_code == 200
+    assert [node["name"] for node in listed.json()["nodes"]] == ["web-1"]
+    # a token scoped to the tenant works the same
+    scoped = login(idp, "viewer", tenant="acme")
+    assert call(resource_server, "GET", NODES, scoped).status_code == 200
+
+
+def test_the_verifier_reads_a_token_of_the_live_idp(idp, idp_app):
+    principal = Verifier(idp.url, AUDIENCE).verify(login(idp, "editor"))
+    with idp_app.app_context():
+        editor = services().accounts.find_by_username("editor")
+    assert (principal.subject, principal.client_id, principal.token_type) == (
+        editor.id, "infracast", ACCESS_TOKEN)
+    assert principal.allows("acme", "nodes:write") and not principal.allows("beta", "nodes:read")
+    assert principal.roles == () and principal.jti and principal.expires_at > time.time()
+
+
+def test_401_without_a_good_token(idp, idp_app, resource_server):
+    with idp_app.app_context():
+        past = AccessTokenIssuer(services().keyring, issuer=idp.url, audience=AUDIENCE, ttl=60,
+                                 clock=lambda: time.time() - 3600)
+        expired = past.issue(subject="someone", client_id="infracast", scope="", roles=[],
+                             tenants={"acme": ["nodes:read"]}).token
+    unknown_key = mint(new_key(), idp.url, tenants={"acme": ["nodes:read"]})
+    for token in (None, "garbage", expired, unknown_key):
+        answer = call(resource_server, "GET", NODES, token)
+        assert (answer.status_code, answer.json()) == (401, UNAUTHORIZED), token
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_403_for_a_missing_permission_and_for_another_tenant(idp, idp_app, resource_server):
+    viewer = login(idp, "viewer")
+    denied = call(resource_server, "POST", NODES, viewer, json={"name": "web-2"})
+    assert (denied.status_code, denied.json()) == (403, FORBIDDEN)
+    other = call(resource_server, "GET", "/api/v1/tenants/beta/nodes", login(idp, "editor"))
+    assert (other.status_code, other.json()) == (403, FORBIDDEN)
+
+
+def _keys_cli(server_backends, idp, command):
+    env = {**os.environ, **server_backends, **FAST_KEYS, "IDP_ISSUER": idp.url,
+           "IDP_SECRET_KEY": TEST_KEK, "LOG_LEVEL": "WARNING"}
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "keys", command],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _published(idp):
+    return {key["kid"] for key in requests.get(idp.url + "/.well-known/jwks.json",
+                                               timeout=5).json()["keys"]}
+
+
+def test_a_key_rotation_under_load_fails_no_request(idp, idp_app, resource_server,
+                                                   server_backends):
+    outcomes, stop = [], threading.Event()
+
+    def client():
+        session = requests.Session()
+        while not stop.is_set():
+            token = login(idp, "viewer")
+            answer = session.get(resource_server + NODES, timeout=10,
+                                 headers={"Authorization": f"Bearer {token}"})
+            outcomes.append((jwt_parts(token)[0]["kid"], answer.status_code))
+
+    clients = [threading.Thread(target=client) for _ in range(3)]
+    for thread in clients:
+        thread.start()
+    try:
+        old = jwt_parts(login(idp, "viewer"))[0]["kid"]
+        assert "Created next key" in _keys_cli(server_backends, idp, "rotate")
+        deadline = time.time() + 30
+        while "Promoted" not in (said := _keys_cli(server_backends, idp, "rotate")):
+            assert "Nothing changed" in said and time.time() < deadline
+            time.sleep(0.5)
+        while sum(kid != old for kid, _ in outcomes) < 20 and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=30)
+
+    kids = {kid for kid, _ in outcomes}
+    assert len(kids) == 2 and old in kids
+    assert sum(kid != old for kid, _ in outcomes) >= 20
+    assert [status for _, status in outcomes if status != 200] == []
+    # the retired key is still published: the tokens it signed verify to their end
+    assert kids <= _published(idp)
+    listing = _keys_cli(server_backends, idp, "list")
+    assert f"{old}  retired" in listing

@@ -1,0 +1,275 @@
+"""The downstream verifier against an issuer of our own over real HTTP (tests/keyserver.py).
+
+Keys are generated locally; the key server counts every request it receives, so caching
+and the unknown-kid rate limit are measured, not assumed. Time moves with freezegun.
+"""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from freezegun import freeze_time
+
+from idp.verifier import (ACCESS_TOKEN, API_KEY, InvalidToken, Principal, Verifier,
+                          VerifierUnavailable)
+from tests.keyserver import AUDIENCE, claims_for, forge, mint, new_key, public_jwk
+
+
+def _verifier(key_server, **options):
+    return Verifier(key_server.url, AUDIENCE, **options)
+
+
+def test_a_good_token_gives_its_principal(key_server, issuer_key):
+    token = mint(issuer_key, key_server.url, tenants={"acme": ["nodes:read"], "beta": ["admin:*"]},
+                 roles=["admin"], scope="openid profile")
+    principal = _verifier(key_server).verify(token)
+    assert isinstance(principal, Principal)
+    assert (principal.subject, principal.client_id, principal.sid, principal.token_type) == (
+        "user-1", "infracast", "family-1", ACCESS_TOKEN)
+    assert principal.roles == ("admin",)
+    assert principal.scopes == {"openid", "profile"}
+    assert principal.tenants == {"acme": ("nodes:read",), "beta": ("admin:*",)}
+    assert principal.jti and principal.expires_at > time.time()
+    assert principal.allows("acme", "nodes:read")
+    assert not principal.allows("acme", "nodes:write")
+    assert principal.allows("beta", "nodes:write")  # admin:* satisfies everything
+    assert not principal.allows("gamma", "nodes:read")
+
+
+def test_a_platform_admin_holds_every_tenant(key_server, issuer_key):
+    token = mint(issuer_key, key_server.url, tenants={"*": ["admin:*"]})
+    principal = _verifier(key_server).verify(token)
+    assert principal.allows("any-tenant", "findings:write")
+
+
+def test_the_full_media_type_and_an_audience_list_are_accepted(key_server, issuer_key):
+    token = mint(issuer_key, key_server.url, header={"typ": "application/at+jwt"},
+                 aud=["other-api", AUDIENCE])
+    assert _verifier(key_server).verify(token).subject == "user-1"
+
+
+@pytest.mark.parametrize("header", [
+    {"typ": "JWT"},          # an ID token is not an access token
+    {"typ": None},
+    {"kid": None},
+    {"alg": "PS256"},        # our key, another algorithm than ours
+])
+def test_headers_other_than_ours_are_refused(key_server, issuer_key, header):
+    with pytest.raises(InvalidToken):
+        _verifier(key_server).verify(mint(issuer_key, key_server.url, header=header))
+
+
+def test_alg_none_is_refused(key_server, issuer_key):
+    header = {"alg": "none", "typ": "at+jwt", "kid": issuer_key.kid}
+    with pytest.raises(InvalidToken):
+        _verifier(key_server).verify(forge(header, claims_for(key_server.url)))
+
+
+@pytest.mark.parametrize("secret", ["pem", "jwk", "n"])
+def test_hs256_keyed_with_our_public_key_is_refused(key_server, issuer_key, secret):
+    """The classic key-confusion attack: HMAC with the published public key as the secret."""
+    jwk = public_jwk(issuer_key)
+    secrets = {"pem": issuer_key.as_pem(private=False), "jwk": json.dumps(jwk).encode(),
+               "n": jwk["n"].encode()}
+    verifier = _verifier(key_server)
+    for alg in ("HS256", "RS256"):
+        token = forge({"alg": alg, "typ": "at+jwt", "kid": issuer_key.kid},
+                      claims_for(key_server.url), secrets[secret])
+        with pytest.raises(InvalidToken):
+            verifier.verify(token)
+
+
+def test_a_key_embedded_in_the_header_is_never_trusted(key_server, issuer_key):
+    attacker = new_key()
+    header = {"kid": issuer_key.kid, "jwk": public_jwk(attacker),
+              "jku": "http://attacker.test/jwks.json"}
+    token = mint(attacker, key_server.url, header=header)
+    with pytest.raises(InvalidToken):
+        _verifier(key_server).verify(token)
+
+
+@pytest.mark.parametrize("claims", [
+    {"iss": "https://elsewhere.example"},
+    {"aud": "another-api"},
+    {"aud": None},
+    {"exp": int(time.time()) - 31},          # past the 30 s leeway
+    {"nbf": int(time.time()) + 120},
+    {"iat": int(time.time()) + 120},
+    {"exp": None}, {"sub": None}, {"jti": None}, {"client_id": None},
+    {"tenants": ["acme"]},
+    {"tenants": {"acme": "nodes:read"}},
+    {"roles": "admin"},
+])
+def test_claims_are_checked(key_server, issuer_key, claims):
+    with pytest.raises(InvalidToken):
+        _verifier(key_server).verify(mint(issuer_key, key_server.url, **claims))
+
+
+def test_expiry_has_a_small_leeway(key_server, issuer_key):
+    with freeze_time() as clock:
+        token = mint(issuer_key, key_server.url, exp=int(time.time()) + 10)
+        verifier = _verifier(key_server)
+        clock.tick(35)  # 25 s past exp, within 30 s
+        assert verifier.verify(token).subject == "user-1"
+        clock.tick(10)
+        with pytest.raises(InvalidToken):
+            verifier.verify(token)
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "a.b.c", "x" * 20000, "Bearer",
+                                   "eyJhbGciOiJSUzI1NiJ9..", "ic_live_"])
+def test_garbage_is_an_invalid_token(key_server, token):
+    with pytest.raises(InvalidToken):
+        _verifier(key_server).verify(token)
+
+
+def test_a_flood_of_unknown_kids_fetches_the_jwks_once_per_interval(key_server, issuer_key):
+    attacker = new_key()
+    verifier = _verifier(key_server, unknown_kid_interval=60)
+
+    def bogus():
+        token = mint(attacker, key_server.url, header={"kid": f"bogus-{threading.get_ident()}"})
+        with pytest.raises(InvalidToken):
+            verifier.verify(token)
+
+    def flood(count=100, threads=10):
+        workers = [threading.Thread(target=lambda: [bogus() for _ in range(count // threads)])
+                   for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    with freeze_time() as clock:
+        verifier.verify(mint(issuer_key, key_server.url))
+        assert key_server.jwks_requests == 1
+        flood()
+        assert key_server.jwks_requests == 1  # just fetched: no kid is worth another fetch yet
+
+        clock.tick(61)
+        flood()
+        assert key_server.jwks_requests == 2  # one refetch for a hundred bogus kids
+
+        # a key the IdP really added is found, within the same limit
+        added = new_key()
+        key_server.keys.append(added)
+        token = mint(added, key_server.url)
+        with pytest.raises(InvalidToken):
+            verifier.verify(token)
+        clock.tick(61)
+        assert verifier.verify(token).subject == "user-1"
+        assert key_server.jwks_requests == 3
+    assert key_server.discovery_requests == 1
+
+
+def test_documents_are_cached_for_their_max_age_and_revalidated(key_server, issuer_key):
+    key_server.max_age = 120
+    verifier = _verifier(key_server)
+    token = mint(issuer_key, key_server.url, exp=int(time.time()) + 3600)
+    with freeze_time() as clock:
+        verifier.verify(token)
+        clock.tick(119)
+        verifier.verify(token)
+        assert key_server.jwks_requests == 1
+        clock.tick(1)
+        verifier.verify(token)  # revalidated with If-None-Match: a 304 keeps the keys
+        assert key_server.jwks_requests == 2
+        assert key_server.discovery_requests == 2
+
+
+def test_an_unreachable_idp_keeps_cached_keys_for_a_while_then_fails_closed(key_server, issuer_key):
+    key_server.max_age = 60
+    verifier = _verifier(key_server, retry_interval=5, stale_if_error=600)
+    token = mint(issuer_key, key_server.url, exp=int(time.time()) + 3600)
+    with freeze_time() as clock:
+        verifier.verify(token)
+        key_server.status = 503
+        clock.tick(60)
+        for _ in range(20):
+            assert verifier.verify(token).subject == "user-1"  # stale keys, one attempt
+        assert (key_server.discovery_requests, key_server.jwks_requests) == (2, 2)
+        clock.tick(5)
+        verifier.verify(token)
+        assert (key_server.discovery_requests, key_server.jwks_requests) == (3, 3)
+        clock.tick(600)
+        with pytest.raises(VerifierUnavailable):
+            verifier.verify(token)
+        key_server.status = 200
+        clock.tick(5)
+        assert verifier.verify(token).subject == "user-1"
+
+
+def test_no_keys_at_all_is_unavailable_not_invalid(key_server, issuer_key):
+    key_server.status = 500
+    verifier = _verifier(key_server)
+    with pytest.raises(VerifierUnavailable):
+        verifier.verify(mint(issuer_key, key_server.url))
+    with pytest.raises(VerifierUnavailable):
+        verifier.refresh()
+
+
+def test_discovery_must_name_the_issuer_we_asked(key_server, issuer_key):
+    verifier = Verifier(key_server.url + "/", AUDIENCE)  # the same host, another issuer string
+    with pytest.raises(VerifierUnavailable):
+        verifier.verify(mint(issuer_key, key_server.url + "/"))
+
+
+def test_the_revocation_hook_sees_the_claims_and_is_obeyed(key_server, issuer_key):
+    revoked_jtis, seen = set(), []
+
+    def still_good(claims):
+        seen.append(claims)
+        return claims["jti"] not in revoked_jtis
+
+    verifier = _verifier(key_server, revocation=still_good)
+    token = mint(issuer_key, key_server.url, jti="jti-1")
+    assert verifier.verify(token).jti == "jti-1"
+    assert seen[0]["sid"] == "family-1" and seen[0]["sub"] == "user-1"
+    revoked_jtis.add("jti-1")
+    with pytest.raises(InvalidToken):
+        verifier.verify(token)
+
+
+def test_a_failing_revocation_hook_fails_closed(key_server, issuer_key):
+    def unreachable(claims):
+        raise ConnectionError("redis is down")
+
+    with pytest.raises(VerifierUnavailable):
+        _verifier(key_server, revocation=unreachable).verify(mint(issuer_key, key_server.url))
+
+
+def test_api_keys_go_through_the_introspector_with_the_callers_address(key_server):
+    asked = []
+
+    def introspect(token, client_ip):
+        asked.append((token, client_ip))
+        if token == "ic_live_good":
+            return {"active": True, "sub": "key-1", "client_id": "key-1",
+                    "tenants": {"acme": ["nodes:read"]}, "exp": int(time.time()) + 60,
+                    "token_type": "api_key"}
+        return {"active": False}
+
+    verifier = _verifier(key_server, introspection=introspect)
+    principal = verifier.verify("ic_live_good", client_ip="203.0.113.7")
+    assert (principal.token_type, principal.subject) == (API_KEY, "key-1")
+    assert principal.allows("acme", "nodes:read") and not principal.allows("acme", "nodes:write")
+    assert asked == [("ic_live_good", "203.0.113.7")]
+    with pytest.raises(InvalidToken):
+        verifier.verify("ic_live_revoked", client_ip="203.0.113.7")
+    assert key_server.jwks_requests == 0  # API keys never need the JWKS
+
+
+def test_api_keys_without_an_introspector_are_refused(key_server):
+    with pytest.raises(InvalidToken):
+        _verifier(key_server).verify("ic_live_" + "a" * 43)
+
+
+def test_the_verifier_imports_neither_the_app_nor_the_orm():
+    code = ("import sys, idp.verifier, idp.verifier_flask; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('app', 'flask_sqlalchemy', 'sqlalchemy', 'keys', 'redis', 'authlib')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
