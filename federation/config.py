@@ -26,11 +26,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from idp.permissions import TENANT_ROLES
+from federation.grants import InvalidConfig, TenantGrant, TenantMapping
+
+__all__ = ["CONFIG_BUILDERS", "InvalidConfig", "OIDCConfig", "TenantGrant", "azure_config",
+           "is_loopback", "okta_config", "url_problem"]
 
 DEFAULT_AZURE_AUTHORITY_HOST = "https://login.microsoftonline.com"
 
@@ -39,29 +41,10 @@ OKTA_SCOPES = ("openid", "email", "profile", "groups")
 AZURE_SCOPES = ("openid", "email", "profile")
 
 MAX_CREDENTIAL_LENGTH = 512
-MAX_GRANTS = 100
-MAX_GROUP_MAPPINGS = 500
-MAX_GROUP_NAME_LENGTH = 256
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _OKTA_SERVER_PATH = re.compile(r"/oauth2/[A-Za-z0-9]{1,64}")
-
-
-class InvalidConfig(ValueError):
-    """A connection's configuration is unusable; ``message`` is safe to show to an admin."""
-
-    def __init__(self, field_name: str, message: str):
-        super().__init__(f"{field_name} {message}")
-        self.field = field_name
-        self.message = f"{field_name} {message}"
-
-
-@dataclass(frozen=True)
-class TenantGrant:
-    tenant: str
-    role: str
 
 
 @dataclass(frozen=True)
@@ -75,22 +58,19 @@ class OIDCConfig:
     scopes: tuple[str, ...]
     # whether the upstream's endpoints may be http:// on loopback (IDP_ALLOW_HTTP_UPSTREAMS)
     allow_http: bool = False
-    default_tenants: tuple[TenantGrant, ...] = ()
-    group_mappings: Mapping[str, tuple[TenantGrant, ...]] = field(
-        default_factory=lambda: MappingProxyType({}))
+    tenants: TenantMapping = field(default_factory=TenantMapping)
+
+    @property
+    def default_tenants(self) -> tuple[TenantGrant, ...]:
+        return self.tenants.default_tenants
+
+    @property
+    def group_mappings(self) -> Mapping[str, tuple[TenantGrant, ...]]:
+        return self.tenants.group_mappings
 
     def tenant_roles(self, groups: Iterable[str]) -> dict[str, str]:
         """Tenant id -> role for a user in ``groups``: defaults plus mapped groups."""
-        roles: dict[str, str] = {}
-        grants = list(self.default_tenants)
-        for group in groups:
-            grants.extend(self.group_mappings.get(group, ()))
-        for grant in grants:
-            held = roles.get(grant.tenant)
-            # TENANT_ROLES lists the roles weakest first
-            if held is None or TENANT_ROLES.index(grant.role) > TENANT_ROLES.index(held):
-                roles[grant.tenant] = grant.role
-        return roles
+        return self.tenants.tenant_roles(groups)
 
 
 def url_problem(url: str, allow_http: bool) -> str | None:
@@ -185,8 +165,7 @@ def _build(provider: str, fields: dict, issuer: str, scopes: tuple[str, ...],
         client_secret=_credential("client_secret", fields["client_secret"]),
         scopes=scopes,
         allow_http=allow_http,
-        default_tenants=_grants("default_tenants", fields.get("default_tenants", [])),
-        group_mappings=_group_mappings(fields.get("group_mappings", {})),
+        tenants=TenantMapping.parse(fields.get("default_tenants"), fields.get("group_mappings")),
     )
 
 
@@ -228,35 +207,3 @@ def _okta_issuer(value: object, domain: str, allow_http: bool) -> str:
     if parts.scheme == "https" and parts.netloc != domain:
         raise InvalidConfig("issuer", f"must be on the domain {domain}")
     return value
-
-
-def _grants(name: str, value: object) -> tuple[TenantGrant, ...]:
-    if not isinstance(value, list):
-        raise InvalidConfig(name, 'must be a list of {"id": tenant, "role": role}')
-    if len(value) > MAX_GRANTS:
-        raise InvalidConfig(name, f"may hold at most {MAX_GRANTS} entries")
-    grants = []
-    for entry in value:
-        if not isinstance(entry, Mapping) or set(entry) != {"id", "role"}:
-            raise InvalidConfig(name, 'entries must be {"id": tenant, "role": role}')
-        tenant, role = entry["id"], entry["role"]
-        if not isinstance(tenant, str) or not _TENANT_ID.fullmatch(tenant):
-            raise InvalidConfig(name, f"has an invalid tenant id: {str(tenant)[:64]!r}")
-        if role not in TENANT_ROLES:
-            raise InvalidConfig(name, f"role must be one of {', '.join(TENANT_ROLES)}")
-        grants.append(TenantGrant(tenant, role))
-    return tuple(grants)
-
-
-def _group_mappings(value: object) -> Mapping[str, tuple[TenantGrant, ...]]:
-    if not isinstance(value, Mapping):
-        raise InvalidConfig("group_mappings", 'must be an object {group: [{"id", "role"}, ...]}')
-    if len(value) > MAX_GROUP_MAPPINGS:
-        raise InvalidConfig("group_mappings", f"may hold at most {MAX_GROUP_MAPPINGS} groups")
-    mappings = {}
-    for group, grants in value.items():
-        if not isinstance(group, str) or not 0 < len(group) <= MAX_GROUP_NAME_LENGTH:
-            raise InvalidConfig("group_mappings",
-                                f"group names must be 1 to {MAX_GROUP_NAME_LENGTH} characters")
-        mappings[group] = _grants(f"group_mappings[{group!r}]", grants)
-    return MappingProxyType(mappings)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import logging
 import math
 import re
@@ -55,6 +54,7 @@ from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
 
 from federation.connector import ConnectorError, Identity, LoginStart, SeenAssertion
+from federation.config import is_loopback
 from federation.grants import InvalidConfig, TenantMapping
 
 # pysaml2 logs whole SAML documents (personal data, attacker-supplied markup) when a check
@@ -278,15 +278,6 @@ def _attribute_name(name: str, value: object) -> str | None:
     return None if value is None else _printable(name, value, MAX_ATTRIBUTE_NAME_LENGTH)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _sso_url(value: object, allow_http: bool) -> str:
     url = _printable("sso_url", value, 2048)
     try:
@@ -300,7 +291,7 @@ def _sso_url(value: object, allow_http: bool) -> str:
         raise InvalidConfig("sso_url", "must not have a fragment")
     if parts.scheme == "https":
         return url
-    if parts.scheme == "http" and allow_http and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and allow_http and is_loopback(parts.hostname):
         return url
     if allow_http:
         raise InvalidConfig("sso_url", "must be an https:// URL (http:// only on a loopback host)")

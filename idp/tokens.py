@@ -8,7 +8,6 @@ client_id scope roles tenants`` plus ``sid`` (the refresh family a token came fr
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 

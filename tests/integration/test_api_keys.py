@@ -3,7 +3,6 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import sqlalchemy as sa
 from freezegun import freeze_time
 
 from app.clients import register_client

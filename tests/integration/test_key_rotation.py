@@ -16,7 +16,7 @@ from app import create_app
 from app.extensions import db, services
 from app.models import SigningKey
 from keys.keyring import Keyring
-from keys.rotation import (CREATED, LOST_RACE, PROMOTED, WAITING, KeyRotator, KeyStates,
+from keys.rotation import (CREATED, PROMOTED, WAITING, KeyRotator, KeyStates,
                            RotationPolicy)
 from tests.conftest import PgSchema, base_config
 
