@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from idp.accounts import Account
 from idp.api_keys import ApiKeyRecord
@@ -22,7 +23,7 @@ from .extensions import db
 from .models import ApiKey, Client, Revocation, SigningKey, Tenant, User, utcnow
 
 
-def account_from(user: User) -> Account:
+def account_from(user: User, revoked_before: datetime | None = None) -> Account:
     return Account(
         id=user.id,
         username=user.username,
@@ -33,6 +34,7 @@ def account_from(user: User) -> Account:
         name=user.name,
         email_verified=user.email_verified,
         password_hash=user.password_hash,
+        revoked_before=None if revoked_before is None else revoked_before.timestamp(),
     )
 
 
@@ -42,8 +44,14 @@ class SqlAccountDirectory:
         return None if user is None else account_from(user)
 
     def find_by_id(self, user_id: str) -> Account | None:
-        user = db.session.get(User, user_id)
-        return None if user is None else account_from(user)
+        # one query on the refresh path: the user, their memberships and their watermark
+        watermark = sa.select(Revocation.revoked_at).where(
+            Revocation.kind == USER, Revocation.subject == User.id,
+            Revocation.expires_at > utcnow()).scalar_subquery()
+        row = db.session.execute(
+            sa.select(User, watermark).options(joinedload(User.memberships))
+            .where(User.id == user_id)).unique().first()
+        return None if row is None else account_from(row[0], row[1])
 
     def replace_password_hash(self, user_id: str, password_hash: str) -> None:
         db.session.execute(sa.update(User).where(User.id == user_id).values(password_hash=password_hash))

@@ -21,6 +21,9 @@ class Account:
     name: str | None = None
     email_verified: bool = False
     password_hash: str | None = field(default=None, repr=False)
+    # the user's revocation watermark (epoch seconds), when the directory loaded it: refresh
+    # families that began at or before it are dead
+    revoked_before: float | None = None
 
     def get_user_id(self) -> str:  # Authlib's user contract
         return self.id
@@ -39,7 +42,8 @@ class Account:
 class AccountDirectory(Protocol):
     def find_by_username(self, username: str) -> Account | None: ...
 
-    def find_by_id(self, user_id: str) -> Account | None: ...
+    def find_by_id(self, user_id: str) -> Account | None:
+        """The account with its current memberships and its ``revoked_before`` watermark."""
 
     def replace_password_hash(self, user_id: str, password_hash: str) -> None: ...
 

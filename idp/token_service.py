@@ -15,7 +15,7 @@ from .audit import Audit
 from .clients import RegisteredClient
 from .errors import Forbidden, InvalidCredentials, InvalidGrant, NotFound
 from .permissions import is_platform_admin
-from .refresh import Family, RefreshFamilies, ReuseDetected
+from .refresh import RefreshFamilies, ReuseDetected
 from .revocation import RevocationList
 from .throttle import LoginThrottle
 from .tokens import AccessToken, AccessTokenIssuer
@@ -120,7 +120,8 @@ class TokenService:
             raise
         family = rotation.family
         account = self.accounts.find_by_id(family.user_id)
-        if account is None or account.disabled or self._revoked_since(family):
+        if account is None or account.disabled or (
+                account.revoked_before is not None and family.auth_time <= account.revoked_before):
             self.end_family(family.id)
             raise InvalidGrant()
         granted = " ".join(scope.split()) if scope else family.scope
@@ -134,10 +135,6 @@ class TokenService:
             raise InvalidGrant() from None
         return TokenResponse(access=access, scope=granted, account=account,
                              refresh_token=rotation.refresh_token)
-
-    def _revoked_since(self, family: Family) -> bool:
-        watermark = self.revocations.user_watermark(family.user_id)
-        return watermark is not None and family.auth_time <= watermark
 
     # -- revoking -----------------------------------------------------------------------
     def end_family(self, family_id: str) -> None:

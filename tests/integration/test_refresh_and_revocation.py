@@ -198,3 +198,25 @@ def test_rfc7009_revocation(client, oauth_client, make_user, ctx):
     # client authentication is required
     assert client.post("/oauth/revoke", data={"token": second["access_token"]}).status_code in (400, 401)
     assert client.post("/oauth/revoke", data={}, headers=auth).get_json()["error"] == "invalid_request"
+
+
+def test_a_refresh_costs_one_database_query(client, session, clean):
+    """The account, its memberships and its watermark come back in one statement."""
+    from sqlalchemy import event
+
+    statements = []
+    with clean.app_context():
+        engine = db.engine
+
+    def count(conn, cursor, statement, *args):
+        # the keyring's periodic re-read of the signing keys may land in any request
+        if "signing_keys" not in statement:
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = client.post("/api/v1/auth/refresh", json={"refresh_token": session["refresh_token"]})
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200
+    assert len(statements) == 1, statements
