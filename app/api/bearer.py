@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import request
 
 from idp.errors import Unauthorized
 
@@ -17,7 +17,10 @@ def bearer_token() -> str:
 
 
 def current_claims() -> dict:
-    """The caller's validated access-token claims (signature, expiry, revocation)."""
-    if "token_claims" not in g:
-        g.token_claims = services().validator.validate(bearer_token())
-    return g.token_claims
+    """The caller's validated access-token claims (signature, expiry, revocation).
+
+    Kept on the request, not on ``g``: an app context may outlive one request.
+    """
+    if "infracast.token_claims" not in request.environ:
+        request.environ["infracast.token_claims"] = services().validator.validate(bearer_token())
+    return request.environ["infracast.token_claims"]
