@@ -10,6 +10,7 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.clients import AUTH_METHODS
+from idp.discovery import oidc_metadata
 from keys.sealing import Sealer
 
 from .config import MAX_CONTENT_LENGTH, load_config, normalise_database_url, validate
@@ -85,14 +86,24 @@ def _register_blueprints(app: Flask) -> None:
     from .extensions import services
     from .oauth import revoke as oauth_revoke
     from .oauth import token as oauth_token
+    from .oauth import userinfo as oauth_userinfo
     from .wellknown import bp as wellknown_bp
+    from . import web
 
     app.register_blueprint(health_bp)
     app.register_blueprint(wellknown_bp)
     app.register_blueprint(api_auth.bp)
     app.register_blueprint(oauth_token.bp)
     app.register_blueprint(oauth_revoke.bp)
+    app.register_blueprint(oauth_userinfo.bp)
+    web.register(app)
     with app.app_context():
         server = services().authorization
-        server.published_endpoints.update({"revocation_endpoint": "/oauth/revoke"})
+        server.published_endpoints.update({
+            "authorization_endpoint": "/oauth/authorize",
+            "revocation_endpoint": "/oauth/revoke",
+            "userinfo_endpoint": "/oauth/userinfo",
+            "end_session_endpoint": "/oauth/logout",
+        })
         server.extra_metadata["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
+        server.extra_metadata.update(oidc_metadata())

@@ -43,9 +43,15 @@ class RegisteredClient(ClientMixin):
         # only unambiguous when exactly one is registered (RFC 6749 §3.1.2.3)
         return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
 
+    @property
+    def client_metadata(self) -> dict:
+        """RFC 7591 / OIDC registration metadata Authlib reads (RP-Initiated Logout)."""
+        return {"post_logout_redirect_uris": list(self.post_logout_redirect_uris)}
+
     def get_allowed_scope(self, scope):
+        # no scope asked for: the registered one (RFC 6749 §3.3 allows a default)
         if not scope:
-            return ""
+            return self.scope
         allowed = set(scope_to_list(self.scope))
         return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
 

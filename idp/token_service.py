@@ -14,8 +14,8 @@ from .clock import now
 from .accounts import Account, AccountDirectory, PasswordAuthenticator
 from .clients import RegisteredClient
 from .errors import Forbidden, InvalidGrant, NotFound
-from .permissions import is_platform_admin
-from .refresh import Family, RefreshFamilies, ReuseDetected
+from .permissions import is_platform_admin, permissions_in
+from .refresh import RefreshFamilies, ReuseDetected
 from .revocation import RevocationList
 from .throttle import LoginThrottle
 from .tokens import AccessToken, AccessTokenIssuer
@@ -103,6 +103,31 @@ class TokenService:
         return TokenResponse(access=access, scope=scope, account=account,
                              refresh_token=refresh_token)
 
+    def issue_for_client(self, client: RegisteredClient, scope: str, *,
+                         tenant: str | None = None) -> TokenResponse:
+        """``client_credentials``: the client is the subject, with the rights it was given.
+
+        Its ``tenants`` claim is the client's ``tenant_permissions``; with ``tenant``, that
+        tenant alone (403 when the client holds nothing there). No refresh token (RFC 6749
+        §4.4.3), no platform roles.
+        """
+        tenants = {t: sorted(set(p)) for t, p in sorted(client.tenant_permissions.items())}
+        if tenant is not None:
+            held = permissions_in(tenants, tenant)
+            if not held:
+                raise Forbidden()
+            tenants = {tenant: sorted(held)}
+        access = self.issuer.issue(subject=client.client_id, client_id=client.client_id,
+                                   scope=scope, roles=[], tenants=tenants)
+        return TokenResponse(access=access, scope=scope)
+
+    def login_still_valid(self, account: Account | None, auth_time: int) -> bool:
+        """Does a sign-in at ``auth_time`` still stand (user enabled, not revoked since)?"""
+        if account is None or account.disabled:
+            return False
+        watermark = self.revocations.user_watermark(account.id)
+        return watermark is None or auth_time > watermark
+
     # -- refreshing ---------------------------------------------------------------------
     def refresh(self, refresh_token: str, client: RegisteredClient,
                 scope: str | None = None) -> TokenResponse:
@@ -118,7 +143,7 @@ class TokenService:
             raise
         family = rotation.family
         account = self.accounts.find_by_id(family.user_id)
-        if account is None or account.disabled or self._revoked_since(family):
+        if not self.login_still_valid(account, family.auth_time):
             self.end_family(family.id)
             raise InvalidGrant()
         granted = " ".join(scope.split()) if scope else family.scope
@@ -133,10 +158,6 @@ class TokenService:
         return TokenResponse(access=access, scope=granted, account=account,
                              refresh_token=rotation.refresh_token)
 
-    def _revoked_since(self, family: Family) -> bool:
-        watermark = self.revocations.user_watermark(family.user_id)
-        return watermark is not None and family.auth_time <= watermark
-
     # -- revoking -----------------------------------------------------------------------
     def end_family(self, family_id: str) -> None:
         """The family's refresh token and every access token issued from it stop working."""
@@ -145,6 +166,13 @@ class TokenService:
 
     def revoke_access_token(self, claims: dict) -> None:
         self.revocations.revoke_access_token(str(claims["jti"]), int(claims["exp"]))
+
+    def revoke_issued(self, sid: str | None, jti: str | None, exp: int | None) -> None:
+        """End what one grant produced: its refresh family and its access token."""
+        if sid:
+            self.end_family(sid)
+        if jti and exp:
+            self.revocations.revoke_access_token(jti, exp)
 
     def logout(self, claims: dict, refresh_token: str | None = None) -> None:
         """End the caller's access token, its family, and a refresh family it names."""
