@@ -90,7 +90,6 @@ def error_response(status: int, code: str, oauth_error: str, message: str,
                                     if code == "UNAUTHORIZED" else "Bearer")
     if oauth_error == "insufficient_scope":  # RFC 6750 §3.1
         response.headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
-
     if retry_after is not None:
         response.headers["Retry-After"] = str(max(1, int(retry_after)))
     return response

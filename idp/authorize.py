@@ -22,6 +22,7 @@ unregistered ``redirect_uri``) never redirect (the web layer shows a page).
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import asdict, dataclass, replace
 from typing import Mapping, Union
@@ -40,6 +41,7 @@ from .store import Store
 from .token_service import TokenService
 
 INTERACTION_TTL = 1800
+_SECONDS = re.compile(r"^[0-9]{1,10}$")
 
 
 class InteractionExpired(NotFound):
@@ -85,7 +87,7 @@ def _max_age(grant) -> int | None:
     raw = grant.request.payload.data.get("max_age")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 10:
+    if not _SECONDS.match(raw):
         raise _error(grant, InvalidRequestError, "'max_age' must be a number of seconds")
     return int(raw)
 

@@ -85,6 +85,11 @@ class AuthorizationServer(FlaskAuthorizationServer):
     def authorization_request(self, params: Mapping[str, list[str]]) -> ParamsRequest:
         return ParamsRequest("GET", f"{self.issuer}/oauth/authorize", params)
 
+    def end_session_request(self, params: Mapping[str, list[str]]):
+        """A validated RP-Initiated Logout request (``idp/end_session.py``)."""
+        return self.validate_endpoint_request(
+            "end_session", ParamsRequest("GET", f"{self.issuer}/oauth/logout", params))
+
     def get_authorization_grant(self, request):
         # Authlib quotes an unknown response_type in its error description, where some
         # characters are forbidden (RFC 6749 §4.1.2.1) and would raise instead

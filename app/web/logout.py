@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
-from idp.oauth_request import ParamsRequest
-
 from ..extensions import services
 from . import bp
 from .session import browser_session, forget, require_csrf
@@ -26,8 +24,7 @@ def logout():
     svc = services()
     values = request.form if request.method == "POST" else request.args
     params = {name: values.getlist(name)[:1] for name in _LOGOUT_PARAMS if name in values}
-    end = svc.authorization.validate_endpoint_request(
-        "end_session", ParamsRequest(request.method, request.url, params))
+    end = svc.authorization.end_session_request(params)
     session = browser_session()
     if session is not None and session.signed_in:
         hint = end.id_token_claims or {}

@@ -1,6 +1,7 @@
 """/oauth/authorize, the login page and the browser session (OIDC Core §3.1.2, RFC 6749 §4.1)."""
 
 import pytest
+from authlib.oidc.core.util import create_half_hash
 from freezegun import freeze_time
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -9,7 +10,7 @@ from app import create_app
 from app.clients import register_client
 from tests.conftest import base_config
 from tests.helpers import jwt_parts, login
-from tests.oidc import REDIRECT_URI, csrf_token, query_of
+from tests.oidc import REDIRECT_URI, RelyingParty, csrf_token
 
 ISSUER = "http://127.0.0.1:8000"
 
@@ -32,7 +33,6 @@ def test_code_flow_with_pkce_gives_tokens_and_a_verifiable_id_token(client, make
     assert claims["exp"] > claims["iat"] >= claims["auth_time"]
     assert claims["preferred_username"] == user["username"]
     assert claims["email"] == f"{user['username']}@example.test"
-    from authlib.oidc.core.util import create_half_hash
     assert claims["at_hash"] == create_half_hash(body["access_token"], "RS256").decode()
     header, access = jwt_parts(body["access_token"])
     assert header["typ"] == "at+jwt" and access["client_id"] == rp.client_id
@@ -59,7 +59,7 @@ def test_a_second_authorize_in_the_same_session_skips_the_form(make_rp, make_use
     assert again.status_code == 302
     second = rp.callback(again)
     assert second["code"] != first["code"]
-    _, first_claims = jwt_parts(rp.exchange(second["code"]).get_json()["id_token"])
+    assert rp.exchange(second["code"]).status_code == 200
 
 
 def test_the_session_cookie_holds_only_an_id_and_is_httponly_and_lax(client, make_rp, make_user):
@@ -133,23 +133,17 @@ def test_the_login_form_needs_its_csrf_token_and_its_own_browser(app, client, ma
     stolen = other_browser.post(login_url, data={**form, "csrf_token": "x"})
     assert stolen.status_code == 400 and "Location" not in stolen.headers
     # even with its own valid session and token, another browser cannot finish this request
-    own_url = RelyingPartyIn(other_browser, rp).authorize().headers["Location"]
+    own_url = RelyingParty(other_browser, rp.client_id).authorize().headers["Location"]
     own_token = csrf_token(other_browser.get(own_url).get_data(True))
     hijack = other_browser.post(login_url, data={**form, "csrf_token": own_token})
     assert hijack.status_code == 404 and "Location" not in hijack.headers
 
 
-def RelyingPartyIn(http, rp):
-    from tests.oidc import RelyingParty
-    return RelyingParty(http, rp.client_id, rp.secret)
-
-
 def test_prompt_none_without_a_session_is_login_required(make_rp):
     rp = make_rp()
     callback = rp.callback(rp.authorize(prompt="none", state="s1"))
-    assert callback == {"error": "login_required", "state": "s1", "iss": ISSUER,
-                        **({"error_description": callback["error_description"]}
-                           if "error_description" in callback else {})}
+    assert callback["error"] == "login_required" and "code" not in callback
+    assert callback["state"] == "s1" and callback["iss"] == ISSUER
 
 
 def test_prompt_none_with_a_session_answers_at_once(make_rp, make_user):
@@ -179,7 +173,8 @@ def test_max_age(make_rp, make_user):
         assert "code" in rp.callback(rp.authorize(max_age="900"))
         assert rp.authorize(max_age="300").headers["Location"].startswith("/login/")
         assert rp.callback(rp.authorize(max_age="300", prompt="none"))["error"] == "login_required"
-        assert rp.callback(rp.authorize(max_age="soon"))["error"] == "invalid_request"
+        for bad in ("soon", "²", "-1", "9" * 11):
+            assert rp.callback(rp.authorize(max_age=bad))["error"] == "invalid_request"
 
 
 @pytest.mark.parametrize("change, error", [

@@ -5,11 +5,7 @@ import threading
 import pytest
 from freezegun import freeze_time
 
-from tests.helpers import jwt_parts
-
-
-def _bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+from tests.helpers import bearer, jwt_parts
 
 
 def test_a_code_works_once_and_a_replay_revokes_what_it_gave(client, make_rp, make_user):
@@ -18,13 +14,13 @@ def test_a_code_works_once_and_a_replay_revokes_what_it_gave(client, make_rp, ma
     first = rp.exchange(callback["code"])
     assert first.status_code == 200
     tokens = first.get_json()
-    assert client.get("/oauth/userinfo", headers=_bearer(tokens["access_token"])).status_code == 200
+    assert client.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).status_code == 200
 
     replay = rp.exchange(callback["code"])
     assert replay.status_code == 400 and replay.get_json()["error"] == "invalid_grant"
     # RFC 6749 §4.1.2: what the first redemption produced is revoked
     assert client.get("/oauth/userinfo",
-                      headers=_bearer(tokens["access_token"])).status_code == 401
+                      headers=bearer(tokens["access_token"])).status_code == 401
     refreshed = client.post("/oauth/token", data={
         "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
         "client_id": rp.client_id})
@@ -52,7 +48,7 @@ def test_racing_redemptions_never_leave_live_tokens_from_a_replayed_code(app, ma
     winners = [r.get_json() for r in results if r.status_code == 200]
     assert len(winners) <= 1
     for body in winners:  # any tokens handed out were revoked by the replays
-        userinfo = app.test_client().get("/oauth/userinfo", headers=_bearer(body["access_token"]))
+        userinfo = app.test_client().get("/oauth/userinfo", headers=bearer(body["access_token"]))
         assert userinfo.status_code == 401
 
 

@@ -1,5 +1,6 @@
 """Consent for third-party clients: asked once, remembered, revocable by the user."""
 
+from tests.helpers import bearer
 from tests.oidc import csrf_token
 
 
@@ -13,10 +14,6 @@ def _consent(rp, response, decision: str):
     assert "See your e-mail address" in html and "Keep access while you are signed out" in html
     return rp.http.post(consent_url, data={"csrf_token": csrf_token(html),
                                            "decision": decision})
-
-
-def _bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_first_party_clients_never_ask(make_rp, make_user):
@@ -71,7 +68,7 @@ def test_users_list_and_revoke_their_consents(client, make_rp, make_user):
     own = client.post("/api/v1/auth/token", json={"username": user["username"],
                                                   "password": user["password"]}).get_json()
 
-    listed = client.get("/api/v1/auth/consents", headers=_bearer(own["token"]))
+    listed = client.get("/api/v1/auth/consents", headers=bearer(own["token"]))
     assert listed.status_code == 200
     [consent] = listed.get_json()["consents"]
     assert consent["client_id"] == rp.client_id and consent["client_name"] == "Reports"
@@ -81,11 +78,11 @@ def test_users_list_and_revoke_their_consents(client, make_rp, make_user):
     # the third party's own token may not read or withdraw the user's consents
     third = rp.tokens_for(user, scope=scope)
     assert client.get("/api/v1/auth/consents",
-                      headers=_bearer(third["access_token"])).status_code == 403
+                      headers=bearer(third["access_token"])).status_code == 403
 
-    revoked = client.delete(f"/api/v1/auth/consents/{rp.client_id}", headers=_bearer(own["token"]))
+    revoked = client.delete(f"/api/v1/auth/consents/{rp.client_id}", headers=bearer(own["token"]))
     assert revoked.status_code == 204
-    again = client.delete(f"/api/v1/auth/consents/{rp.client_id}", headers=_bearer(own["token"]))
+    again = client.delete(f"/api/v1/auth/consents/{rp.client_id}", headers=bearer(own["token"]))
     assert again.status_code == 404 and again.get_json()["error"]["code"] == "NOT_FOUND"
     assert rp.authorize(scope=scope).headers["Location"].startswith("/consent/")
     assert client.get("/api/v1/auth/consents").status_code == 401

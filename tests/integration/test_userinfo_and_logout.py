@@ -2,13 +2,10 @@
 
 import pytest
 
+from tests.helpers import bearer
 from tests.oidc import REDIRECT_URI, csrf_token, query_of
 
 BYE = "http://127.0.0.1:9999/bye"
-
-
-def _bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.mark.parametrize("scope, claims", [
@@ -20,7 +17,7 @@ def test_userinfo_claims_follow_the_scope(client, make_rp, make_user, scope, cla
     rp, user = make_rp(), make_user()
     token = rp.tokens_for(user, scope=scope)["access_token"]
     for method in (client.get, client.post):
-        response = method("/oauth/userinfo", headers=_bearer(token))
+        response = method("/oauth/userinfo", headers=bearer(token))
         assert response.status_code == 200
         body = response.get_json()
         assert set(body) == claims and body["sub"] == user["id"]
@@ -31,13 +28,13 @@ def test_userinfo_refuses_bad_tokens(client, make_user):
     missing = client.get("/oauth/userinfo")
     assert missing.status_code == 401 and missing.get_json()["error"] == "invalid_token"
     assert missing.headers["WWW-Authenticate"].startswith("Bearer")
-    bogus = client.get("/oauth/userinfo", headers=_bearer("a.b.c"))
+    bogus = client.get("/oauth/userinfo", headers=bearer("a.b.c"))
     assert bogus.status_code == 401
     user = make_user()
     # a token without openid (the seed login's) is good, but not for userinfo
     seed = client.post("/api/v1/auth/token", json={"username": user["username"],
                                                    "password": user["password"]}).get_json()
-    no_openid = client.get("/oauth/userinfo", headers=_bearer(seed["token"]))
+    no_openid = client.get("/oauth/userinfo", headers=bearer(seed["token"]))
     assert no_openid.status_code == 403
     assert no_openid.get_json()["error"] == "insufficient_scope"
     assert no_openid.headers["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
