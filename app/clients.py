@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
 
-from idp.clients import API_CLIENT_ID, AUTH_METHODS, PUBLIC
+from idp.clients import API_CLIENT_ID, AUTH_METHODS, CLIENT_ID_PATTERN, PUBLIC
 from idp.errors import Conflict, InvalidRequest
 from idp.hashing import new_secret
 from idp.permissions import PERMISSIONS
@@ -17,7 +17,6 @@ from idp.permissions import PERMISSIONS
 from .extensions import db, services
 from .models import Client
 
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
 # user ids are UUIDs; a client_credentials token's sub is the client_id (RFC 9068 §2.2),
 # so a client_id must never be mistaken for a user
 _USER_ID_FORM = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -97,7 +96,7 @@ def validate_metadata(metadata: dict) -> dict:
 def register_client(metadata: dict, client_id: str | None = None) -> RegisteredSecret:
     values = validate_metadata(metadata)
     client_id = client_id or f"client-{secrets.token_hex(8)}"
-    if not _CLIENT_ID.match(client_id) or client_id == API_CLIENT_ID \
+    if not CLIENT_ID_PATTERN.match(client_id) or client_id == API_CLIENT_ID \
             or _USER_ID_FORM.match(client_id):
         raise InvalidRequest("'client_id' may hold 3 to 64 letters, digits, '.', '_' and '-' "
                              "(and may not have the form of a user id)")

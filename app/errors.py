@@ -20,11 +20,12 @@ import logging
 
 from authlib.oauth2.base import OAuth2Error
 from flask import Flask, jsonify, make_response, redirect, render_template, request
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from idp.errors import IdpError
 
-from .extensions import services
+from .extensions import db, services
 
 log = logging.getLogger("infracast.errors")
 
@@ -117,6 +118,14 @@ def handle_oauth2_error(error: OAuth2Error):
     return error_response(status, code, error.error, description)
 
 
+def handle_data_error(error: DataError):
+    """Input the database cannot hold (a NUL character, say) is a bad request, not a 500."""
+    db.session.rollback()
+    log.warning("input refused by the database", extra={"fields": {
+        "exception": type(error.orig).__name__}})
+    return error_response(400, *_HTTP_CODES[400])
+
+
 def handle_http_exception(error: HTTPException):
     status = error.code or 500
     code, oauth_error, message = _HTTP_CODES.get(status, _INTERNAL if status >= 500 else
@@ -142,5 +151,6 @@ def handle_unexpected(error: Exception):
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(IdpError, handle_idp_error)
     app.register_error_handler(OAuth2Error, handle_oauth2_error)
+    app.register_error_handler(DataError, handle_data_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from idp.accounts import Account
-from idp.clients import API_CLIENT_ID, RegisteredClient, api_client
+from idp.clients import API_CLIENT_ID, CLIENT_ID_PATTERN, RegisteredClient, api_client
 from idp.consents import Consent
 from idp.hashing import SecretHasher
 from idp.revocation import USER, RevocationRecord
@@ -79,7 +79,7 @@ class SqlClientDirectory:
     def find(self, client_id: str) -> RegisteredClient | None:
         if client_id == API_CLIENT_ID:
             return self._api_client
-        if not isinstance(client_id, str) or len(client_id) > 64:
+        if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.match(client_id):
             return None
         row = db.session.get(Client, client_id)
         return None if row is None else client_from(row, self.hasher)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -12,6 +13,9 @@ from .hashing import SecretHasher
 
 PUBLIC = "none"
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", PUBLIC)
+
+# what a client_id may look like; anything else names no client
+CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
 
 # The seed's own login endpoints (/api/v1/auth/*) act as this built-in public client.
 API_CLIENT_ID = "infracast"

@@ -242,3 +242,35 @@ def test_a_disabled_user_loses_the_session(app, make_rp, make_user):
         db.session.get(User, user["id"]).disabled = True
         db.session.commit()
     assert rp.authorize().headers["Location"].startswith("/login/")
+
+
+ODD = ["", " ", "\x00", "é", '"\\', "a" * 3000, "%ff", "\n", "none", "login", "0", "²", "{}"]
+
+
+def test_odd_input_is_never_a_500(client, make_rp, make_user):
+    import random
+
+    rp, user = make_rp(), make_user()
+    rng = random.Random(5)
+    base = rp.params()
+    names = list(base) + ["prompt", "max_age", "tenant", "response_mode", "request"]
+    for _ in range(120):
+        params = {**base, **{name: rng.choice(ODD) for name in rng.sample(names, 3)}}
+        for response in (client.get("/oauth/authorize", query_string=params),
+                         client.post("/oauth/authorize", data=params)):
+            assert response.status_code < 500, params
+    for path in ("/login/x", "/login/" + "a" * 40, "/consent/%00", "/consent/" + "é" * 20):
+        for method in (client.get, client.post):
+            assert method(path, data={"csrf_token": "x"}).status_code < 500, path
+    login_url = rp.authorize().headers["Location"]
+    page = client.get(login_url).get_data(True)
+    for username in ("\x00", "é" * 200):
+        response = client.post(login_url, data={"csrf_token": csrf_token(page),
+                                                "username": username, "password": "\x00"})
+        assert response.status_code in (400, 401)
+    for hint in ("a" * 9000, "e30.e30.", '"'):
+        response = client.get("/oauth/logout", query_string={
+            "id_token_hint": hint, "post_logout_redirect_uri": "javascript:alert(1)",
+            "client_id": "\x00"})
+        assert response.status_code == 400
+    assert login(client, "\x00", "x").status_code in (400, 401)
