@@ -9,8 +9,10 @@ FLASK  := $(BIN)/flask --app wsgi
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/9
 
-# the system packages the project needs (Debian names), installed by `make install` when missing:
-# xmlsec1 is the binary pysaml2 signs and verifies SAML messages with
+# the system packages the project needs (Debian names), installed by make when missing:
+# xmlsec1 is the binary pysaml2 signs and verifies SAML messages with; the browser test
+# drives Debian's chromium (never a downloaded browser)
+CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT  := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
@@ -33,6 +35,11 @@ $(STAMP): pyproject.toml
 
 install: system-deps $(STAMP)
 
+# installed once; a stale package list is refreshed only when the install needs it
+$(CHROMIUM):
+	$(APT) install -y --no-install-recommends chromium fonts-dejavu-core \
+	  || { $(APT) update && $(APT) install -y --no-install-recommends chromium fonts-dejavu-core; }
+
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) idp bootstrap
@@ -42,7 +49,7 @@ run: install
 resource-server: install
 	$(BIN)/python -m examples.resource_server
 
-test: install
+test: install $(CHROMIUM)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -10,6 +10,7 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.clients import AUTH_METHODS
+from idp.discovery import oidc_metadata
 from keys.sealing import Sealer
 
 from .config import MAX_CONTENT_LENGTH, load_config, normalise_database_url, validate
@@ -88,7 +89,9 @@ def _register_blueprints(app: Flask) -> None:
     from .oauth import introspect as oauth_introspect
     from .oauth import revoke as oauth_revoke
     from .oauth import token as oauth_token
+    from .oauth import userinfo as oauth_userinfo
     from .wellknown import bp as wellknown_bp
+    from . import web
 
     app.register_blueprint(health_bp)
     app.register_blueprint(wellknown_bp)
@@ -96,13 +99,21 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(oauth_token.bp)
     app.register_blueprint(oauth_revoke.bp)
     app.register_blueprint(oauth_introspect.bp)
+    app.register_blueprint(oauth_userinfo.bp)
     app.register_blueprint(api_admin.bp)
     app.register_blueprint(api_keys_api.bp)
+    web.register(app)
     with app.app_context():
         server = services().authorization
-        server.published_endpoints.update({"revocation_endpoint": "/oauth/revoke",
-                                           "introspection_endpoint": "/oauth/introspect"})
+        server.published_endpoints.update({
+            "authorization_endpoint": "/oauth/authorize",
+            "revocation_endpoint": "/oauth/revoke",
+            "introspection_endpoint": "/oauth/introspect",
+            "userinfo_endpoint": "/oauth/userinfo",
+            "end_session_endpoint": "/oauth/logout",
+        })
         server.extra_metadata.update({
             "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
             "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
         })
+        server.extra_metadata.update(oidc_metadata())

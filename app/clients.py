@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from idp.clients import API_CLIENT_ID, AUTH_METHODS, PUBLIC
+from idp.clients import API_CLIENT_ID, AUTH_METHODS, CLIENT_ID_PATTERN, PUBLIC
 from idp.errors import Conflict, InvalidRequest, NotFound
 from idp.hashing import new_secret
 from idp.permissions import PERMISSIONS
@@ -21,7 +21,10 @@ from .models import Client
 from .pagination import Page, paginate
 from .tenants import require_tenants
 
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+# user ids are UUIDs; a client_credentials token's sub is the client_id (RFC 9068 §2.2),
+# so a client_id must never be mistaken for a user
+_USER_ID_FORM = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                           r"[0-9a-fA-F]{12}$")
 
 
 @dataclass(frozen=True)
@@ -34,16 +37,20 @@ def supported_grant_types() -> list[str]:
     return services().authorization.grant_types_supported()
 
 
-def _check_redirect_uri(uri) -> str:
-    if not isinstance(uri, str):
-        raise InvalidRequest("'redirect_uris' must be a list of URLs")
-    parts = urlsplit(uri)
-    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
-    if parts.fragment or parts.scheme not in ("https", "http") or not parts.hostname \
-            or (parts.scheme == "http" and not loopback):
-        raise InvalidRequest("'redirect_uris' must be https URLs (http only on loopback), "
-                             "without a fragment")
-    return uri
+def _redirect_uris(metadata: dict, name: str) -> list[str]:
+    """A list of https URLs (http only on loopback), without a fragment (RFC 6749 §3.1.2)."""
+    uris = metadata.get(name, [])
+    problem = f"'{name}' must be a list of https URLs (http only on loopback), without a fragment"
+    if not isinstance(uris, list):
+        raise InvalidRequest(problem)
+    for uri in uris:
+        parts = urlsplit(uri) if isinstance(uri, str) and len(uri) <= 2048 else None
+        if parts is None or parts.fragment or parts.scheme not in ("https", "http") \
+                or not parts.hostname \
+                or (parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "::1",
+                                                                       "localhost")):
+            raise InvalidRequest(problem)
+    return list(uris)
 
 
 def validate_metadata(metadata: dict) -> dict:
@@ -56,10 +63,8 @@ def validate_metadata(metadata: dict) -> dict:
         raise InvalidRequest(f"'grant_types' may hold {', '.join(supported_grant_types())}")
     if "client_credentials" in grant_types and auth_method == PUBLIC:
         raise InvalidRequest("'client_credentials' needs a confidential client")
-    redirect_uris = metadata.get("redirect_uris", [])
-    if not isinstance(redirect_uris, list):
-        raise InvalidRequest("'redirect_uris' must be a list of URLs")
-    redirect_uris = [_check_redirect_uri(uri) for uri in redirect_uris]
+    redirect_uris = _redirect_uris(metadata, "redirect_uris")
+    post_logout_redirect_uris = _redirect_uris(metadata, "post_logout_redirect_uris")
     if "authorization_code" in grant_types and not redirect_uris:
         raise InvalidRequest("'redirect_uris' is required for the authorization_code grant")
     scope = metadata.get("scope", "openid profile email offline_access")
@@ -88,6 +93,7 @@ def validate_metadata(metadata: dict) -> dict:
         "grant_types": grant_types,
         "response_types": ["code"] if "authorization_code" in grant_types else [],
         "redirect_uris": redirect_uris,
+        "post_logout_redirect_uris": post_logout_redirect_uris,
         "scope": " ".join(scope.split()),
         "first_party": metadata.get("first_party", True),
         "resource_server": metadata.get("resource_server", False),
@@ -98,8 +104,10 @@ def validate_metadata(metadata: dict) -> dict:
 def register_client(metadata: dict, client_id: str | None = None) -> RegisteredSecret:
     values = validate_metadata(metadata)
     client_id = client_id or f"client-{secrets.token_hex(8)}"
-    if not _CLIENT_ID.match(client_id) or client_id == API_CLIENT_ID:
-        raise InvalidRequest("'client_id' may hold 3 to 64 letters, digits, '.', '_' and '-'")
+    if not CLIENT_ID_PATTERN.match(client_id) or client_id == API_CLIENT_ID \
+            or _USER_ID_FORM.match(client_id):
+        raise InvalidRequest("'client_id' may hold 3 to 64 letters, digits, '.', '_' and '-' "
+                             "(and may not have the form of a user id)")
     secret = None if values["token_endpoint_auth_method"] == PUBLIC else new_secret()
     client = Client(client_id=client_id,
                     client_secret_hash=services().secrets.digest(secret) if secret else None,

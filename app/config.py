@@ -68,6 +68,11 @@ SETTINGS: dict[str, Setting] = {
                             "seconds without attempts after which counters are forgotten"),
     "API_KEY_ROTATION_DAYS": Setting("API_KEY_ROTATION_DAYS", 90, _int,
                                      "age after which an API key is flagged rotation_due"),
+    "AUTHORIZATION_CODE_TTL": Setting("AUTHORIZATION_CODE_TTL", 60, _int,
+                                      "seconds an authorization code lives (1 to 60)"),
+    "SESSION_TTL": Setting("IDP_SESSION_TTL", 28800, _int,
+                           "seconds a sign-in at the IdP's login page lasts (the browser "
+                           "session that lets a second authorize skip the form)"),
     "SECRET_KEY_FILE": Setting("IDP_SECRET_KEY_FILE", None, _str,
                                "file holding the key-encryption key"),
     "SECRET_KEY_VALUE": Setting("IDP_SECRET_KEY", None, _str,
@@ -132,9 +137,11 @@ def validate(config: dict[str, object]) -> None:
     if float(config["REFRESH_REUSE_GRACE_SECONDS"]) < 0:
         raise ConfigError("REFRESH_REUSE_GRACE_SECONDS must be 0 or more")
     for key in ("ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "JWKS_MAX_AGE", "LOGIN_FREE_ATTEMPTS",
-                "LOGIN_ACCOUNT_THRESHOLD", "LOGIN_ACCOUNT_LOCK", "LOGIN_WINDOW"):
+                "LOGIN_ACCOUNT_THRESHOLD", "LOGIN_ACCOUNT_LOCK", "LOGIN_WINDOW", "SESSION_TTL"):
         if int(config[key]) <= 0:
             raise ConfigError(f"{SETTINGS[key].env} must be a positive number of seconds")
+    if not 0 < int(config["AUTHORIZATION_CODE_TTL"]) <= 60:
+        raise ConfigError("AUTHORIZATION_CODE_TTL must be between 1 and 60 seconds")
     for key in ("TRUSTED_PROXIES", "KEY_CACHE_SECONDS", "KEY_ROTATION_DAYS"):
         if int(config[key]) < 0:
             raise ConfigError(f"{SETTINGS[key].env} must be 0 or more")

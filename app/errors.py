@@ -1,21 +1,31 @@
 """One place that turns every failure into a response.
 
-Under ``/oauth`` errors take RFC 6749 §5.2 form (``{"error", "error_description"}``), as
-relying parties expect; everywhere else the envelope of contract §2
-(``{"error": {"code", "message"}}``). Only our own safe messages reach a body; an
-unexpected exception is logged by type and place and answered with a bare 500.
+Three forms, chosen by where the request went:
+
+* the IdP's pages (``app/web``: authorize, login, consent, logout) answer people in a
+  browser: an HTML page, or — for an authorization error that knows the client's
+  registered ``redirect_uri`` — a redirect there with RFC 6749 §4.1.2.1 parameters
+  (``error``, ``error_description``, ``state``, and RFC 9207 ``iss``);
+* under ``/oauth`` errors take RFC 6749 §5.2 form (``{"error", "error_description"}``), as
+  relying parties expect;
+* everywhere else the envelope of contract §2 (``{"error": {"code", "message"}}``).
+
+Only our own safe messages (and Authlib's fixed descriptions) reach a body; an unexpected
+exception is logged by type and place and answered with a bare 500.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from authlib.oauth2.base import OAuth2Error
+from flask import Flask, jsonify, make_response, redirect, render_template, request
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from idp.errors import IdpError, Unavailable
+
+from .extensions import db, services
 
 log = logging.getLogger("infracast.errors")
 
@@ -34,12 +44,39 @@ _HTTP_CODES = {
 _INTERNAL = ("INTERNAL", "server_error", "Internal server error")
 
 
+# Authlib's error codes in the envelope (the seed's code exchange under /api/v1)
+_OAUTH_TO_ENVELOPE = {
+    "invalid_client": (401, "UNAUTHORIZED"),
+    "invalid_grant": (401, "UNAUTHORIZED"),
+    "access_denied": (403, "FORBIDDEN"),
+    "temporarily_unavailable": (503, "UNAVAILABLE"),
+}
+_PAGE_TITLES = {400: "This request cannot be completed", 401: "Sign-in failed",
+                403: "Access denied", 404: "Not found", 405: "Not allowed",
+                429: "Too many attempts", 503: "Temporarily unavailable"}
+
+
+def page_form() -> bool:
+    return request.blueprint == "web"
+
+
 def oauth_form() -> bool:
-    return request.path.startswith("/oauth/")
+    return not page_form() and request.path.startswith("/oauth/")
+
+
+def error_page(status: int, message: str, retry_after: int | None = None):
+    page = render_template("error.html", title=_PAGE_TITLES.get(status, "Something went wrong"),
+                           message=message, retry_after=retry_after)
+    response = make_response(page, status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, int(retry_after)))
+    return response
 
 
 def error_response(status: int, code: str, oauth_error: str, message: str,
                    retry_after: int | None = None, headers: dict | None = None):
+    if page_form():
+        return error_page(status, message, retry_after)
     if oauth_form():
         body = {"error": oauth_error, "error_description": message}
     else:
@@ -52,6 +89,8 @@ def error_response(status: int, code: str, oauth_error: str, message: str,
     if status == 401:
         response.headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"'
                                     if code == "UNAUTHORIZED" else "Bearer")
+    if oauth_error == "insufficient_scope":  # RFC 6750 §3.1
+        response.headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
     if retry_after is not None:
         response.headers["Retry-After"] = str(max(1, int(retry_after)))
     return response
@@ -61,6 +100,30 @@ def handle_idp_error(error: IdpError):
     status = error.oauth_status if oauth_form() and error.oauth_status else error.status
     return error_response(status, error.code, error.oauth_error, error.message,
                           retry_after=error.retry_after)
+
+
+def handle_oauth2_error(error: OAuth2Error):
+    """Authlib's protocol errors that reach the app (the authorization endpoint's pipeline,
+    the seed's code exchange); the token endpoint answers its own."""
+    description = error.get_error_description() or error.error
+    if page_form():
+        if error.redirect_uri:
+            location = services().authorization.authorization_error_location(error)
+            return redirect(location, code=303 if request.method == "POST" else 302)
+        return error_page(400, description)
+    if oauth_form():
+        status = error.status_code or 400
+        return error_response(status, "INVALID_REQUEST", error.error, description)
+    status, code = _OAUTH_TO_ENVELOPE.get(error.error, (400, "INVALID_REQUEST"))
+    return error_response(status, code, error.error, description)
+
+
+def handle_data_error(error: DataError):
+    """Input the database cannot hold (a NUL character, say) is a bad request, not a 500."""
+    db.session.rollback()
+    log.warning("input refused by the database", extra={"fields": {
+        "exception": type(error.orig).__name__}})
+    return error_response(400, *_HTTP_CODES[400])
 
 
 def handle_http_exception(error: HTTPException):
@@ -95,5 +158,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(IdpError, handle_idp_error)
     app.register_error_handler(OperationalError, handle_database_down)
     app.register_error_handler(InterfaceError, handle_database_down)
+    app.register_error_handler(OAuth2Error, handle_oauth2_error)
+    app.register_error_handler(DataError, handle_data_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

@@ -1,4 +1,4 @@
-"""Durable state: users, tenants, memberships, OAuth clients, signing keys.
+"""Durable state: users, tenants, memberships, OAuth clients, consents, signing keys.
 
 Short-lived state (refresh families, revocation copies, counters) is in the store, not here.
 """
@@ -102,6 +102,21 @@ class Client(db.Model):
     resource_server: Mapped[bool] = mapped_column(sa.Boolean, default=False,
                                                   server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Consent(db.Model):
+    """What a user allowed a third-party client (idp/consents.py); revocable by the user."""
+
+    __tablename__ = "consents"
+
+    user_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        sa.String(64), sa.ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
+        primary_key=True, index=True)
+    # space-separated scopes
+    scope: Mapped[str] = mapped_column(sa.Text)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SigningKey(db.Model):

@@ -14,13 +14,15 @@ from sqlalchemy.orm import joinedload
 
 from idp.accounts import Account
 from idp.api_keys import ApiKeyRecord
-from idp.clients import API_CLIENT_ID, RegisteredClient, api_client
+from idp.clients import API_CLIENT_ID, CLIENT_ID_PATTERN, RegisteredClient, api_client
+from idp.consents import Consent
 from idp.hashing import SecretHasher
 from idp.revocation import USER, RevocationRecord
 from keys.manager import ACTIVE, NEXT, RETIRED, KeyRecord
 
 from .extensions import db
 from .models import ApiKey, Client, Revocation, SigningKey, Tenant, User, utcnow
+from .models import Consent as ConsentRow
 
 
 def account_from(user: User, revoked_before: datetime | None = None) -> Account:
@@ -40,17 +42,20 @@ def account_from(user: User, revoked_before: datetime | None = None) -> Account:
 
 class SqlAccountDirectory:
     def find_by_username(self, username: str) -> Account | None:
-        user = db.session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
-        return None if user is None else account_from(user)
+        return self._one(User.username == username)
 
     def find_by_id(self, user_id: str) -> Account | None:
-        # one query on the refresh path: the user, their memberships and their watermark
+        return self._one(User.id == user_id)
+
+    @staticmethod
+    def _one(where) -> Account | None:
+        # one query: the user, their memberships and their revocation watermark
         watermark = sa.select(Revocation.revoked_at).where(
             Revocation.kind == USER, Revocation.subject == User.id,
             Revocation.expires_at > utcnow()).scalar_subquery()
         row = db.session.execute(
-            sa.select(User, watermark).options(joinedload(User.memberships))
-            .where(User.id == user_id)).unique().first()
+            sa.select(User, watermark).options(joinedload(User.memberships)).where(where)
+        ).unique().first()
         return None if row is None else account_from(row[0], row[1])
 
     def replace_password_hash(self, user_id: str, password_hash: str) -> None:
@@ -87,10 +92,62 @@ class SqlClientDirectory:
     def find(self, client_id: str) -> RegisteredClient | None:
         if client_id == API_CLIENT_ID:
             return self._api_client
-        if not isinstance(client_id, str) or len(client_id) > 64:
+        if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.match(client_id):
             return None
         row = db.session.get(Client, client_id)
         return None if row is None else client_from(row, self.hasher)
+
+
+class SqlConsentDirectory:
+    """Consents in their own short transactions, apart from any request's session."""
+
+    table = ConsentRow.__table__
+
+    def _select(self):
+        c = self.table.c
+        return (sa.select(c.user_id, c.client_id, c.scope, c.granted_at,
+                          Client.client_name)
+                .join(Client, Client.client_id == c.client_id))
+
+    @staticmethod
+    def _consent(row) -> Consent:
+        return Consent(user_id=row.user_id, client_id=row.client_id,
+                       client_name=row.client_name, scopes=tuple(row.scope.split()),
+                       granted_at=row.granted_at)
+
+    def find(self, user_id: str, client_id: str) -> Consent | None:
+        c = self.table.c
+        with db.engine.connect() as conn:
+            row = conn.execute(self._select().where(
+                c.user_id == user_id, c.client_id == client_id)).first()
+        return None if row is None else self._consent(row)
+
+    def grant(self, user_id: str, client_id: str, scopes: list[str]) -> None:
+        """Remember ``scopes`` on top of what was allowed before."""
+        c = self.table.c
+        with db.engine.begin() as conn:
+            existing = conn.execute(sa.select(c.scope).where(
+                c.user_id == user_id, c.client_id == client_id)).scalar()
+            merged = " ".join(sorted(set(scopes) | set((existing or "").split())))
+            insert = _upsert_insert(conn)(self.table).values(
+                user_id=user_id, client_id=client_id, scope=merged, granted_at=utcnow())
+            conn.execute(insert.on_conflict_do_update(
+                index_elements=[c.user_id, c.client_id],
+                set_={"scope": insert.excluded.scope, "granted_at": insert.excluded.granted_at}))
+
+    def list_for(self, user_id: str) -> list[Consent]:
+        c = self.table.c
+        with db.engine.connect() as conn:
+            rows = conn.execute(self._select().where(c.user_id == user_id)
+                                .order_by(c.client_id)).all()
+        return [self._consent(row) for row in rows]
+
+    def revoke(self, user_id: str, client_id: str) -> bool:
+        c = self.table.c
+        with db.engine.begin() as conn:
+            result = conn.execute(sa.delete(self.table).where(
+                c.user_id == user_id, c.client_id == client_id))
+        return result.rowcount == 1
 
 
 def _record(row) -> KeyRecord:

@@ -12,16 +12,21 @@ from datetime import datetime, timezone
 from flask import request
 
 from idp.accounts import PasswordAuthenticator
+from idp.authorization_codes import AuthorizationCodes
+from idp.authorize import AuthorizationFlow
 from idp.hashing import SecretHasher
+from idp.id_tokens import IdTokenIssuer
 from idp.passwords import PasswordHasher
 from idp.refresh import RefreshFamilies
 from idp.revocation import RevocationList
 from idp.server import AuthorizationServer
+from idp.sessions import SessionStore
 from idp.store import Store
 from idp.throttle import LoginThrottle, ThrottlePolicy
 from idp.token_service import TokenService
 from idp.token_validation import AccessTokenValidator
 from idp.tokens import AccessTokenIssuer
+from idp.userinfo import UserInfo
 from keys.keyring import Keyring
 from keys.manager import KeyManager
 from keys.rotation import KeyRotator, RotationPolicy
@@ -29,6 +34,7 @@ from keys.sealing import Sealer
 
 from .audit import SqlAudit
 from .repositories import (SqlAccountDirectory, SqlApiKeyDirectory, SqlClientDirectory,
+                           SqlConsentDirectory,
                            SqlDurableRevocations, SqlKeyRepository)
 
 
@@ -60,6 +66,10 @@ class Services:
     tokens: TokenService
     validator: AccessTokenValidator
     authorization: AuthorizationServer
+    sessions: SessionStore
+    consents: SqlConsentDirectory
+    flow: AuthorizationFlow
+    userinfo: UserInfo
 
 
 def build_services(config: dict, kek: bytes) -> Services:
@@ -108,11 +118,20 @@ def build_services(config: dict, kek: bytes) -> Services:
     )
     validator = AccessTokenValidator(keyring, revocations, issuer=str(config["ISSUER"]),
                                      audience=str(config["AUDIENCE"]))
-    authorization = AuthorizationServer(clients, tokens, validator, api_keys, secret_hasher,
-                                        client_ip=client_ip)
+    codes = AuthorizationCodes(store, secret_hasher, ttl=int(config["AUTHORIZATION_CODE_TTL"]),
+                               used_ttl=access_ttl)
+    id_tokens = IdTokenIssuer(keyring, issuer=str(config["ISSUER"]), ttl=access_ttl)
+    authorization = AuthorizationServer(clients, tokens, validator, client_ip=client_ip,
+                                        issuer=str(config["ISSUER"]), codes=codes,
+                                        id_tokens=id_tokens, api_keys=api_keys,
+                                        secrets=secret_hasher)
+    sessions = SessionStore(store, secret_hasher, ttl=int(config["SESSION_TTL"]))
+    consents = SqlConsentDirectory()
+    flow = AuthorizationFlow(authorization, sessions, consents, tokens, store)
     return Services(
         config=config, sealer=sealer, store=store, passwords=passwords, secrets=secret_hasher,
         keys=key_manager, rotator=rotator, keyring=keyring, accounts=accounts, clients=clients,
         audit=audit, api_keys=api_keys, revocations=revocations, throttle=throttle, tokens=tokens,
-        validator=validator, authorization=authorization,
+        validator=validator, authorization=authorization, sessions=sessions, consents=consents,
+        flow=flow, userinfo=UserInfo(validator, accounts),
     )

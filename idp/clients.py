@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -12,6 +13,9 @@ from .hashing import SecretHasher
 
 PUBLIC = "none"
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", PUBLIC)
+
+# what a client_id may look like; anything else names no client
+CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
 
 # The seed's own login endpoints (/api/v1/auth/*) act as this built-in public client.
 API_CLIENT_ID = "infracast"
@@ -44,9 +48,15 @@ class RegisteredClient(ClientMixin):
         # only unambiguous when exactly one is registered (RFC 6749 §3.1.2.3)
         return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
 
+    @property
+    def client_metadata(self) -> dict:
+        """RFC 7591 / OIDC registration metadata Authlib reads (RP-Initiated Logout)."""
+        return {"post_logout_redirect_uris": list(self.post_logout_redirect_uris)}
+
     def get_allowed_scope(self, scope):
+        # no scope asked for: the registered one (RFC 6749 §3.3 allows a default)
         if not scope:
-            return ""
+            return self.scope
         allowed = set(scope_to_list(self.scope))
         return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
 

@@ -7,42 +7,73 @@ nobody stores, so ``save_token`` has nothing to do.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedResponseTypeError
+from authlib.oauth2.rfc9207 import IssuerParameter
 
 from .api_keys import ApiKeyDirectory
+from .authorization_codes import AuthorizationCodes
 from .clients import ClientDirectory
+from .end_session import EndSessionEndpoint
+from .grants.authorization_code import AuthorizationCodeGrant, PublicCodeExchange
+from .grants.client_credentials import ClientCredentialsGrant
+from .grants.openid import OpenIDCodeExtension
 from .grants.password import PasswordGrant
+from .grants.pkce import S256CodeChallenge
 from .grants.refresh_token import RefreshTokenGrant
 from .hashing import SecretHasher
+from .id_tokens import IdTokenIssuer
 from .introspection_endpoint import IntrospectionEndpoint
+from .oauth_request import ParamsRequest, single_values
 from .revocation_endpoint import RevocationEndpoint
-from .token_service import TokenService
+from .token_service import TokenResponse, TokenService
 from .token_validation import AccessTokenValidator
 
 SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access"]
 
 
+class AuthorizationResponseIssuer(IssuerParameter):
+    """RFC 9207: ``iss`` in every authorization response, errors included (mix-up defence)."""
+
+    def __init__(self, issuer: str):
+        self.issuer = issuer
+
+    def get_issuer(self) -> str:
+        return self.issuer
+
+
 class AuthorizationServer(FlaskAuthorizationServer):
     def __init__(self, clients: ClientDirectory, tokens: TokenService,
-                 validator: AccessTokenValidator, api_keys: ApiKeyDirectory,
-                 secrets: SecretHasher, client_ip: Callable[[], str]):
+                 validator: AccessTokenValidator, client_ip: Callable[[], str], *,
+                 issuer: str, codes: AuthorizationCodes, id_tokens: IdTokenIssuer,
+                 api_keys: ApiKeyDirectory, secrets: SecretHasher):
         super().__init__(query_client=clients.find, save_token=_tokens_are_not_stored)
         self.scopes_supported = SCOPES_SUPPORTED
+        self.issuer = issuer
         self.tokens = tokens
         self.validator = validator
         self.api_keys = api_keys
         self.secret_digest = secrets.digest
         self.client_ip = client_ip
+        self.codes = codes
+        self.id_tokens = id_tokens
         # metadata name -> path, filled in by the app as it mounts each endpoint
         self.published_endpoints: dict[str, str] = {}
         # further discovery members contributed by extensions (OIDC, PKCE, ...)
         self.extra_metadata: dict = {}
+        self._code_extensions = [S256CodeChallenge(required=True), OpenIDCodeExtension()]
+        self.register_grant(AuthorizationCodeGrant, self._code_extensions)
+        self.register_grant(ClientCredentialsGrant)
         self.register_grant(PasswordGrant)
         self.register_grant(RefreshTokenGrant)
         self.register_endpoint(RevocationEndpoint)
         self.register_endpoint(IntrospectionEndpoint)
+        self.register_endpoint(EndSessionEndpoint)
+        self.iss_parameter = AuthorizationResponseIssuer(issuer)
+        self.register_extension(self.iss_parameter)
 
     def grant_types_supported(self) -> list[str]:
         return sorted({grant.GRANT_TYPE for grant, _ in self._token_grants})
@@ -50,6 +81,66 @@ class AuthorizationServer(FlaskAuthorizationServer):
     def response_types_supported(self) -> list[str]:
         return sorted({rt for grant, _ in self._authorization_grants
                        for rt in getattr(grant, "RESPONSE_TYPES", ())})
+
+    # -- requests -------------------------------------------------------------------------
+    def create_oauth2_request(self, request):
+        """A request built from parameters is used as it is; otherwise Flask's request."""
+        if isinstance(request, OAuth2Request):
+            return request
+        return super().create_oauth2_request(request)
+
+    def authorization_request(self, params: Mapping[str, list[str]]) -> ParamsRequest:
+        return ParamsRequest("GET", f"{self.issuer}/oauth/authorize", params)
+
+    def end_session_request(self, params: Mapping[str, list[str]]):
+        """A validated RP-Initiated Logout request (``idp/end_session.py``)."""
+        return self.validate_endpoint_request(
+            "end_session", ParamsRequest("GET", f"{self.issuer}/oauth/logout", params))
+
+    def get_authorization_grant(self, request):
+        # Authlib quotes an unknown response_type in its error description, where some
+        # characters are forbidden (RFC 6749 §4.1.2.1) and would raise instead
+        response_type = request.payload.response_type
+        if response_type not in self.response_types_supported():
+            redirect_uri = self.registered_redirect_uri(request)
+            if not response_type:
+                raise InvalidRequestError("Missing 'response_type'", redirect_uri=redirect_uri)
+            raise UnsupportedResponseTypeError(response_type, redirect_uri=redirect_uri)
+        return super().get_authorization_grant(request)
+
+    def registered_redirect_uri(self, request) -> str | None:
+        """Where an authorization error may go: a URI registered for a known client, or nowhere
+        (RFC 6749 §4.1.2.1: never redirect to an unverified URI)."""
+        client = self.query_client(request.payload.client_id) if request.payload.client_id else None
+        if client is None:
+            return None
+        requested = request.payload.redirect_uri
+        if requested:
+            return requested if client.check_redirect_uri(requested) else None
+        return client.get_default_redirect_uri()
+
+    # -- responses ------------------------------------------------------------------------
+    def authorization_error_location(self, error) -> str:
+        """Where to send the browser for an authorization error that may redirect (§4.1.2.1):
+        the registered ``redirect_uri`` with ``error``, ``error_description``, ``state``, ``iss``."""
+        response = self.handle_error_response(None, error)
+        self.iss_parameter.add_issuer_parameter(self, response)
+        return response.location
+
+    # -- the seed's code exchange ---------------------------------------------------------
+    def exchange_code(self, params: Mapping[str, str]) -> TokenResponse:
+        """``POST /api/v1/auth/token`` with a code: the code grant, for public clients only.
+
+        Errors surface as Authlib's ``OAuth2Error`` (the app maps them to the envelope).
+        """
+        request = ParamsRequest("POST", f"{self.issuer}/oauth/token",
+                                single_values({**params, "grant_type": "authorization_code"}))
+        grant = PublicCodeExchange(request, self)
+        for extension in self._code_extensions:
+            extension(grant)
+        grant.validate_token_request()
+        grant.create_token_response()
+        return request.token_response
 
 
 def _tokens_are_not_stored(token, request):

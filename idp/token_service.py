@@ -14,7 +14,7 @@ from .accounts import Account, AccountDirectory, PasswordAuthenticator
 from .audit import Audit
 from .clients import RegisteredClient
 from .errors import Forbidden, InvalidCredentials, InvalidGrant, NotFound
-from .permissions import is_platform_admin
+from .permissions import is_platform_admin, permissions_in
 from .refresh import RefreshFamilies, ReuseDetected
 from .revocation import RevocationList
 from .throttle import LoginThrottle
@@ -107,6 +107,31 @@ class TokenService:
         return TokenResponse(access=access, scope=scope, account=account,
                              refresh_token=refresh_token)
 
+    def issue_for_client(self, client: RegisteredClient, scope: str, *,
+                         tenant: str | None = None) -> TokenResponse:
+        """``client_credentials``: the client is the subject, with the rights it was given.
+
+        Its ``tenants`` claim is the client's ``tenant_permissions``; with ``tenant``, that
+        tenant alone (403 when the client holds nothing there). No refresh token (RFC 6749
+        §4.4.3), no platform roles.
+        """
+        tenants = {t: sorted(set(p)) for t, p in sorted(client.tenant_permissions.items())}
+        if tenant is not None:
+            held = permissions_in(tenants, tenant)
+            if not held:
+                raise Forbidden()
+            tenants = {tenant: sorted(held)}
+        access = self.issuer.issue(subject=client.client_id, client_id=client.client_id,
+                                   scope=scope, roles=[], tenants=tenants)
+        return TokenResponse(access=access, scope=scope)
+
+    def login_still_valid(self, account: Account | None, auth_time: int) -> bool:
+        """Does a sign-in at ``auth_time`` still stand (user enabled, not revoked since)?"""
+        if account is None or account.disabled:
+            return False
+        # the directory loads the watermark with the account, in the same query
+        return account.revoked_before is None or auth_time > account.revoked_before
+
     # -- refreshing ---------------------------------------------------------------------
     def refresh(self, refresh_token: str, client: RegisteredClient,
                 scope: str | None = None) -> TokenResponse:
@@ -120,8 +145,7 @@ class TokenService:
             raise
         family = rotation.family
         account = self.accounts.find_by_id(family.user_id)
-        if account is None or account.disabled or (
-                account.revoked_before is not None and family.auth_time <= account.revoked_before):
+        if not self.login_still_valid(account, family.auth_time):
             self.end_family(family.id)
             raise InvalidGrant()
         granted = " ".join(scope.split()) if scope else family.scope
@@ -144,6 +168,13 @@ class TokenService:
 
     def revoke_access_token(self, claims: dict) -> None:
         self.revocations.revoke_access_token(str(claims["jti"]), int(claims["exp"]))
+
+    def revoke_issued(self, sid: str | None, jti: str | None, exp: int | None) -> None:
+        """End what one grant produced: its refresh family and its access token."""
+        if sid:
+            self.end_family(sid)
+        if jti and exp:
+            self.revocations.revoke_access_token(jti, exp)
 
     def logout(self, claims: dict, refresh_token: str | None = None) -> None:
         """End the caller's access token, its family, and a refresh family it names."""

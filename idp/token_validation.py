@@ -37,22 +37,9 @@ class AccessTokenValidator:
 
         Revocation is not consulted here; ``validate`` does both.
         """
-        if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_LENGTH \
-                or token.count(".") != 2:
+        claims = signed_claims(self.keyring, token, ACCESS_TOKEN_TYP)
+        if claims is None:
             raise Unauthorized()
-        try:
-            header = jws.extract_compact(token.encode()).protected
-        except (JoseError, ValueError, TypeError):
-            raise Unauthorized() from None
-        if header.get("alg") != ALGORITHM or header.get("typ") != ACCESS_TOKEN_TYP:
-            raise Unauthorized()
-        key = self.keyring.verification_key(str(header.get("kid", "")))
-        if key is None:
-            raise Unauthorized()
-        try:
-            claims = jwt.decode(token, key, algorithms=[ALGORITHM]).claims
-        except (JoseError, ValueError, TypeError):
-            raise Unauthorized() from None
         now = self.clock()
         if claims.get("iss") != self.issuer or not _audience_matches(claims.get("aud"), self.audience):
             raise Unauthorized()
@@ -71,6 +58,27 @@ class AccessTokenValidator:
         if self.revocations.is_revoked(claims):
             raise Unauthorized()
         return claims
+
+
+def signed_claims(keyring: Keyring, token, typ: str) -> dict | None:
+    """Claims of a compact JWT signed by one of our published keys (chosen by ``kid``; RS256,
+    fixed by the key, never taken from the header) whose header ``typ`` is ``typ``; else None.
+
+    Only the signature and the header are checked; the caller checks the claims.
+    """
+    if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_LENGTH \
+            or token.count(".") != 2:
+        return None
+    try:
+        header = jws.extract_compact(token.encode()).protected
+        if header.get("alg") != ALGORITHM or header.get("typ") != typ:
+            return None
+        key = keyring.verification_key(str(header.get("kid", "")))
+        if key is None:
+            return None
+        return dict(jwt.decode(token, key, algorithms=[ALGORITHM]).claims)
+    except (JoseError, ValueError, TypeError):
+        return None
 
 
 def _audience_matches(aud, expected: str) -> bool:

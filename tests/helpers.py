@@ -81,3 +81,7 @@ def login(client, username: str, password: str, **extra):
 def basic_auth(client_id: str, secret: str) -> dict:
     raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     return {"Authorization": f"Basic {raw}"}
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}

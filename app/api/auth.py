@@ -1,11 +1,12 @@
-"""``/api/v1/auth``: the seed's login, refresh, logout and me endpoints."""
+"""``/api/v1/auth``: the seed's login, refresh, logout and me endpoints, and consents."""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
 from idp.clients import API_CLIENT_ID
-from idp.errors import Unauthorized
+from idp.errors import Forbidden, NotFound, Unauthorized
+from idp.tokens import rfc3339
 
 from ..extensions import services
 from ..services import client_ip
@@ -13,6 +14,10 @@ from .bearer import current_claims
 from .requests import field, json_body
 
 bp = Blueprint("api_auth", __name__, url_prefix="/api/v1/auth")
+
+# the seed's code exchange: {"code", "redirect_uri", "client_id", "code_verifier"}
+_CODE_EXCHANGE_FIELDS = (("code", 256), ("redirect_uri", 2048), ("client_id", 64),
+                         ("code_verifier", 128))
 
 
 def _no_store(response):
@@ -24,10 +29,16 @@ def _no_store(response):
 @bp.post("/token")
 def token():
     body = json_body()
+    svc = services()
+    if "code" in body:
+        # an authorization code from /oauth/authorize, exchanged through the same code
+        # grant as /oauth/token; public clients only (see idp/grants/authorization_code.py)
+        params = {name: field(body, name, max_length=length)
+                  for name, length in _CODE_EXCHANGE_FIELDS}
+        return _no_store(jsonify(svc.authorization.exchange_code(params).seed()))
     username = field(body, "username", max_length=150)
     password = field(body, "password", max_length=1024)
     tenant = field(body, "tenant", required=False, max_length=64)
-    svc = services()
     client = svc.clients.find(API_CLIENT_ID)
     account = svc.tokens.authenticate_password(username, password, client_ip())
     response = svc.tokens.issue_for_account(account, client, client.scope, tenant=tenant,
@@ -58,3 +69,34 @@ def me():
     if account is None or account.disabled:
         raise Unauthorized()
     return _no_store(jsonify(account.public()))
+
+
+def _consent_owner() -> str:
+    """The user managing their consents: a user's token from a first-party client.
+
+    A third-party client's token must not read or withdraw the user's other consents.
+    """
+    svc = services()
+    claims = current_claims()
+    account = svc.accounts.find_by_id(str(claims["sub"]))
+    if account is None or account.disabled:
+        raise Unauthorized()
+    client = svc.clients.find(str(claims.get("client_id", "")))
+    if client is None or not client.first_party:
+        raise Forbidden()
+    return account.id
+
+
+@bp.get("/consents")
+def consents():
+    granted = services().consents.list_for(_consent_owner())
+    return _no_store(jsonify({"consents": [
+        {"client_id": c.client_id, "client_name": c.client_name, "scope": " ".join(c.scopes),
+         "granted_at": rfc3339(c.granted_at.timestamp())} for c in granted]}))
+
+
+@bp.delete("/consents/<client_id>")
+def revoke_consent(client_id):
+    if not services().consents.revoke(_consent_owner(), client_id):
+        raise NotFound("No consent for this client")
+    return "", 204

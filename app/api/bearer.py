@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import request
 
 from idp.errors import Forbidden, Unauthorized
 from idp.permissions import is_platform_admin
@@ -18,10 +18,13 @@ def bearer_token() -> str:
 
 
 def current_claims() -> dict:
-    """The caller's validated access-token claims (signature, expiry, revocation)."""
-    if "token_claims" not in g:
-        g.token_claims = services().validator.validate(bearer_token())
-    return g.token_claims
+    """The caller's validated access-token claims (signature, expiry, revocation).
+
+    Kept on the request, not on ``g``: an app context may outlive one request.
+    """
+    if "infracast.token_claims" not in request.environ:
+        request.environ["infracast.token_claims"] = services().validator.validate(bearer_token())
+    return request.environ["infracast.token_claims"]
 
 
 def require_platform_admin() -> dict:

@@ -49,3 +49,27 @@ def test_discovery_is_cacheable_too(client):
     assert first.headers["ETag"]
     assert client.get("/.well-known/openid-configuration",
                       headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+
+
+def test_discovery_lists_exactly_the_openid_connect_support(client):
+    doc = client.get("/.well-known/openid-configuration").get_json()
+    base = "http://127.0.0.1:8000"
+    assert doc["authorization_endpoint"] == f"{base}/oauth/authorize"
+    assert doc["userinfo_endpoint"] == f"{base}/oauth/userinfo"
+    assert doc["end_session_endpoint"] == f"{base}/oauth/logout"
+    assert doc["revocation_endpoint"] == f"{base}/oauth/revoke"
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["response_modes_supported"] == ["query"]
+    assert doc["grant_types_supported"] == ["authorization_code", "client_credentials",
+                                            "password", "refresh_token"]
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert doc["subject_types_supported"] == ["public"]
+    assert doc["scopes_supported"] == ["openid", "profile", "email", "offline_access"]
+    assert {"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "name",
+            "preferred_username", "email", "email_verified"} <= set(doc["claims_supported"])
+    assert doc["authorization_response_iss_parameter_supported"] is True
+    assert doc["request_uri_parameter_supported"] is False
+    assert doc["introspection_endpoint"] == "http://127.0.0.1:8000/oauth/introspect"
+    assert doc["introspection_endpoint_auth_methods_supported"] == [
+        "client_secret_basic", "client_secret_post"]

@@ -30,3 +30,11 @@ def test_values_are_parsed_and_checked():
 def test_postgres_urls_use_psycopg3():
     assert normalise_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_authorization_codes_live_at_most_a_minute():
+    assert load_config({})["AUTHORIZATION_CODE_TTL"] == 60
+    validate(load_config({"AUTHORIZATION_CODE_TTL": "30"}))
+    for bad in ("0", "61"):
+        with pytest.raises(ConfigError, match="AUTHORIZATION_CODE_TTL"):
+            validate(load_config({"AUTHORIZATION_CODE_TTL": bad}))

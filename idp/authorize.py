@@ -1,0 +1,241 @@
+"""The authorization endpoint (RFC 6749 §4.1.1, OpenID Connect Core 1.0 §3.1.2) as a pipeline.
+
+Authlib validates the request: the client, the exact ``redirect_uri``, the response type,
+the scope, PKCE, ``nonce`` and the ``prompt`` syntax. Then this module decides what the
+user still has to do:
+
+* sign in — when the browser has no IdP session, ``prompt=login`` asks for a fresh sign-in,
+  or the last one is older than ``max_age`` (§3.1.2.1);
+* consent — a third-party client asking for scopes the user has not allowed it yet, or
+  ``prompt=consent``;
+
+and, when nothing is left, issues the code. ``prompt=none`` turns "something is left"
+into the ``login_required`` / ``consent_required`` error (§3.1.2.6).
+
+While the user is on the login or consent page, the request waits in the store as an
+*interaction* (``ia:{<id>}``, 30 minutes), bound to the browser session that started it —
+as node-oidc-provider's interactions do — and is validated again when it resumes, so a
+client or user changed meanwhile is noticed. Errors are Authlib's ``OAuth2Error``: those
+that know a registered ``redirect_uri`` go back to it, the others (unknown client,
+unregistered ``redirect_uri``) never redirect (the web layer shows a page).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import asdict, dataclass, replace
+from typing import Mapping, Union
+
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
+from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+
+from .accounts import Account
+from .clients import RegisteredClient
+from .clock import now
+from .consents import ConsentDirectory
+from .errors import IdpError, NotFound
+from .sessions import BrowserSession, SessionStore
+from .store import Store
+from .token_service import TokenService
+
+INTERACTION_TTL = 1800
+_SECONDS = re.compile(r"^[0-9]{1,10}$")
+
+
+class InteractionExpired(NotFound):
+    message = ("This sign-in request has expired or does not belong to this browser. "
+               "Go back to the application and start again.")
+
+
+@dataclass(frozen=True)
+class Interaction:
+    id: str
+    params: dict[str, list[str]]
+    session: str  # binding of the browser session it belongs to
+    login: bool  # a sign-in is still due
+    consent: bool  # the consent page is due even if consent was given (prompt=consent)
+
+
+@dataclass(frozen=True)
+class Redirect:
+    location: str
+
+
+@dataclass(frozen=True)
+class ShowLogin:
+    interaction: Interaction
+    client: RegisteredClient
+
+
+@dataclass(frozen=True)
+class ShowConsent:
+    interaction: Interaction
+    client: RegisteredClient
+    scopes: list[str]
+
+
+Outcome = Union[Redirect, ShowLogin, ShowConsent]
+
+
+def _prompts(request) -> set[str]:
+    return set((request.payload.data.get("prompt") or "").split())
+
+
+def _max_age(grant) -> int | None:
+    raw = grant.request.payload.data.get("max_age")
+    if raw is None or raw == "":
+        return None
+    if not _SECONDS.match(raw):
+        raise _error(grant, InvalidRequestError, "'max_age' must be a number of seconds")
+    return int(raw)
+
+
+def _error(grant, error_class, description: str | None = None):
+    """An authorization error that goes back to the request's (verified) redirect_uri."""
+    return error_class(description, redirect_uri=grant.redirect_uri,
+                       state=grant.request.payload.state)
+
+
+class AuthorizationFlow:
+    def __init__(self, server, sessions: SessionStore, consents: ConsentDirectory,
+                 tokens: TokenService, store: Store, clock=now):
+        self.server = server
+        self.sessions = sessions
+        self.consents = consents
+        self.tokens = tokens
+        self.store = store
+        self.clock = clock
+
+    # -- entry points -----------------------------------------------------------------------
+    def authorize(self, params: Mapping[str, list[str]],
+                  session: BrowserSession | None) -> tuple[Outcome, BrowserSession | None]:
+        """A new authorization request. Returns what to do next, and the browser session
+        (an anonymous one is made when the user must be shown a page)."""
+        account = self.signed_in_account(session)
+        grant = self._validate(params, account)
+        prompts = _prompts(grant.request)
+        if "none" in prompts and len(prompts) > 1:
+            raise _error(grant, InvalidRequestError, "'prompt=none' cannot be combined")
+        max_age = _max_age(grant)
+        login = (account is None or "login" in prompts
+                 or (max_age is not None and self.clock() - session.auth_time > max_age))
+        consent = "consent" in prompts
+        if "none" in prompts:
+            if login:
+                raise _error(grant, LoginRequiredError)
+            if self._consent_due(grant, account, consent):
+                raise _error(grant, ConsentRequiredError)
+        if not login and not self._consent_due(grant, account, consent):
+            return self._issue(grant, account, session), session
+        if session is None:
+            session = self.sessions.anonymous()
+        interaction = Interaction(id=secrets.token_urlsafe(24), params=dict(params),
+                                  session=self.sessions.binding(session.id), login=login,
+                                  consent=consent)
+        self._save(interaction)
+        return self._next(interaction, grant, account, session), session
+
+    def pending(self, interaction_id: str, session: BrowserSession | None) -> Outcome:
+        """What a waiting request needs now (the login or the consent page, or nothing)."""
+        interaction = self._find(interaction_id, session)
+        account = self.signed_in_account(session)
+        return self._next(interaction, self._validate(interaction.params, account), account,
+                          session)
+
+    def sign_in(self, interaction_id: str, session: BrowserSession | None, username: str,
+                password: str, client_ip: str) -> BrowserSession:
+        """Check the password (brute-force limits apply) and start a new browser session."""
+        interaction = self._find(interaction_id, session)
+        account = self.tokens.authenticate_password(username, password, client_ip)
+        signed_in = self.sessions.sign_in(session, account.id)
+        self._save(replace(interaction, session=self.sessions.binding(signed_in.id),
+                           login=False))
+        return signed_in
+
+    def decide(self, interaction_id: str, session: BrowserSession | None,
+               allow: bool) -> Outcome:
+        """The user's answer on the consent page."""
+        interaction = self._find(interaction_id, session)
+        account = self.signed_in_account(session)
+        grant = self._validate(interaction.params, account)
+        if account is None or interaction.login:
+            return self._next(interaction, grant, account, session)
+        if not allow:
+            self._delete(interaction)
+            raise _error(grant, AccessDeniedError)
+        client = grant.request.client
+        if not client.first_party:
+            self.consents.grant(account.id, client.client_id, scope_to_list(grant.request.scope))
+        interaction = replace(interaction, consent=False)
+        return self._next(interaction, grant, account, session, consented=True)
+
+    # -- the session ----------------------------------------------------------------------
+    def signed_in_account(self, session: BrowserSession | None) -> Account | None:
+        """The session's user, if the sign-in still stands (user enabled, not revoked)."""
+        if session is None or not session.signed_in:
+            return None
+        account = self.tokens.accounts.find_by_id(session.user_id)
+        if not self.tokens.login_still_valid(account, int(session.auth_time)):
+            self.sessions.end(session)
+            return None
+        return account
+
+    # -- steps ----------------------------------------------------------------------------
+    def _validate(self, params: Mapping[str, list[str]], account: Account | None):
+        request = self.server.authorization_request(params)
+        return self.server.get_consent_grant(request, end_user=account)
+
+    def _consent_due(self, grant, account: Account | None, forced: bool) -> bool:
+        if forced:
+            return True
+        client = grant.request.client
+        if client.first_party or account is None:
+            return False
+        consent = self.consents.find(account.id, client.client_id)
+        wanted = set(scope_to_list(grant.request.scope) or ())
+        return consent is None or not wanted <= set(consent.scopes)
+
+    def _next(self, interaction: Interaction, grant, account: Account | None,
+              session: BrowserSession | None, consented: bool = False) -> Outcome:
+        client = grant.request.client
+        if interaction.login or account is None:
+            return ShowLogin(interaction, client)
+        if not consented and self._consent_due(grant, account, interaction.consent):
+            return ShowConsent(interaction, client, scope_to_list(grant.request.scope) or [])
+        self._delete(interaction)
+        return self._issue(grant, account, session)
+
+    def _issue(self, grant, account: Account, session: BrowserSession) -> Redirect:
+        tenant = grant.request.payload.data.get("tenant")
+        try:
+            self.tokens.check_tenant(account, tenant)
+        except IdpError:
+            raise _error(grant, AccessDeniedError,
+                         "The user holds no role in the requested tenant") from None
+        grant.request.auth_time = session.auth_time
+        response = self.server.create_authorization_response(
+            request=grant.request, grant_user=account, grant=grant)
+        return Redirect(response.location)
+
+    # -- interactions in the store --------------------------------------------------------
+    def _key(self, interaction_id: str) -> str:
+        return self.store.key("ia", interaction_id)
+
+    def _save(self, interaction: Interaction) -> None:
+        data = asdict(interaction)
+        del data["id"]
+        self.store.put(self._key(interaction.id), data, INTERACTION_TTL)
+
+    def _find(self, interaction_id: str, session: BrowserSession | None) -> Interaction:
+        if session is None or not isinstance(interaction_id, str) \
+                or not 16 <= len(interaction_id) <= 64:
+            raise InteractionExpired()
+        data = self.store.get(self._key(interaction_id))
+        if data is None or data["session"] != self.sessions.binding(session.id):
+            raise InteractionExpired()
+        return Interaction(id=interaction_id, **data)
+
+    def _delete(self, interaction: Interaction) -> None:
+        self.store.delete(self._key(interaction.id))

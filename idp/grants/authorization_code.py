@@ -1,0 +1,127 @@
+"""Authorization code grant (RFC 6749 §4.1) with PKCE and OpenID Connect.
+
+Authlib validates the authorization request (client, exact ``redirect_uri``, response type,
+scope; the extensions add PKCE, ``nonce`` and ``prompt``) and the token request (client
+authentication, ``redirect_uri`` identical to the one of the authorization request, the
+PKCE verifier). The code lives in the store (``idp/authorization_codes.py``), and tokens
+come from the one ``TokenService``.
+
+A refresh token is issued only when the granted scope holds ``offline_access`` *and* the
+client is registered for the ``refresh_token`` grant (OpenID Connect Core 1.0 §11): a
+relying party that only signs users in gets no long-lived credential. Without a refresh
+token, ``offline_access`` is not part of the granted scope.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.hooks import hooked
+from authlib.oauth2.rfc6749.util import scope_to_list
+
+from ..authorization_codes import AuthorizationCode, CodeReused, IssuedTokens
+from ..clients import AUTH_METHODS, PUBLIC
+from ..errors import InvalidGrant
+
+audit = logging.getLogger("infracast.audit")
+
+OFFLINE_ACCESS = "offline_access"
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
+
+    # -- authorization endpoint -------------------------------------------------------------
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client):
+        """Exact match against the registered URIs (RFC 9700 §4.1.3).
+
+        Authlib's own message quotes the URI, which may hold characters an error
+        description must not (RFC 6749 §4.1.2.1); this one never does.
+        """
+        redirect_uri = request.payload.redirect_uri
+        if redirect_uri:
+            if not client.check_redirect_uri(redirect_uri):
+                raise InvalidRequestError("The redirect_uri is not registered for this client")
+            return redirect_uri
+        redirect_uri = client.get_default_redirect_uri()
+        if not redirect_uri:
+            raise InvalidRequestError("Missing 'redirect_uri' in request")
+        return redirect_uri
+
+    def save_authorization_code(self, code, request):
+        data = request.payload.data
+        codes = self.server.codes
+        codes.save(code, AuthorizationCode(
+            client_id=request.client.client_id,
+            redirect_uri=request.payload.redirect_uri,
+            scope=request.scope,
+            user_id=request.user.id,
+            auth_time=int(request.auth_time),
+            expires_at=codes.new_expiry(),
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            tenant=data.get("tenant"),
+        ))
+
+    # -- token endpoint -------------------------------------------------------------------
+    def query_authorization_code(self, code, client):
+        try:
+            record = self.server.codes.redeem(code)
+        except CodeReused as reuse:
+            self.server.tokens.revoke_issued(reuse.issued.sid, reuse.issued.jti,
+                                             reuse.issued.exp)
+            audit.warning("authorization code reuse", extra={"fields": {
+                "event": "audit", "action": "code.reuse_detected", "outcome": "tokens_revoked",
+                "client_id": client.client_id, "sid": reuse.issued.sid}})
+            raise
+        if record.client_id != client.client_id:
+            raise InvalidGrant("The authorization code was issued to another client")
+        return record
+
+    def delete_authorization_code(self, authorization_code):
+        """Nothing to do: redeeming consumed the code."""
+
+    def authenticate_user(self, authorization_code):
+        account = self.server.tokens.accounts.find_by_id(authorization_code.user_id)
+        if not self.server.tokens.login_still_valid(account, authorization_code.auth_time):
+            return None
+        return account
+
+    @hooked
+    def create_token_response(self):
+        client, code = self.request.client, self.request.authorization_code
+        account = self.authenticate_user(code)
+        if account is None:
+            raise InvalidGrant("The user of this authorization code can no longer sign in")
+        self.request.user = account
+        scopes = scope_to_list(code.scope) or []
+        with_refresh = OFFLINE_ACCESS in scopes and client.check_grant_type("refresh_token")
+        if not with_refresh:
+            scopes = [s for s in scopes if s != OFFLINE_ACCESS]
+        tokens = self.server.tokens
+        response = tokens.issue_for_account(account, client, " ".join(scopes),
+                                            tenant=code.tenant, with_refresh=with_refresh,
+                                            auth_time=code.auth_time)
+        claims = response.access.claims
+        issued = IssuedTokens(claims.get("sid"), claims["jti"], claims["exp"])
+        if not self.server.codes.record_issued(self.request.form["code"], issued):
+            tokens.revoke_issued(issued.sid, issued.jti, issued.exp)
+            raise InvalidGrant("The authorization code was already used; "
+                               "the tokens issued for it have been revoked")
+        self.request.token_response = response
+        return 200, response.oauth(), self.TOKEN_RESPONSE_HEADER
+
+
+class PublicCodeExchange(AuthorizationCodeGrant):
+    """The same exchange for the seed's JSON endpoint (``POST /api/v1/auth/token``).
+
+    That endpoint takes no client credentials, so only public clients may use it: a
+    confidential client's code is refused there before it is redeemed, and stays usable
+    at ``/oauth/token`` with the client's authentication.
+    """
+
+    TOKEN_ENDPOINT_AUTH_METHODS = [PUBLIC]

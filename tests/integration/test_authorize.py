@@ -1,0 +1,276 @@
+"""/oauth/authorize, the login page and the browser session (OIDC Core §3.1.2, RFC 6749 §4.1)."""
+
+import pytest
+from authlib.oidc.core.util import create_half_hash
+from freezegun import freeze_time
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from app import create_app
+from app.clients import register_client
+from tests.conftest import base_config
+from tests.helpers import jwt_parts, login
+from tests.oidc import REDIRECT_URI, RelyingParty, csrf_token
+
+ISSUER = "http://127.0.0.1:8000"
+
+
+def test_code_flow_with_pkce_gives_tokens_and_a_verifiable_id_token(client, make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    callback = rp.sign_in(user, nonce="n-0S6_WzA2Mj")
+    assert set(callback) == {"code", "state", "iss"} and callback["iss"] == ISSUER
+    body = rp.exchange(callback["code"]).get_json()
+    assert body["token_type"] == "Bearer" and body["scope"] == "openid profile email"
+    assert "refresh_token" not in body  # no offline_access asked for
+
+    keys = KeySet.import_key_set(client.get("/.well-known/jwks.json").get_json())
+    id_token = jwt.decode(body["id_token"], keys, algorithms=["RS256"])
+    claims = id_token.claims
+    assert id_token.header["typ"] == "JWT" and id_token.header["kid"]
+    assert claims["iss"] == ISSUER and claims["sub"] == user["id"]
+    assert claims["aud"] == rp.client_id and claims["azp"] == rp.client_id
+    assert claims["nonce"] == "n-0S6_WzA2Mj"
+    assert claims["exp"] > claims["iat"] >= claims["auth_time"]
+    assert claims["preferred_username"] == user["username"]
+    assert claims["email"] == f"{user['username']}@example.test"
+    assert claims["at_hash"] == create_half_hash(body["access_token"], "RS256").decode()
+    header, access = jwt_parts(body["access_token"])
+    assert header["typ"] == "at+jwt" and access["client_id"] == rp.client_id
+    assert access["auth_time"] == claims["auth_time"]
+
+
+def test_refresh_token_only_with_offline_access_and_the_refresh_grant(make_rp, make_user):
+    user = make_user()
+    with_grant = make_rp()
+    body = with_grant.tokens_for(user, scope="openid offline_access")
+    assert body["refresh_token"] and body["scope"] == "openid offline_access"
+    _, access = jwt_parts(body["access_token"])
+    assert access["sid"] == body["refresh_token"].split(".")[0]
+
+    without_grant = make_rp(grant_types=["authorization_code"])
+    body = without_grant.tokens_for(user, scope="openid offline_access")
+    assert "refresh_token" not in body and body["scope"] == "openid"
+
+
+def test_a_second_authorize_in_the_same_session_skips_the_form(make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    first = rp.sign_in(user)
+    again = rp.authorize()
+    assert again.status_code == 302
+    second = rp.callback(again)
+    assert second["code"] != first["code"]
+    assert rp.exchange(second["code"]).status_code == 200
+
+
+def test_the_session_cookie_holds_only_an_id_and_is_httponly_and_lax(client, make_rp, make_user):
+    rp = make_rp()
+    response = rp.authorize()
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("idp_session=") and "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie and "Secure" not in cookie
+    value = cookie.split(";")[0].split("=", 1)[1]
+    assert len(value) >= 43
+
+
+def test_the_cookie_is_secure_with_the_host_prefix_on_an_https_issuer(app, pg_schema, redis_ns,
+                                                                       clean):
+    https_app = create_app(base_config(
+        ISSUER="https://id.example.test", DATABASE_URL=pg_schema.url, REDIS_URL=redis_ns.url,
+        REDIS_KEY_PREFIX=redis_ns.prefix))
+    with https_app.app_context():
+        client_id = register_client({"client_name": "Web", "redirect_uris": [REDIRECT_URI],
+                                     "token_endpoint_auth_method": "none"}).client.client_id
+    response = https_app.test_client().get(
+        "/oauth/authorize", base_url="https://id.example.test", query_string={
+            "response_type": "code", "client_id": client_id,
+            "redirect_uri": REDIRECT_URI, "scope": "openid", "code_challenge": "x" * 43,
+            "code_challenge_method": "S256"})
+    assert response.status_code == 302
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-idp_session=")
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_login_page_is_accessible_and_says_the_same_as_the_api(client, make_rp, make_user):
+    rp, user = make_rp(client_name="Nodes <Console>"), make_user()
+    response = rp.authorize()
+    page = client.get(response.headers["Location"])
+    html = page.get_data(True)
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "Nodes &lt;Console&gt;" in html  # escaped
+    assert '<label for="username">' in html and '<label for="password">' in html
+    assert 'autocomplete="username"' in html and 'autocomplete="current-password"' in html
+    assert '<html lang="en">' in html and "<script" not in html
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["Cache-Control"] == "no-store"
+
+    for username in (user["username"], "nobody-at-all"):
+        failed = rp.submit_login(rp.authorize(), username, "wrong password")
+        assert failed.status_code == 401
+        html = failed.get_data(True)
+        api_message = login(client, username, "wrong password").get_json()["error"]["message"]
+        assert f'role="alert" id="form-error">{api_message}</div>' in html
+        assert 'aria-invalid="true" aria-describedby="form-error"' in html
+
+
+def test_brute_force_limits_apply_to_the_login_page(client, make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    for _ in range(6):  # LOGIN_FREE_ATTEMPTS, then one more, which starts the delay
+        assert rp.submit_login(rp.authorize(), user["username"], "wrong").status_code == 401
+    blocked = rp.submit_login(rp.authorize(), user["username"], user["password"])
+    assert blocked.status_code == 429
+    assert int(blocked.headers["Retry-After"]) >= 1
+    assert "Too many attempts" in blocked.get_data(True)
+
+
+def test_the_login_form_needs_its_csrf_token_and_its_own_browser(app, client, make_rp,
+                                                                 make_user):
+    rp, user = make_rp(), make_user()
+    login_url = rp.authorize().headers["Location"]
+    form = {"username": user["username"], "password": user["password"]}
+    assert client.post(login_url, data={**form, "csrf_token": "forged"}).status_code == 400
+    other_browser = app.test_client()
+    stolen = other_browser.post(login_url, data={**form, "csrf_token": "x"})
+    assert stolen.status_code == 400 and "Location" not in stolen.headers
+    # even with its own valid session and token, another browser cannot finish this request
+    own_url = RelyingParty(other_browser, rp.client_id).authorize().headers["Location"]
+    own_token = csrf_token(other_browser.get(own_url).get_data(True))
+    hijack = other_browser.post(login_url, data={**form, "csrf_token": own_token})
+    assert hijack.status_code == 404 and "Location" not in hijack.headers
+
+
+def test_prompt_none_without_a_session_is_login_required(make_rp):
+    rp = make_rp()
+    callback = rp.callback(rp.authorize(prompt="none", state="s1"))
+    assert callback["error"] == "login_required" and "code" not in callback
+    assert callback["state"] == "s1" and callback["iss"] == ISSUER
+
+
+def test_prompt_none_with_a_session_answers_at_once(make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    rp.sign_in(user)
+    assert "code" in rp.callback(rp.authorize(prompt="none"))
+
+
+def test_prompt_login_asks_again_and_moves_auth_time(make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    with freeze_time("2026-11-29 10:00:00"):
+        first = rp.tokens_for(user)
+    with freeze_time("2026-11-29 10:05:00"):
+        response = rp.authorize(prompt="login")
+        assert response.headers["Location"].startswith("/login/")
+        callback = rp.callback(rp.submit_login(response, user["username"], user["password"]))
+        second = rp.exchange(callback["code"]).get_json()
+    assert jwt_parts(second["id_token"])[1]["auth_time"] - \
+        jwt_parts(first["id_token"])[1]["auth_time"] == 300
+
+
+def test_max_age(make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    with freeze_time("2026-11-29 10:00:00"):
+        rp.sign_in(user)
+    with freeze_time("2026-11-29 10:10:00"):
+        assert "code" in rp.callback(rp.authorize(max_age="900"))
+        assert rp.authorize(max_age="300").headers["Location"].startswith("/login/")
+        assert rp.callback(rp.authorize(max_age="300", prompt="none"))["error"] == "login_required"
+        for bad in ("soon", "²", "-1", "9" * 11):
+            assert rp.callback(rp.authorize(max_age=bad))["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"response_type": None}, "invalid_request"),
+    ({"response_type": "token"}, "unsupported_response_type"),
+    ({"response_type": 'token"\\'}, "unsupported_response_type"),
+    ({"code_challenge_method": "plain"}, "invalid_request"),
+    ({"code_challenge_method": None}, "invalid_request"),
+    ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),
+    ({"code_challenge": "short"}, "invalid_request"),
+    ({"scope": "openid admin"}, "invalid_scope"),
+    ({"prompt": "none login"}, "invalid_request"),
+])
+def test_bad_requests_go_back_to_the_registered_uri(make_rp, change, error):
+    rp = make_rp()
+    callback = rp.callback(rp.authorize(state="xyz", **change))
+    assert callback["error"] == error and callback["state"] == "xyz"
+    assert callback["iss"] == ISSUER and "code" not in callback
+
+
+@pytest.mark.parametrize("change", [
+    {"client_id": "no-such-client"},
+    {"client_id": None},
+    {"redirect_uri": "http://127.0.0.1:9999/other"},
+    {"redirect_uri": 'http://127.0.0.1:9999/cb"\\<é>'},
+    {"redirect_uri": "https://attacker.example/cb"},
+])
+def test_unknown_client_or_redirect_uri_never_redirects(make_rp, change):
+    rp = make_rp()
+    response = rp.authorize(**change)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "<h1>" in response.get_data(True)
+
+
+def test_confidential_client_pkce_is_optional_but_checked_when_sent(make_rp, make_user):
+    rp, user = make_rp(public=False), make_user()
+    callback = rp.sign_in(user, code_challenge=None, code_challenge_method=None)
+    assert rp.exchange(callback["code"], code_verifier=None).status_code == 200
+    callback = rp.sign_in(user)
+    wrong = rp.exchange(callback["code"], code_verifier="x" * 50)
+    assert wrong.status_code == 400 and wrong.get_json()["error"] == "invalid_grant"
+
+
+def test_tenant_scoped_authorization(make_rp, make_user, make_tenant):
+    tenant = make_tenant()
+    member = make_user(tenants={tenant: "viewer"})
+    rp = make_rp()
+    body = rp.tokens_for(member, tenant=tenant)
+    assert list(jwt_parts(body["access_token"])[1]["tenants"]) == [tenant]
+    outsider = make_user()
+    rp.http.delete_cookie("idp_session")
+    denied = rp.sign_in(outsider, tenant=tenant)
+    assert denied["error"] == "access_denied"
+
+
+def test_a_disabled_user_loses_the_session(app, make_rp, make_user):
+    from app.extensions import db
+    from app.models import User
+
+    rp, user = make_rp(), make_user()
+    rp.sign_in(user)
+    with app.app_context():
+        db.session.get(User, user["id"]).disabled = True
+        db.session.commit()
+    assert rp.authorize().headers["Location"].startswith("/login/")
+
+
+ODD = ["", " ", "\x00", "é", '"\\', "a" * 3000, "%ff", "\n", "none", "login", "0", "²", "{}"]
+
+
+def test_odd_input_is_never_a_500(client, make_rp, make_user):
+    import random
+
+    rp, user = make_rp(), make_user()
+    rng = random.Random(5)
+    base = rp.params()
+    names = list(base) + ["prompt", "max_age", "tenant", "response_mode", "request"]
+    for _ in range(120):
+        params = {**base, **{name: rng.choice(ODD) for name in rng.sample(names, 3)}}
+        for response in (client.get("/oauth/authorize", query_string=params),
+                         client.post("/oauth/authorize", data=params)):
+            assert response.status_code < 500, params
+    for path in ("/login/x", "/login/" + "a" * 40, "/consent/%00", "/consent/" + "é" * 20):
+        for method in (client.get, client.post):
+            assert method(path, data={"csrf_token": "x"}).status_code < 500, path
+    login_url = rp.authorize().headers["Location"]
+    page = client.get(login_url).get_data(True)
+    for username in ("\x00", "é" * 200):
+        response = client.post(login_url, data={"csrf_token": csrf_token(page),
+                                                "username": username, "password": "\x00"})
+        assert response.status_code in (400, 401)
+    for hint in ("a" * 9000, "e30.e30.", '"'):
+        response = client.get("/oauth/logout", query_string={
+            "id_token_hint": hint, "post_logout_redirect_uri": "javascript:alert(1)",
+            "client_id": "\x00"})
+        assert response.status_code == 400
+    assert login(client, "\x00", "x").status_code in (400, 401)

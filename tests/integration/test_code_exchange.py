@@ -1,0 +1,145 @@
+"""Redeeming authorization codes: /oauth/token and the seed's /api/v1/auth/token (RFC 6749 §4.1.3)."""
+
+import threading
+
+import pytest
+from freezegun import freeze_time
+
+from tests.helpers import bearer, jwt_parts
+
+
+def test_a_code_works_once_and_a_replay_revokes_what_it_gave(client, make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    callback = rp.sign_in(user, scope="openid profile offline_access")
+    first = rp.exchange(callback["code"])
+    assert first.status_code == 200
+    tokens = first.get_json()
+    assert client.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).status_code == 200
+
+    replay = rp.exchange(callback["code"])
+    assert replay.status_code == 400 and replay.get_json()["error"] == "invalid_grant"
+    # RFC 6749 §4.1.2: what the first redemption produced is revoked
+    assert client.get("/oauth/userinfo",
+                      headers=bearer(tokens["access_token"])).status_code == 401
+    refreshed = client.post("/oauth/token", data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+        "client_id": rp.client_id})
+    assert refreshed.status_code == 400 and refreshed.get_json()["error"] == "invalid_grant"
+    assert rp.exchange(callback["code"]).get_json()["error"] == "invalid_grant"
+
+
+def test_racing_redemptions_never_leave_live_tokens_from_a_replayed_code(app, make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    callback = rp.sign_in(user, scope="openid offline_access")
+    results = []
+
+    def redeem():
+        http = app.test_client()
+        results.append(http.post("/oauth/token", data={
+            "grant_type": "authorization_code", "code": callback["code"],
+            "redirect_uri": rp.redirect_uri, "code_verifier": rp.verifier,
+            "client_id": rp.client_id}))
+
+    threads = [threading.Thread(target=redeem) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [r.get_json() for r in results if r.status_code == 200]
+    assert len(winners) <= 1
+    for body in winners:  # any tokens handed out were revoked by the replays
+        userinfo = app.test_client().get("/oauth/userinfo", headers=bearer(body["access_token"]))
+        assert userinfo.status_code == 401
+
+
+def test_an_expired_code_is_invalid_grant(make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    with freeze_time("2026-11-29 10:00:00") as frozen:
+        callback = rp.sign_in(user)
+        frozen.tick(61)
+        response = rp.exchange(callback["code"])
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("change", [
+    {"redirect_uri": "http://127.0.0.1:9999/other"},
+    {"code_verifier": "a" * 64},
+])
+def test_a_mis_bound_code_is_invalid_grant(make_rp, make_user, change):
+    rp, user = make_rp(), make_user()
+    response = rp.exchange(rp.sign_in(user)["code"], **change)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
+def test_an_unknown_code_is_invalid_grant(make_rp):
+    rp = make_rp()
+    rp.params()
+    response = rp.exchange("not-a-code")
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
+def test_a_code_of_another_client_is_invalid_grant(make_rp, make_user):
+    rp, other, user = make_rp(), make_rp(), make_user()
+    code = rp.sign_in(user)["code"]
+    other.verifier = rp.verifier
+    response = other.exchange(code)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
+def test_a_public_client_must_send_the_verifier(make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    response = rp.exchange(rp.sign_in(user)["code"], code_verifier=None)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_request"
+
+
+def test_a_confidential_client_must_authenticate(make_rp, make_user):
+    rp, user = make_rp(public=False), make_user()
+    code = rp.sign_in(user)["code"]
+    secret, rp.secret = rp.secret, None
+    as_public = rp.exchange(code)
+    assert as_public.status_code in (400, 401) and as_public.get_json()["error"] == "invalid_client"
+    rp.secret = secret
+    assert rp.exchange(code).status_code == 200  # client authentication comes first
+
+
+def test_seed_code_exchange_returns_the_seed_shape(client, make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    code = rp.sign_in(user, scope="openid profile offline_access")["code"]
+    response = client.post("/api/v1/auth/token", json={
+        "code": code, "redirect_uri": rp.redirect_uri, "client_id": rp.client_id,
+        "code_verifier": rp.verifier})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert list(body) == ["token", "token_type", "expires_at", "expires_in", "refresh_token",
+                          "user"]
+    assert body["user"]["id"] == user["id"] and body["refresh_token"]
+    assert jwt_parts(body["token"])[1]["client_id"] == rp.client_id
+    again = client.post("/api/v1/auth/token", json={
+        "code": code, "redirect_uri": rp.redirect_uri, "client_id": rp.client_id,
+        "code_verifier": rp.verifier})
+    assert again.status_code == 401
+    assert again.get_json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_seed_code_exchange_refuses_confidential_clients_without_burning_the_code(
+        client, make_rp, make_user):
+    rp, user = make_rp(public=False), make_user()
+    code = rp.sign_in(user)["code"]
+    response = client.post("/api/v1/auth/token", json={
+        "code": code, "redirect_uri": rp.redirect_uri, "client_id": rp.client_id,
+        "code_verifier": rp.verifier})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "UNAUTHORIZED"
+    assert rp.exchange(code).status_code == 200
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"code": "x", "redirect_uri": "http://127.0.0.1:9999/cb", "client_id": "nope",
+      "code_verifier": "v" * 43}, 401),
+    ({"code": "x"}, 400),
+    ({"code": 5, "redirect_uri": "u", "client_id": "c", "code_verifier": "v"}, 400),
+])
+def test_seed_code_exchange_errors_use_the_envelope(client, body, status):
+    response = client.post("/api/v1/auth/token", json=body)
+    assert response.status_code == status
+    assert set(response.get_json()["error"]) == {"code", "message"}

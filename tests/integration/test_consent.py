@@ -1,0 +1,88 @@
+"""Consent for third-party clients: asked once, remembered, revocable by the user."""
+
+from tests.helpers import bearer
+from tests.oidc import csrf_token
+
+
+def _consent(rp, response, decision: str):
+    assert response.status_code in (302, 303)
+    consent_url = response.headers["Location"]
+    assert consent_url.startswith("/consent/"), consent_url
+    page = rp.http.get(consent_url)
+    assert page.status_code == 200
+    html = page.get_data(True)
+    assert "See your e-mail address" in html and "Keep access while you are signed out" in html
+    return rp.http.post(consent_url, data={"csrf_token": csrf_token(html),
+                                           "decision": decision})
+
+
+def test_first_party_clients_never_ask(make_rp, make_user):
+    assert "code" in make_rp().sign_in(make_user(), scope="openid email offline_access")
+
+
+def test_third_party_consent_is_asked_once_and_remembered(client, make_rp, make_user):
+    rp, user = make_rp(first_party=False, client_name="Third Party"), make_user()
+    scope = "openid email offline_access"
+    after_login = rp.submit_login(rp.authorize(scope=scope), user["username"], user["password"])
+    callback = rp.callback(_consent(rp, after_login, "allow"))
+    assert rp.exchange(callback["code"]).status_code == 200
+    # remembered: the next request goes straight through, prompt=none included
+    assert "code" in rp.callback(rp.authorize(scope=scope))
+    assert "code" in rp.callback(rp.authorize(scope="openid", prompt="none"))
+    # asking for more asks again
+    wider = rp.authorize(scope="openid email profile offline_access", prompt="none")
+    assert rp.callback(wider)["error"] == "consent_required"
+    assert rp.authorize(scope="openid profile").headers["Location"].startswith("/consent/")
+
+
+def test_denying_consent_is_access_denied(make_rp, make_user):
+    rp, user = make_rp(first_party=False), make_user()
+    after_login = rp.submit_login(rp.authorize(scope="openid email offline_access", state="s9"),
+                                  user["username"], user["password"])
+    callback = rp.callback(_consent(rp, after_login, "deny"))
+    assert callback["error"] == "access_denied" and callback["state"] == "s9"
+    assert "iss" in callback and "code" not in callback
+
+
+def test_prompt_none_for_an_unconsented_client_is_consent_required(make_rp, make_user):
+    first_party, third_party, user = make_rp(), make_rp(first_party=False), make_user()
+    first_party.sign_in(user)  # a session exists
+    third_party.http = first_party.http
+    callback = third_party.callback(third_party.authorize(prompt="none"))
+    assert callback["error"] == "consent_required"
+
+
+def test_the_consent_form_needs_its_csrf_token(make_rp, make_user):
+    rp, user = make_rp(first_party=False), make_user()
+    after_login = rp.submit_login(rp.authorize(), user["username"], user["password"])
+    forged = rp.http.post(after_login.headers["Location"],
+                          data={"csrf_token": "forged", "decision": "allow"})
+    assert forged.status_code == 400 and "Location" not in forged.headers
+
+
+def test_users_list_and_revoke_their_consents(client, make_rp, make_user):
+    rp, user = make_rp(first_party=False, client_name="Reports"), make_user()
+    scope = "openid email offline_access"
+    after_login = rp.submit_login(rp.authorize(scope=scope), user["username"], user["password"])
+    rp.callback(_consent(rp, after_login, "allow"))
+    own = client.post("/api/v1/auth/token", json={"username": user["username"],
+                                                  "password": user["password"]}).get_json()
+
+    listed = client.get("/api/v1/auth/consents", headers=bearer(own["token"]))
+    assert listed.status_code == 200
+    [consent] = listed.get_json()["consents"]
+    assert consent["client_id"] == rp.client_id and consent["client_name"] == "Reports"
+    assert set(consent["scope"].split()) == {"openid", "email", "offline_access"}
+    assert consent["granted_at"].endswith("Z")
+
+    # the third party's own token may not read or withdraw the user's consents
+    third = rp.tokens_for(user, scope=scope)
+    assert client.get("/api/v1/auth/consents",
+                      headers=bearer(third["access_token"])).status_code == 403
+
+    revoked = client.delete(f"/api/v1/auth/consents/{rp.client_id}", headers=bearer(own["token"]))
+    assert revoked.status_code == 204
+    again = client.delete(f"/api/v1/auth/consents/{rp.client_id}", headers=bearer(own["token"]))
+    assert again.status_code == 404 and again.get_json()["error"]["code"] == "NOT_FOUND"
+    assert rp.authorize(scope=scope).headers["Location"].startswith("/consent/")
+    assert client.get("/api/v1/auth/consents").status_code == 401
