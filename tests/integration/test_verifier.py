@@ -273,3 +273,14 @@ def test_the_verifier_imports_neither_the_app_nor_the_orm():
             "('app', 'flask_sqlalchemy', 'sqlalchemy', 'keys', 'redis', 'authlib')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["idp.verifier_redis"])
+def test_the_verifier_hooks_import_neither_the_app_nor_the_orm(module):
+    """A resource server imports the hooks without the IdP's app, database or Flask."""
+    code = (f"import sys, {module}; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('app', 'flask', 'flask_sqlalchemy', 'sqlalchemy', 'psycopg', 'keys', 'authlib', "
+            "'argon2', 'fakeredis')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
