@@ -262,6 +262,34 @@ def test_api_keys_go_through_the_introspector_with_the_callers_address(key_serve
     assert key_server.jwks_requests == 0  # API keys never need the JWKS
 
 
+def test_an_introspection_answer_for_another_kind_of_token_is_refused(key_server):
+    def introspect(token, client_ip):
+        return {"active": True, "sub": "user-1", "token_type": "Bearer",
+                "tenants": {"acme": ["nodes:read"]}}
+
+    with pytest.raises(InvalidToken):
+        _verifier(key_server, introspection=introspect).verify("ic_live_" + "a" * 43)
+
+
+def test_access_tokens_may_be_checked_by_introspection_too(key_server, issuer_key):
+    active, asked = {"active": True}, []
+
+    def introspect(token, client_ip):
+        asked.append((token, client_ip))
+        return active
+
+    verifier = _verifier(key_server, introspection=introspect, introspect_access_tokens=True)
+    token = mint(issuer_key, key_server.url)
+    assert verifier.verify(token, client_ip="203.0.113.7").token_type == ACCESS_TOKEN
+    assert asked == [(token, None)]  # an access token is the same from every address
+    active = {"active": False}
+    with pytest.raises(InvalidToken):
+        verifier.verify(token)
+    with pytest.raises(InvalidToken):  # forged: refused before the IdP is asked
+        verifier.verify(mint(new_key(), key_server.url))
+    assert len(asked) == 2
+
+
 def test_api_keys_without_an_introspector_are_refused(key_server):
     with pytest.raises(InvalidToken):
         _verifier(key_server).verify("ic_live_" + "a" * 43)
@@ -275,7 +303,7 @@ def test_the_verifier_imports_neither_the_app_nor_the_orm():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("module", ["idp.verifier_redis"])
+@pytest.mark.parametrize("module", ["idp.verifier_redis", "idp.verifier_introspection"])
 def test_the_verifier_hooks_import_neither_the_app_nor_the_orm(module):
     """A resource server imports the hooks without the IdP's app, database or Flask."""
     code = (f"import sys, {module}; "
