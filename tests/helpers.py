@@ -94,6 +94,13 @@ class RedisServer:
             self.process.wait(timeout=10)
 
 
+def readme_block(marker: str) -> str:
+    """The ``sh`` block after ``<!-- marker`` in the README, for a test to run as written."""
+    text = (ROOT / "README.md").read_text()
+    after = text.split(f"<!-- {marker}", 1)[1]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
 def jwt_parts(token: str) -> tuple[dict, dict]:
     """Header and claims of a JWT, read without verifying (for asserting shapes)."""
     def part(segment: str) -> dict:

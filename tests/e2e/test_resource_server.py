@@ -11,6 +11,7 @@ proxy and name the caller's address in ``X-Forwarded-For``, as a load balancer i
 a real resource server would.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from idp.verifier import ACCESS_TOKEN, Verifier
 from tests.conftest import FAST_ARGON2, TEST_KEK, base_config
 from tests.e2e.conftest import LiveServer
 from tests.helpers import ROOT
-from tests.helpers import free_port, jwt_parts
+from tests.helpers import free_port, jwt_parts, readme_block
 from tests.keyserver import AUDIENCE, mint, new_key
 
 pytestmark = pytest.mark.e2e
@@ -288,3 +289,25 @@ def test_a_revoked_api_key_is_refused_once_the_cache_runs_out(idp, admin_token,
     for _ in range(2):
         answer = call(resource_server, "GET", NODES, key["key"])
         assert (answer.status_code, answer.json()) == (401, UNAUTHORIZED)
+
+
+def test_the_readme_curl_flows_with_a_token_and_with_an_api_key(idp, admin_token,
+                                                                resource_server):
+    """The README's blocks as written: register the resource server, call with the admin's
+    token, then with an API key made through the API-key API."""
+    script = "\n".join(readme_block(marker) for marker in (
+        "resource-server-register", "resource-server-token", "resource-server-api-key"))
+    script = (script.replace("127.0.0.1:8001", resource_server.removeprefix("http://"))
+              .replace("127.0.0.1:8000", idp.url.removeprefix("http://")))
+    done = subprocess.run(["bash", "-c", script], env={**os.environ, "PASSWORD": ADMIN_PASSWORD},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    bodies = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    registered = [body for body in bodies if "client_secret" in body]
+    assert len(registered) == 1 and registered[0]["resource_server"] is True
+    created = [(body["name"], body["created_by"].startswith("key-"))
+               for body in bodies if "created_by" in body and "tenant" in body]
+    assert created == [("web-1", False), ("web-2", True)]
+    listed = [body["nodes"] for body in bodies if "nodes" in body]
+    assert len(listed) == 2 and "web-2" in [node["name"] for node in listed[-1]]
+    assert "HTTP/1.1 401" in done.stdout and UNAUTHORIZED in bodies
