@@ -103,8 +103,10 @@ class IntrospectionClient:
         self.retry_interval = retry_interval
         self._authorization = client_secret_basic(client_id, client_secret)
         self._session = session or requests.Session()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the cache
         self._cache: dict[bytes, _Cached] = {}
+        # its own lock: a slow discovery fetch must not hold up answers from the cache
+        self._discovery_lock = threading.Lock()
         self._discovery: _Document | None = None
         self._retry_at = 0.0
 
@@ -173,7 +175,7 @@ class IntrospectionClient:
     # -- discovery ----------------------------------------------------------------------
 
     def _endpoint(self, now: float) -> str:
-        with self._lock:
+        with self._discovery_lock:
             document = self._discovery
             if (document is None or now >= document.fresh_until) and now >= self._retry_at:
                 try:

@@ -5,6 +5,8 @@ and counts the requests it receives, so the positive cache is measured at the Id
 moves with freezegun (in both the client and the IdP, which share the process).
 """
 
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -192,6 +194,37 @@ def test_an_idp_that_cannot_answer_is_a_503_never_a_pass(idp_over_http, rs_clien
     finally:
         idp_over_http.release()
     assert verifier.verify(key).token_type == API_KEY  # nothing of the failure was kept
+
+
+def test_a_slow_discovery_refetch_does_not_hold_up_cached_answers(idp_over_http, rs_client,
+                                                                   admin_token, tenant):
+    cached, other = (_new_key(idp_over_http, admin_token, tenant)["key"] for _ in range(2))
+    # the held refetch must outlast the wait below, not time out first
+    verifier = Verifier(idp_over_http.url, AUDIENCE, introspection=IntrospectionClient(
+        idp_over_http.url, *rs_client, cache_seconds=300, timeout=60))
+    with freeze_time() as clock:
+        verifier.introspection.endpoint  # discovery, fresh for its max-age (300 s)
+        clock.tick(100)
+        verifier.verify(cached)  # cached until 400 s
+        clock.tick(200)  # discovery is stale now, the cached answer is not
+        idp_over_http.hold("/.well-known/openid-configuration")
+        asked = idp_over_http.count(*DISCOVERY)
+        refetching = threading.Thread(target=lambda: verifier.verify(other))
+        refetching.start()
+        try:
+            for _ in range(3000):  # until the refetch is at the IdP, held there
+                if idp_over_http.count(*DISCOVERY) > asked:
+                    break
+                time.sleep(0.01)
+            else:
+                pytest.fail("the stale discovery was not refetched")
+            answered = threading.Thread(target=verifier.verify, args=(cached,))
+            answered.start()
+            answered.join(timeout=10)
+            assert not answered.is_alive()
+        finally:
+            idp_over_http.release()
+            refetching.join(timeout=30)
 
 
 def test_settings_that_would_fail_open_are_refused():
