@@ -38,7 +38,7 @@ class IdpOverHttp:
 
     def __init__(self):
         self.requests: Counter[tuple[str, str]] = Counter()
-        self.stall: str | None = None
+        self._held: str | None = None
         self._released = threading.Event()
         self._lock = threading.Lock()
         self.app = None
@@ -51,7 +51,7 @@ class IdpOverHttp:
         path = environ["PATH_INFO"]
         with self._lock:
             self.requests[(environ["REQUEST_METHOD"], path)] += 1
-        if path == self.stall:
+        if path == self._held:
             self._released.wait(timeout=30)
         return self.app(environ, start_response)
 
@@ -61,10 +61,10 @@ class IdpOverHttp:
 
     def hold(self, path: str) -> None:
         self._released.clear()
-        self.stall = path
+        self._held = path
 
     def release(self) -> None:
-        self.stall = None
+        self._held = None
         self._released.set()
 
     def stop(self) -> None:
