@@ -94,6 +94,22 @@ class RedisServer:
             self.process.wait(timeout=10)
 
 
+def new_api_key(idp_url: str, token: str, tenants: list[str], **fields) -> dict:
+    """``POST /api/v1/api-keys`` on a live IdP (``nodes:read`` unless ``permissions`` says
+    otherwise): the 201 body, with the key."""
+    body = {"name": "ci", "tenants": tenants, "permissions": ["nodes:read"], **fields}
+    answer = requests.post(idp_url + "/api/v1/api-keys", json=body, timeout=10,
+                           headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def revoke_api_key(idp_url: str, token: str, key_id: str) -> None:
+    answer = requests.delete(f"{idp_url}/api/v1/api-keys/{key_id}", timeout=10,
+                             headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 204, answer.text
+
+
 def readme_block(marker: str) -> str:
     """The ``sh`` block after ``<!-- marker`` in the README, for a test to run as written."""
     text = (ROOT / "README.md").read_text()

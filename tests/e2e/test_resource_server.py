@@ -30,7 +30,7 @@ from idp.verifier import ACCESS_TOKEN, Verifier
 from tests.conftest import FAST_ARGON2, TEST_KEK, base_config
 from tests.e2e.conftest import LiveServer
 from tests.helpers import ROOT
-from tests.helpers import free_port, jwt_parts, readme_block
+from tests.helpers import free_port, jwt_parts, new_api_key, readme_block, revoke_api_key
 from tests.keyserver import AUDIENCE, mint, new_key
 
 pytestmark = pytest.mark.e2e
@@ -131,12 +131,8 @@ def call(resource_server, method, path, token=None, forwarded_for=None, **kwargs
     return requests.request(method, resource_server + path, headers=headers, timeout=10, **kwargs)
 
 
-def new_api_key(idp, admin_token, **fields):
-    body = {"name": "ci", "tenants": ["acme"], "permissions": ["nodes:read"], **fields}
-    answer = requests.post(idp.url + "/api/v1/api-keys", json=body, timeout=10,
-                           headers={"Authorization": f"Bearer {admin_token}"})
-    assert answer.status_code == 201, answer.text
-    return answer.json()
+def acme_key(idp, admin_token, **fields):
+    return new_api_key(idp.url, admin_token, ["acme"], **fields)
 
 
 UNAUTHORIZED = {"error": {"code": "UNAUTHORIZED", "message": "Invalid or expired token"}}
@@ -241,8 +237,8 @@ def test_a_key_rotation_under_load_fails_no_request(idp, idp_app, resource_serve
 
 
 def test_api_keys_read_and_write_by_their_permissions(idp, admin_token, resource_server):
-    writer = new_api_key(idp, admin_token, permissions=["nodes:read", "nodes:write"])
-    reader = new_api_key(idp, admin_token)
+    writer = acme_key(idp, admin_token, permissions=["nodes:read", "nodes:write"])
+    reader = acme_key(idp, admin_token)
     created = call(resource_server, "POST", NODES, writer["key"], json={"name": "db-1"})
     assert created.status_code == 201, created.text
     assert created.json()["created_by"] == writer["id"]
@@ -269,7 +265,7 @@ def test_a_logged_out_token_is_refused_at_once(idp, idp_app, resource_server):
 
 
 def test_an_api_key_from_outside_its_allowed_ips_is_refused(idp, admin_token, resource_server):
-    key = new_api_key(idp, admin_token, allowed_ips=["203.0.113.0/24"])["key"]
+    key = acme_key(idp, admin_token, allowed_ips=["203.0.113.0/24"])["key"]
     inside = call(resource_server, "GET", NODES, key, forwarded_for="203.0.113.7")
     assert inside.status_code == 200, inside.text
     for outside in ("198.51.100.1", None):  # None: the peer itself, 127.0.0.1
@@ -279,11 +275,9 @@ def test_an_api_key_from_outside_its_allowed_ips_is_refused(idp, admin_token, re
 
 def test_a_revoked_api_key_is_refused_once_the_cache_runs_out(idp, admin_token,
                                                               resource_server):
-    key = new_api_key(idp, admin_token)
+    key = acme_key(idp, admin_token)
     assert call(resource_server, "GET", NODES, key["key"]).status_code == 200
-    revoked = requests.delete(f"{idp.url}/api/v1/api-keys/{key['id']}", timeout=10,
-                              headers={"Authorization": f"Bearer {admin_token}"})
-    assert revoked.status_code == 204
+    revoke_api_key(idp.url, admin_token, key["id"])
     # the resource server may keep the answer it got before the revocation this long, no longer
     time.sleep(CACHE_SECONDS)
     for _ in range(2):

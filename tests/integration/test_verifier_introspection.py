@@ -16,7 +16,7 @@ from freezegun import freeze_time
 from app.clients import register_client
 from idp.verifier import ACCESS_TOKEN, API_KEY, InvalidToken, Verifier, VerifierUnavailable
 from idp.verifier_introspection import IntrospectionClient
-from tests.helpers import free_port
+from tests.helpers import free_port, new_api_key, revoke_api_key
 from tests.keyserver import AUDIENCE
 
 INTROSPECT = ("POST", "/oauth/introspect")
@@ -54,18 +54,8 @@ def _login(idp, username):
 
 
 def _new_key(idp, token, tenant, **fields):
-    body = {"name": "ci", "tenants": [tenant], "permissions": ["nodes:read", "nodes:write"],
-            **fields}
-    answer = requests.post(idp.url + "/api/v1/api-keys", json=body, timeout=10,
-                           headers={"Authorization": f"Bearer {token}"})
-    assert answer.status_code == 201, answer.text
-    return answer.json()
-
-
-def _revoke_key(idp, token, key_id):
-    answer = requests.delete(f"{idp.url}/api/v1/api-keys/{key_id}", timeout=10,
-                             headers={"Authorization": f"Bearer {token}"})
-    assert answer.status_code == 204, answer.text
+    return new_api_key(idp.url, token, [tenant], permissions=["nodes:read", "nodes:write"],
+                       **fields)
 
 
 def _verifier(idp, rs_client, cache_seconds=5.0, **options):
@@ -123,7 +113,7 @@ def test_a_revoked_key_is_accepted_at_most_for_the_cache_ttl(idp_over_http, rs_c
     verifier = _verifier(idp_over_http, rs_client, cache_seconds=5)
     with freeze_time() as clock:
         verifier.verify(key["key"])
-        _revoke_key(idp_over_http, admin_token, key["id"])
+        revoke_api_key(idp_over_http.url, admin_token, key["id"])
         clock.tick(4)
         # the documented staleness: this process asked just before the revocation
         assert verifier.verify(key["key"]).subject == key["id"]
