@@ -45,7 +45,7 @@ run: install
 	$(FLASK) idp bootstrap
 	WEB_CONCURRENCY=1 $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-# the reference resource server (examples/resource_server); IDP_ISSUER, IDP_AUDIENCE, PORT
+# the reference resource server (examples/resource_server); its settings are in the README
 resource-server: install
 	$(BIN)/python -m examples.resource_server
 

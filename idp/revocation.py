@@ -11,6 +11,11 @@ Redis (all under the one ``{rev}`` hash tag, so a check is a single MGET on one 
 Redis may come back empty (no persistence, failover to a stale replica). An *epoch* key
 marks a Redis that holds the full copy; when it is missing, the copy is rebuilt from the
 database before any token is accepted again, and every check fails closed meanwhile.
+
+``RevocationCopy`` is the one definition of the Redis copy: its keys and what it says of a
+token. The IdP's ``RevocationList`` writes, checks and rebuilds it; a downstream verifier
+reads the same keys through ``idp.verifier_redis`` and, having no database, fails closed
+until the IdP has rebuilt it.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import logging
 import math
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 from .clock import now
 from .errors import Unavailable
@@ -58,22 +64,62 @@ class DurableRevocations(Protocol):
     def user_watermark(self, user_id: str) -> datetime | None: ...
 
 
+class CopyIncomplete(Unavailable):
+    """The epoch marker is missing: Redis was emptied and the copy may lack revocations.
+
+    An ``Unavailable`` (503), so that a caller which does not handle it fails closed.
+    """
+
+
+class RevocationCopy:
+    """The fast copy of the revocations in Redis: where each one is kept, and what the copy
+    says of a token. Every key is ``<prefix>:rev:{rev}:<kind>:<subject>``: one hash tag, so
+    a check is one MGET on one Redis Cluster slot.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def key(self, kind: str, subject: str) -> str:
+        return self.store.key("rev", _TAG, USER if kind == USER_ACCESS else kind, subject)
+
+    @property
+    def epoch_key(self) -> str:
+        return self.store.key("rev", _TAG, "epoch")
+
+    @property
+    def rebuild_lock_key(self) -> str:
+        return self.store.key("rev", _TAG, "rebuild-lock")
+
+    def is_revoked(self, claims: Mapping[str, Any]) -> bool:
+        """Is this (signature-checked, unexpired) access token revoked, says the copy?
+
+        One MGET of the epoch, ``jti``, user watermark and ``sid`` keys. Raises
+        ``CopyIncomplete`` when the epoch marker is missing and ``Unavailable`` when Redis
+        cannot be read: never an answer the copy cannot vouch for.
+        """
+        keys = [self.epoch_key, self.key(JTI, str(claims.get("jti", ""))),
+                self.key(USER, str(claims.get("sub", "")))]
+        if claims.get("sid"):
+            keys.append(self.key(SID, str(claims["sid"])))
+        epoch, jti, user_watermark, *family = self.store.mget(keys)
+        if epoch is None:
+            raise CopyIncomplete()
+        if jti is not None or (family and family[0] is not None):
+            return True
+        # iat has whole seconds: a token from the same second as the watermark is revoked too
+        return user_watermark is not None and int(claims.get("iat", 0)) <= float(user_watermark)
+
+
 class RevocationList:
     def __init__(self, store: Store, durable: DurableRevocations, access_ttl: int,
                  refresh_ttl: int, clock=now):
         self.store = store
+        self.copy = RevocationCopy(store)
         self.durable = durable
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self.clock = clock
-
-    # -- keys -------------------------------------------------------------------------
-    def _key(self, kind: str, subject: str) -> str:
-        return self.store.key("rev", _TAG, USER if kind == USER_ACCESS else kind, subject)
-
-    @property
-    def _epoch_key(self) -> str:
-        return self.store.key("rev", _TAG, "epoch")
 
     # -- revoking -------------------------------------------------------------------------
     def revoke_access_token(self, jti: str, expires_at: int) -> None:
@@ -108,26 +154,20 @@ class RevocationList:
                 # the value is the revocation time: what a user watermark compares against
                 args += [f"{record.revoked_at.timestamp():.3f}",
                          max(1, math.ceil(record.expires_at.timestamp() - now))]
-            self.store.run(_COPY, [self._key(r.kind, r.subject) for r in batch], args)
+            self.store.run(_COPY, [self.copy.key(r.kind, r.subject) for r in batch], args)
 
     # -- checking -------------------------------------------------------------------------
-    def is_revoked(self, claims: dict) -> bool:
-        """Is this (signature-checked, unexpired) access token revoked? Fails closed."""
-        keys = [self._epoch_key, self._key(JTI, str(claims.get("jti", ""))),
-                self._key(USER, str(claims.get("sub", "")))]
-        if claims.get("sid"):
-            keys.append(self._key(SID, str(claims["sid"])))
-        values = self.store.mget(keys)
-        if values[0] is None:
+    def is_revoked(self, claims: Mapping[str, Any]) -> bool:
+        """Is this (signature-checked, unexpired) access token revoked? Fails closed.
+
+        An emptied Redis is rebuilt from the database first; if the copy is still
+        incomplete after that, the answer is ``CopyIncomplete`` (503).
+        """
+        try:
+            return self.copy.is_revoked(claims)
+        except CopyIncomplete:
             self.rebuild()
-            values = self.store.mget(keys)
-            if values[0] is None:
-                raise Unavailable()
-        epoch, jti, user_watermark, *family = values
-        if jti is not None or (family and family[0] is not None):
-            return True
-        # iat has whole seconds: a token from the same second as the watermark is revoked too
-        return user_watermark is not None and int(claims.get("iat", 0)) <= float(user_watermark)
+            return self.copy.is_revoked(claims)
 
     def user_watermark(self, user_id: str) -> float | None:
         """The durable watermark (refresh families compare their auth_time against it)."""
@@ -142,14 +182,14 @@ class RevocationList:
         otherwise fail closed. Writes are idempotent, so a rebuild racing a new revocation
         cannot lose it: the revoker writes its own copy after its durable record.
         """
-        lock = self.store.key("rev", _TAG, "rebuild-lock")
+        lock = self.copy.rebuild_lock_key
         token = secrets.token_hex(8)
         if self.store.set_if_absent(lock, token, ttl=30):
             try:
                 now = self.clock()
                 records = self.durable.active(_utc(now))
                 self._copy(records, now)
-                self.store.run(_SET, [self._epoch_key], [f"{now:.3f}"])
+                self.store.run(_SET, [self.copy.epoch_key], [f"{now:.3f}"])
                 log.warning("revocation copy rebuilt in Redis", extra={"fields": {
                     "event": "audit", "action": "revocation.rebuild", "records": len(records)}})
             finally:
@@ -157,7 +197,7 @@ class RevocationList:
             return
         deadline = time.monotonic() + _REBUILD_WAIT_SECONDS
         while time.monotonic() < deadline:
-            if self.store.exists(self._epoch_key):
+            if self.store.exists(self.copy.epoch_key):
                 return
             time.sleep(0.05)
 

@@ -23,15 +23,18 @@ An access token (RFC 9068) is accepted only when all of these hold:
 - ``iss`` is the issuer, ``aud`` holds the audience, ``exp`` is in the future and ``nbf`` and
   ``iat`` are not, each with ``leeway`` seconds of clock skew; ``sub``, ``client_id`` and
   ``jti`` are present and ``tenants`` is an object of permission lists;
-- the revocation check, when one is configured, says the token is still good.
+- the revocation check, when one is configured, says the token is still good; with
+  ``introspect_access_tokens``, the IdP's introspection endpoint says it is still active.
 
 Two hooks are protocols so that their implementations drop in without touching this module:
 
 - ``RevocationCheck``: called with the verified claims (``jti``, ``sid``, ``sub``, ``iat``...),
-  answers whether the token is still good (the shared-Redis check of the revocation work);
+  answers whether the token is still good; ``idp.verifier_redis.SharedRedisRevocationCheck``
+  reads the IdP's own revocation copy in Redis;
 - ``Introspector``: RFC 7662 introspection of an opaque ``ic_live_`` API key, told the
-  caller's address for the key's ``allowed_ips`` (the IdP's ``/oauth/introspect`` client,
-  with its short positive cache, belongs there). Without one, API keys are refused.
+  caller's address for the key's ``allowed_ips`` (and, with ``introspect_access_tokens``,
+  of access tokens); ``idp.verifier_introspection.IntrospectionClient`` asks the IdP's
+  ``/oauth/introspect`` with a short positive cache. Without one, API keys are refused.
 
 Failures are ``InvalidToken`` (answer 401) or ``VerifierUnavailable`` (answer 503: the IdP
 cannot be reached and no usable keys are cached, or a hook failed; never fail open).
@@ -128,6 +131,11 @@ class Principal:
     def allows(self, tenant: str, permission: str) -> bool:
         """May this caller do ``permission`` in ``tenant``? ``admin:*`` satisfies everything."""
         return _allows(self.tenants, tenant, permission)
+
+
+def _active(answer: Any) -> bool:
+    """Is this RFC 7662 §2.2 answer ``"active": true``? Anything else is inactive."""
+    return isinstance(answer, Mapping) and answer.get("active") is True
 
 
 def _string_list(value: Any, name: str) -> tuple[str, ...]:
@@ -248,6 +256,23 @@ def _signing_keys(jwks: dict) -> dict[str, RSAKey]:
     return keys
 
 
+def _discovery_url(issuer: str) -> str:
+    return f"{issuer.rstrip('/')}/.well-known/openid-configuration"
+
+
+def _discover(session: requests.Session, issuer: str, endpoint: str, timeout: float,
+              previous: _Document | None, now: float) -> _Document:
+    """The issuer's discovery document, which must name ``endpoint`` (``jwks_uri``...)."""
+    document = _fetch(session, _discovery_url(issuer), timeout, previous, now)
+    # OpenID Connect Discovery 1.0 §4.3: the document must name the issuer we asked
+    if document.body.get("issuer") != issuer:
+        raise _FetchError("discovery names another issuer")
+    url = document.body.get(endpoint)
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise _FetchError(f"discovery has no {endpoint}")
+    return document
+
+
 class Verifier:
     """Verifies tokens for one issuer and audience. Thread-safe; build one per process.
 
@@ -260,6 +285,9 @@ class Verifier:
     :param timeout: seconds for each HTTP request to the IdP
     :param revocation: optional ``RevocationCheck`` consulted for every access token
     :param introspection: optional ``Introspector`` for ``ic_live_`` API keys
+    :param introspect_access_tokens: also ask ``introspection`` whether each (locally
+        verified) access token is still active: revocation through the IdP, for services
+        that cannot reach its Redis
     :param session: a ``requests.Session`` to use (TLS settings, proxies); one of its own otherwise
     """
 
@@ -268,7 +296,10 @@ class Verifier:
                  stale_if_error: float = 3600.0, timeout: float = 5.0,
                  revocation: RevocationCheck | None = None,
                  introspection: Introspector | None = None,
+                 introspect_access_tokens: bool = False,
                  session: requests.Session | None = None):
+        if introspect_access_tokens and introspection is None:
+            raise ValueError("introspect_access_tokens needs an introspection client")
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
@@ -278,6 +309,7 @@ class Verifier:
         self.timeout = timeout
         self.revocation = revocation
         self.introspection = introspection
+        self.introspect_access_tokens = introspect_access_tokens
         self._session = session or requests.Session()
         self._lock = threading.Lock()
         self._discovery: _Document | None = None
@@ -286,7 +318,7 @@ class Verifier:
 
     @property
     def discovery_url(self) -> str:
-        return f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
+        return _discovery_url(self.issuer)
 
     # -- the public API ---------------------------------------------------------------
 
@@ -328,6 +360,10 @@ class Verifier:
         if self.revocation is not None:
             if not self._ask("revocation check", self.revocation, principal.claims):
                 raise InvalidToken("revoked")
+        if self.introspect_access_tokens:
+            # the caller's address plays no part for an access token: leave it out
+            if not _active(self._ask("introspection", self.introspection, token, None)):
+                raise InvalidToken("inactive at introspection (revoked)")
         return principal
 
     def verify_api_key(self, token: str, *, client_ip: str | None = None) -> Principal:
@@ -335,8 +371,10 @@ class Verifier:
         if self.introspection is None:
             raise InvalidToken("API keys need an introspector")
         answer = self._ask("introspection", self.introspection, token, client_ip)
-        if not isinstance(answer, Mapping) or answer.get("active") is not True:
+        if not _active(answer):
             raise InvalidToken("inactive API key")
+        if answer.get("token_type", API_KEY) != API_KEY:
+            raise InvalidToken("introspection answered for another kind of token")
         expires_at = answer.get("exp")
         if isinstance(expires_at, (int, float)) and expires_at <= time.time() - self.leeway:
             raise InvalidToken("expired API key")
@@ -416,11 +454,4 @@ class Verifier:
             log.warning("could not refresh the keys of %s: %s", self.issuer, error)
 
     def _fetch_discovery(self, previous: _Document | None, now: float) -> _Document:
-        document = _fetch(self._session, self.discovery_url, self.timeout, previous, now)
-        # OpenID Connect Discovery 1.0 §4.3: the document must name the issuer we asked
-        if document.body.get("issuer") != self.issuer:
-            raise _FetchError("discovery names another issuer")
-        jwks_uri = document.body.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
-            raise _FetchError("discovery has no jwks_uri")
-        return document
+        return _discover(self._session, self.issuer, "jwks_uri", self.timeout, previous, now)

@@ -7,8 +7,11 @@
     from idp.verifier_flask import current_principal, require
 
     app = Flask(__name__)
-    app.config.update(IDP_ISSUER="https://id.infracast.example", IDP_AUDIENCE="infracast-api")
-    verifier_flask.init_app(app)      # or init_app(app, Verifier(..., revocation=...))
+    app.config.update(IDP_ISSUER="https://id.infracast.example", IDP_AUDIENCE="infracast-api",
+                      IDP_REDIS_URL="redis://redis.internal:6379/0",     # revocation
+                      IDP_INTROSPECTION_CLIENT_ID="nodes-api",           # API keys
+                      IDP_INTROSPECTION_CLIENT_SECRET="...")
+    verifier_flask.init_app(app)      # or init_app(app, Verifier(...))
 
     @app.get("/api/v1/tenants/<tenant>/nodes")
     @require("nodes:read")            # the tenant comes from the URL
@@ -22,19 +25,32 @@ The token is read from ``Authorization: Bearer …`` (RFC 6750 §2.1), an access
 cannot answer. The caller's address for an API key's ``allowed_ips`` is
 ``request.remote_addr``: put ``werkzeug.middleware.proxy_fix.ProxyFix`` in front when the
 service runs behind a proxy.
+
+``init_app`` builds the verifier from ``app.config`` (see ``build_verifier``):
+
+=================================== ========================================================
+``IDP_ISSUER``, ``IDP_AUDIENCE``    required: whose tokens, for which ``aud``
+``IDP_REDIS_URL``                   the IdP's ``REDIS_URL``: check revocations in its Redis
+``IDP_REDIS_KEY_PREFIX``            the IdP's ``REDIS_KEY_PREFIX`` (default ``idp``)
+``IDP_INTROSPECTION_CLIENT_ID``,    a resource-server client of the IdP: ``ic_live_`` API
+``IDP_INTROSPECTION_CLIENT_SECRET`` keys through introspection
+``IDP_INTROSPECTION_CACHE_SECONDS`` how long an active answer is reused (default 5)
+``IDP_INTROSPECT_ACCESS_TOKENS``    True: ask introspection about access tokens too
+=================================== ========================================================
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from typing import Callable, TypeVar
+from collections.abc import Mapping
+from typing import Any, Callable, TypeVar
 
 from flask import Flask, Response, current_app, g, jsonify, request
 
 from .verifier import InvalidToken, Principal, Verifier, VerifierUnavailable
 
-__all__ = ["EXTENSION", "init_app", "require", "current_principal"]
+__all__ = ["EXTENSION", "init_app", "build_verifier", "require", "current_principal"]
 
 log = logging.getLogger("infracast.verifier")
 
@@ -43,11 +59,38 @@ View = TypeVar("View", bound=Callable)
 
 
 def init_app(app: Flask, verifier: Verifier | None = None) -> Verifier:
-    """Attach ``verifier``, or one built from ``IDP_ISSUER`` and ``IDP_AUDIENCE`` in app.config."""
+    """Attach ``verifier``, or one built from app.config by ``build_verifier``."""
     if verifier is None:
-        verifier = Verifier(app.config["IDP_ISSUER"], app.config["IDP_AUDIENCE"])
+        verifier = build_verifier(app.config)
     app.extensions[EXTENSION] = verifier
     return verifier
+
+
+def build_verifier(config: Mapping[str, Any]) -> Verifier:
+    """A verifier for the settings above; revocation and introspection only when configured.
+
+    Without ``IDP_REDIS_URL`` (or ``IDP_INTROSPECT_ACCESS_TOKENS``) revocations are not
+    checked: a logged-out token stays good until it expires. Without an introspection
+    client, API keys are refused.
+    """
+    issuer = config["IDP_ISSUER"]
+    revocation = introspection = None
+    if config.get("IDP_REDIS_URL"):
+        from .verifier_redis import SharedRedisRevocationCheck  # needs redis: only when asked
+
+        revocation = SharedRedisRevocationCheck(config["IDP_REDIS_URL"],
+                                                config.get("IDP_REDIS_KEY_PREFIX") or "idp")
+    if config.get("IDP_INTROSPECTION_CLIENT_ID") or config.get("IDP_INTROSPECTION_CLIENT_SECRET"):
+        from .verifier_introspection import DEFAULT_CACHE_SECONDS, IntrospectionClient
+
+        cache_seconds = config.get("IDP_INTROSPECTION_CACHE_SECONDS")
+        introspection = IntrospectionClient(
+            issuer, config.get("IDP_INTROSPECTION_CLIENT_ID") or "",
+            config.get("IDP_INTROSPECTION_CLIENT_SECRET") or "",
+            cache_seconds=DEFAULT_CACHE_SECONDS if cache_seconds is None else float(cache_seconds))
+    return Verifier(issuer, config["IDP_AUDIENCE"], revocation=revocation,
+                    introspection=introspection,
+                    introspect_access_tokens=bool(config.get("IDP_INTROSPECT_ACCESS_TOKENS")))
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> Response:

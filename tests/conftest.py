@@ -21,6 +21,7 @@ from flask_migrate import upgrade
 from app import create_app
 from app.extensions import db
 from keys.sealing import generate_kek
+from tests.helpers import RedisServer
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -67,6 +68,14 @@ class RedisNamespace:
     def close(self):
         self.clear()
         self.client.close()
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server of the test's own, which it may stop and restart (empty)."""
+    server = RedisServer()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import redis as redis_lib
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +64,57 @@ class ServerProcess:
             self.process.kill()
             self.process.wait()
         self._log.close()
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port, which the test may stop and restart."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                if redis_lib.Redis(port=self.port, socket_timeout=0.5).ping():
+                    return
+            except redis_lib.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def new_api_key(idp_url: str, token: str, tenants: list[str], **fields) -> dict:
+    """``POST /api/v1/api-keys`` on a live IdP (``nodes:read`` unless ``permissions`` says
+    otherwise): the 201 body, with the key."""
+    body = {"name": "ci", "tenants": tenants, "permissions": ["nodes:read"], **fields}
+    answer = requests.post(idp_url + "/api/v1/api-keys", json=body, timeout=10,
+                           headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def revoke_api_key(idp_url: str, token: str, key_id: str) -> None:
+    answer = requests.delete(f"{idp_url}/api/v1/api-keys/{key_id}", timeout=10,
+                             headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 204, answer.text
+
+
+def readme_block(marker: str) -> str:
+    """The ``sh`` block after ``<!-- marker`` in the README, for a test to run as written."""
+    text = (ROOT / "README.md").read_text()
+    after = text.split(f"<!-- {marker}", 1)[1]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
 def jwt_parts(token: str) -> tuple[dict, dict]:

@@ -5,6 +5,11 @@
 
 Nodes are kept in memory, per tenant, for as long as the process runs: this is an example
 of verification, not of storage. Errors use the Infracast envelope.
+
+Settings are environment variables (``SETTINGS``; ``create_app(config)`` overrides them):
+which IdP and audience to trust, how to check revocation (the IdP's Redis, or
+introspection), the introspection client that admits ``ic_live_`` API keys, and how many
+reverse proxies to believe about the caller's address (an API key's ``allowed_ips``).
 """
 
 from __future__ import annotations
@@ -12,16 +17,52 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp import verifier_flask
 from idp.verifier import Verifier
 from idp.verifier_flask import current_principal, require
 
 MAX_NAME = 200
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# environment variable (and app.config key) -> default, parser; see idp.verifier_flask
+SETTINGS: dict[str, tuple[object, Callable[[str], object]]] = {
+    "IDP_ISSUER": ("http://127.0.0.1:8000", str),
+    "IDP_AUDIENCE": ("infracast-api", str),
+    # revocation, exact and immediate: the IdP's REDIS_URL and REDIS_KEY_PREFIX
+    "IDP_REDIS_URL": (None, str),
+    "IDP_REDIS_KEY_PREFIX": ("idp", str),
+    # API keys: a client registered at the IdP with "resource_server": true
+    "IDP_INTROSPECTION_CLIENT_ID": (None, str),
+    "IDP_INTROSPECTION_CLIENT_SECRET": (None, str),
+    "IDP_INTROSPECTION_CACHE_SECONDS": (5.0, float),
+    # 1: revocation of access tokens through introspection instead of (or with) the Redis
+    "IDP_INTROSPECT_ACCESS_TOKENS": (False, _flag),
+    # reverse-proxy hops whose X-Forwarded-For is believed; 0: the peer address is the caller
+    "TRUSTED_PROXIES": (0, int),
+}
+
+
+def settings_from_environment(environ: dict[str, str] | None = None) -> dict[str, object]:
+    environ = os.environ if environ is None else environ
+    config: dict[str, object] = {}
+    for name, (default, parse) in SETTINGS.items():
+        raw = environ.get(name, "")
+        try:
+            config[name] = parse(raw) if raw else default
+        except ValueError:
+            raise ValueError(f"{name} is not a valid value: {raw!r}") from None
+    return config
 
 
 class Nodes:
@@ -60,12 +101,14 @@ def _text(body: dict, name: str, required: bool) -> str | None:
 
 
 def create_app(config: dict | None = None, verifier: Verifier | None = None) -> Flask:
-    """The app; ``IDP_ISSUER`` and ``IDP_AUDIENCE`` come from ``config`` or the environment."""
+    """The app; ``SETTINGS`` come from the environment, overridden by ``config``."""
     app = Flask(__name__)
-    app.config.update(IDP_ISSUER=os.environ.get("IDP_ISSUER", "http://127.0.0.1:8000"),
-                      IDP_AUDIENCE=os.environ.get("IDP_AUDIENCE", "infracast-api"))
+    app.config.update(settings_from_environment())
     app.config.update(config or {})
     verifier_flask.init_app(app, verifier)
+    proxies = int(app.config["TRUSTED_PROXIES"])
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)
     nodes = Nodes()
 
     @app.get("/api/v1/tenants/<tenant>/nodes")

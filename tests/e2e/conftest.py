@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import redis as redis_lib
 import requests
 from flask_migrate import upgrade
 
 from app import create_app
 from app.extensions import db
 from tests.conftest import TEST_KEK, PgSchema, RedisNamespace, base_config
-from tests.helpers import ServerProcess, free_port
+from tests.helpers import ServerProcess
 
 
 class LiveServer(ServerProcess):
@@ -53,41 +50,6 @@ def live_server(server_backends, tmp_path_factory):
     server = LiveServer({**server_backends, "IDP_BOOTSTRAP_ADMIN_USERNAME": "root",
                          "IDP_BOOTSTRAP_ADMIN_PASSWORD": "root-password-1"},
                         tmp_path=tmp_path_factory.mktemp("server"))
-    yield server
-    server.stop()
-
-
-class RedisServer:
-    """A redis-server of the test's own on a free port, which the test may stop and restart."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-        self.start()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                if redis_lib.Redis(port=self.port, socket_timeout=0.5).ping():
-                    return
-            except redis_lib.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def own_redis():
-    server = RedisServer()
     yield server
     server.stop()
 

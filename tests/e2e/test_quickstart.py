@@ -11,16 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import free_port
+from tests.helpers import free_port, readme_block
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
-
-
-def _readme_block(marker: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    after = text.split(f"<!-- {marker}", 1)[1]
-    return after.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
 def test_make_run_then_the_readme_curl_login(tmp_path):
@@ -50,7 +44,7 @@ def test_make_run_then_the_readme_curl_login(tmp_path):
             except requests.RequestException:
                 time.sleep(0.2)
 
-        block = _readme_block("quickstart-login")
+        block = readme_block("quickstart-login")
         block = block.replace("the-printed-password", password).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
         result = subprocess.run(["bash", "-c", block], capture_output=True, text=True, timeout=30)
         body = json.loads(result.stdout)

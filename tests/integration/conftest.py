@@ -1,11 +1,19 @@
-"""Fixtures for the integration tests: registered relying parties, and a local issuer
-(tests/keyserver.py) with its key for the verifier tests."""
+"""Fixtures for the integration tests: registered relying parties; a local issuer
+(tests/keyserver.py) and its key for the verifier tests; and the IdP itself served over
+real HTTP from a thread."""
 
 from __future__ import annotations
 
-import pytest
+import threading
+from collections import Counter
 
+import pytest
+from werkzeug.serving import make_server
+
+from app import create_app
 from app.clients import register_client
+from app.extensions import db
+from tests.conftest import base_config
 from tests.keyserver import KeyServer, new_key
 from tests.oidc import REDIRECT_URI, RelyingParty
 
@@ -40,3 +48,62 @@ def key_server(issuer_key):
     server.keys.append(issuer_key)
     yield server
     server.stop()
+
+
+class IdpOverHttp:
+    """The IdP's app served by a real werkzeug server in a thread, on loopback.
+
+    It counts the requests it receives by (method, path), so a test sees what a client
+    really asked. ``hold(path)`` keeps requests to that path waiting until ``release()``:
+    the IdP slower than any timeout, however fast or slow this machine is.
+    """
+
+    def __init__(self):
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self._held: str | None = None
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+        self.app = None
+        self._httpd = make_server("127.0.0.1", 0, self, threaded=True)
+        self.url = f"http://127.0.0.1:{self._httpd.server_port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def __call__(self, environ, start_response):
+        path = environ["PATH_INFO"]
+        with self._lock:
+            self.requests[(environ["REQUEST_METHOD"], path)] += 1
+        if path == self._held:
+            self._released.wait(timeout=30)
+        return self.app(environ, start_response)
+
+    def count(self, method: str, path: str) -> int:
+        with self._lock:
+            return self.requests[(method, path)]
+
+    def hold(self, path: str) -> None:
+        self._released.clear()
+        self._held = path
+
+    def release(self) -> None:
+        self._held = None
+        self._released.set()
+
+    def stop(self) -> None:
+        self.release()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def idp_over_http(app, pg_schema, redis_ns):
+    """The IdP on this run's PostgreSQL schema and Redis prefix (``clean`` empties both),
+    served over real HTTP, its issuer the server's own URL."""
+    server = IdpOverHttp()
+    server.app = create_app(base_config(
+        DATABASE_URL=pg_schema.url, REDIS_URL=redis_ns.url, REDIS_KEY_PREFIX=redis_ns.prefix,
+        ISSUER=server.url))
+    yield server
+    server.stop()
+    with server.app.app_context():
+        db.engine.dispose()

@@ -3,7 +3,11 @@
 import pytest
 
 from examples.resource_server import create_app
+from examples.resource_server.app import settings_from_environment
 from idp.verifier import Verifier
+from idp.verifier_flask import EXTENSION
+from idp.verifier_introspection import IntrospectionClient
+from idp.verifier_redis import SharedRedisRevocationCheck
 from tests.keyserver import AUDIENCE, mint
 
 NODES = "/api/v1/tenants/acme/nodes"
@@ -79,3 +83,67 @@ def test_an_unreachable_idp_is_503_not_401(key_server, issuer_key):
     answer = client.get(NODES, headers=_bearer(mint(issuer_key, key_server.url)))
     assert answer.status_code == 503
     assert answer.get_json()["error"]["code"] == "UNAVAILABLE"
+
+
+def test_the_settings_come_from_the_environment():
+    settings = settings_from_environment({
+        "IDP_ISSUER": "https://id.example", "IDP_REDIS_URL": "redis://redis.internal:6379/0",
+        "IDP_INTROSPECTION_CACHE_SECONDS": "1.5", "IDP_INTROSPECT_ACCESS_TOKENS": "1",
+        "TRUSTED_PROXIES": "2"})
+    assert settings["IDP_ISSUER"] == "https://id.example"
+    assert settings["IDP_REDIS_KEY_PREFIX"] == "idp" and settings["IDP_AUDIENCE"] == AUDIENCE
+    assert (settings["IDP_INTROSPECTION_CACHE_SECONDS"], settings["IDP_INTROSPECT_ACCESS_TOKENS"],
+            settings["TRUSTED_PROXIES"]) == (1.5, True, 2)
+    assert settings["IDP_INTROSPECTION_CLIENT_ID"] is None
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+        settings_from_environment({"TRUSTED_PROXIES": "one"})
+
+
+def test_the_settings_build_the_revocation_check_and_the_introspection_client(redis_ns,
+                                                                               key_server):
+    app = create_app({"IDP_ISSUER": key_server.url, "IDP_AUDIENCE": AUDIENCE,
+                      "IDP_REDIS_URL": redis_ns.url, "IDP_REDIS_KEY_PREFIX": redis_ns.prefix,
+                      "IDP_INTROSPECTION_CLIENT_ID": "nodes-api",
+                      "IDP_INTROSPECTION_CLIENT_SECRET": "s3cret",
+                      "IDP_INTROSPECTION_CACHE_SECONDS": 2})
+    verifier = app.extensions[EXTENSION]
+    assert isinstance(verifier.revocation, SharedRedisRevocationCheck)
+    assert verifier.revocation.copy.store.prefix == redis_ns.prefix
+    assert isinstance(verifier.introspection, IntrospectionClient)
+    assert (verifier.introspection.issuer, verifier.introspection.client_id,
+            verifier.introspection.cache_seconds) == (key_server.url, "nodes-api", 2)
+    assert verifier.introspect_access_tokens is False
+    verifier.revocation.close()
+    # without those settings: no revocation check, and API keys are refused
+    plain = create_app({"IDP_ISSUER": key_server.url}).extensions[EXTENSION]
+    assert (plain.revocation, plain.introspection) == (None, None)
+
+
+@pytest.mark.parametrize("config", [
+    {"IDP_INTROSPECTION_CLIENT_ID": "nodes-api"},                 # no secret
+    {"IDP_INTROSPECTION_CLIENT_SECRET": "s3cret"},                # no client id
+    {"IDP_INTROSPECT_ACCESS_TOKENS": True},                       # no client at all
+    {"IDP_INTROSPECTION_CLIENT_ID": "nodes-api", "IDP_INTROSPECTION_CLIENT_SECRET": "s3cret",
+     "IDP_INTROSPECTION_CACHE_SECONDS": 3600},                    # a stale cache, not a cache
+    {"IDP_REDIS_URL": "memory://"},                               # the IdP's own process
+])
+def test_half_configured_checks_refuse_to_start(config):
+    with pytest.raises(ValueError):
+        create_app({"IDP_ISSUER": "http://127.0.0.1:1", **config})
+
+
+@pytest.mark.parametrize("proxies, caller", [(0, "127.0.0.1"), (1, "203.0.113.7")])
+def test_the_callers_address_is_the_peer_unless_a_proxy_is_trusted(key_server, proxies, caller):
+    asked = []
+
+    def introspect(token, client_ip):
+        asked.append(client_ip)
+        return {"active": True, "token_type": "api_key", "sub": "key-1",
+                "tenants": {"acme": ["nodes:read"]}}
+
+    client = create_app({"TRUSTED_PROXIES": proxies}, verifier=Verifier(
+        key_server.url, AUDIENCE, introspection=introspect)).test_client()
+    answer = client.get(NODES, headers={**_bearer("ic_live_" + "a" * 43),
+                                        "X-Forwarded-For": "203.0.113.7"})
+    assert answer.status_code == 200
+    assert asked == [caller]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 from freezegun import freeze_time
@@ -91,25 +92,27 @@ def test_a_key_embedded_in_the_header_is_never_trusted(key_server, issuer_key):
         _verifier(key_server).verify(token)
 
 
+# the instants below are relative to this one, and the test runs at it (freezegun): a
+# suite that takes longer than the leeway to reach it must not turn "nbf in 120 s" valid
+COLLECTED_AT = int(time.time())
+
+
 @pytest.mark.parametrize("claims", [
     {"iss": "https://elsewhere.example"},
     {"aud": "another-api"},
     {"aud": None},
-    {"exp": -31},          # seconds from now: past the 30 s leeway
-    {"nbf": 120},
-    {"iat": 120},
+    {"exp": COLLECTED_AT - 31},          # past the 30 s leeway
+    {"nbf": COLLECTED_AT + 120},
+    {"iat": COLLECTED_AT + 120},
     {"exp": None}, {"sub": None}, {"jti": None}, {"client_id": None},
     {"tenants": ["acme"]},
     {"tenants": {"acme": "nodes:read"}},
     {"roles": "admin"},
 ])
 def test_claims_are_checked(key_server, issuer_key, claims):
-    # times are given relative to now, taken when the test runs (not at collection)
-    now = int(time.time())
-    claims = {name: now + value if name in ("exp", "nbf", "iat") and value is not None else value
-              for name, value in claims.items()}
-    with pytest.raises(InvalidToken):
-        _verifier(key_server).verify(mint(issuer_key, key_server.url, **claims))
+    with freeze_time(datetime.fromtimestamp(COLLECTED_AT, timezone.utc)):
+        with pytest.raises(InvalidToken):
+            _verifier(key_server).verify(mint(issuer_key, key_server.url, **claims))
 
 
 def test_expiry_has_a_small_leeway(key_server, issuer_key):
@@ -266,6 +269,34 @@ def test_api_keys_go_through_the_introspector_with_the_callers_address(key_serve
     assert key_server.jwks_requests == 0  # API keys never need the JWKS
 
 
+def test_an_introspection_answer_for_another_kind_of_token_is_refused(key_server):
+    def introspect(token, client_ip):
+        return {"active": True, "sub": "user-1", "token_type": "Bearer",
+                "tenants": {"acme": ["nodes:read"]}}
+
+    with pytest.raises(InvalidToken):
+        _verifier(key_server, introspection=introspect).verify("ic_live_" + "a" * 43)
+
+
+def test_access_tokens_may_be_checked_by_introspection_too(key_server, issuer_key):
+    active, asked = {"active": True}, []
+
+    def introspect(token, client_ip):
+        asked.append((token, client_ip))
+        return active
+
+    verifier = _verifier(key_server, introspection=introspect, introspect_access_tokens=True)
+    token = mint(issuer_key, key_server.url)
+    assert verifier.verify(token, client_ip="203.0.113.7").token_type == ACCESS_TOKEN
+    assert asked == [(token, None)]  # an access token is the same from every address
+    active = {"active": False}
+    with pytest.raises(InvalidToken):
+        verifier.verify(token)
+    with pytest.raises(InvalidToken):  # forged: refused before the IdP is asked
+        verifier.verify(mint(new_key(), key_server.url))
+    assert len(asked) == 2
+
+
 def test_api_keys_without_an_introspector_are_refused(key_server):
     with pytest.raises(InvalidToken):
         _verifier(key_server).verify("ic_live_" + "a" * 43)
@@ -275,5 +306,16 @@ def test_the_verifier_imports_neither_the_app_nor_the_orm():
     code = ("import sys, idp.verifier, idp.verifier_flask; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('app', 'flask_sqlalchemy', 'sqlalchemy', 'keys', 'redis', 'authlib')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["idp.verifier_redis", "idp.verifier_introspection"])
+def test_the_verifier_hooks_import_neither_the_app_nor_the_orm(module):
+    """A resource server imports the hooks without the IdP's app, database or Flask."""
+    code = (f"import sys, {module}; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('app', 'flask', 'flask_sqlalchemy', 'sqlalchemy', 'psycopg', 'keys', 'authlib', "
+            "'argon2', 'fakeredis')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
