@@ -23,6 +23,7 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     checks = {"database": _database_ok(), "redis": _redis_ok()}
+    checks["revocations"] = checks["database"] and checks["redis"] and _revocation_copy_ok()
     ready = all(checks.values())
     body = {"status": "ready" if ready else "unavailable",
             "checks": {name: "ok" if ok else "down" for name, ok in checks.items()}}
@@ -46,4 +47,14 @@ def _redis_ok() -> bool:
     try:
         return services().store.ping()
     except Unavailable:
+        return False
+
+
+def _revocation_copy_ok() -> bool:
+    """Redis holds the complete revocation copy, rebuilt here from the database if it was lost."""
+    try:
+        services().revocations.ensure_copy()
+        return True
+    except (Unavailable, sa.exc.SQLAlchemyError):
+        db.session.rollback()
         return False

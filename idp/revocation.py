@@ -175,6 +175,15 @@ class RevocationList:
         return None if watermark is None else watermark.timestamp()
 
     # -- rebuilding -----------------------------------------------------------------------
+    def ensure_copy(self) -> None:
+        """Rebuild the Redis copy if Redis lost it. Readiness probes call this, so an emptied
+        Redis is refilled within a probe interval even while no access token is checked here
+        (resource servers reading the copy directly fail closed until then)."""
+        if not self.store.exists(self.copy.epoch_key):
+            self.rebuild()
+            if not self.store.exists(self.copy.epoch_key):
+                raise CopyIncomplete()
+
     def rebuild(self) -> None:
         """Copy every live durable revocation into Redis, then set the epoch.
 

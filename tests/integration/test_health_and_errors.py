@@ -14,7 +14,7 @@ def test_healthz_and_readyz(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json()["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready.get_json()["checks"] == {"database": "ok", "redis": "ok", "revocations": "ok"}
 
 
 def test_readyz_is_503_when_redis_or_the_database_is_down(pg_schema, tmp_path):
@@ -22,12 +22,14 @@ def test_readyz_is_503_when_redis_or_the_database_is_down(pg_schema, tmp_path):
                                         REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"))
     response = dead_redis.test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.get_json()["checks"] == {"database": "ok", "redis": "down"}
+    assert response.get_json()["checks"] == {"database": "ok", "redis": "down",
+                                             "revocations": "down"}
     dead_db = create_app(base_config(
         DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/test", REDIS_URL="memory://"))
     response = dead_db.test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.get_json()["checks"] == {"database": "down", "redis": "ok"}
+    assert response.get_json()["checks"] == {"database": "down", "redis": "ok",
+                                             "revocations": "down"}
 
 
 def test_unexpected_errors_are_a_bare_500_without_details(tmp_path):

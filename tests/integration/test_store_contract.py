@@ -10,7 +10,7 @@ import pytest
 from freezegun import freeze_time
 
 from app.extensions import services
-from idp.errors import InvalidGrant, InvalidScope, RateLimited
+from idp.errors import InvalidGrant, InvalidScope, RateLimited, Unavailable
 from idp.refresh import ReuseDetected
 
 
@@ -155,6 +155,21 @@ def test_an_emptied_store_is_rebuilt_before_any_token_is_accepted(svc):
     assert revocations.is_revoked(_claims(sid="fam-x")) is True
     assert revocations.is_revoked(_claims(sub="user-x", sid=None)) is True
     assert revocations.is_revoked(_claims(sid="fam-y")) is False
+
+
+def test_readiness_refills_an_emptied_store(svc):
+    """Resource servers read the copy directly; the IdP refills it without a token check."""
+    from idp.revocation import RevocationCopy
+
+    revoked = _claims()
+    svc.revocations.revoke_access_token(revoked["jti"], revoked["exp"])
+    client = svc.store.client
+    client.delete(*client.keys(f"{svc.store.prefix}:*"))
+    copy = RevocationCopy(svc.store)
+    with pytest.raises(Unavailable):
+        copy.is_revoked(revoked)  # a reader that cannot rebuild fails closed
+    svc.revocations.ensure_copy()
+    assert copy.is_revoked(revoked) is True
 
 
 def test_throttle_counts_and_delays(svc):
