@@ -35,6 +35,8 @@ from keys.sealing import Sealer
 from .audit import SqlAudit
 from .sso import sp_entity_id
 from .sso.connections import SqlConnections
+from .sso.identities import FederatedAccounts
+from .sso.login import SsoLogins
 from .sso.registry import ConnectorRegistry, saml_availability
 from .repositories import (SqlAccountDirectory, SqlApiKeyDirectory, SqlClientDirectory,
                            SqlConsentDirectory,
@@ -74,6 +76,7 @@ class Services:
     flow: AuthorizationFlow
     userinfo: UserInfo
     connectors: ConnectorRegistry
+    sso: SsoLogins
     # why SAML sign-in cannot work in this process (xmlsec1 missing), or None
     saml_unavailable: str | None
 
@@ -137,12 +140,15 @@ def build_services(config: dict, kek: bytes) -> Services:
     connectors = ConnectorRegistry(SqlConnections(), config, sealer,
                                    sp_entity_id=sp_entity_id(str(config["ISSUER"])),
                                    saml_unavailable=saml_unavailable)
-    flow = AuthorizationFlow(authorization, sessions, consents, tokens, store)
+    flow = AuthorizationFlow(authorization, sessions, consents, tokens, store,
+                             upstreams=connectors.available)
+    sso = SsoLogins(connectors, FederatedAccounts(accounts, revocations, audit), flow, sessions,
+                    store, audit, issuer=str(config["ISSUER"]))
     return Services(
         config=config, sealer=sealer, store=store, passwords=passwords, secrets=secret_hasher,
         keys=key_manager, rotator=rotator, keyring=keyring, accounts=accounts, clients=clients,
         audit=audit, api_keys=api_keys, revocations=revocations, throttle=throttle, tokens=tokens,
         validator=validator, authorization=authorization, sessions=sessions, consents=consents,
-        flow=flow, userinfo=UserInfo(validator, accounts), connectors=connectors,
+        flow=flow, userinfo=UserInfo(validator, accounts), connectors=connectors, sso=sso,
         saml_unavailable=saml_unavailable,
     )

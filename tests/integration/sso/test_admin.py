@@ -195,7 +195,7 @@ def test_idp_initiated_saml_needs_an_allowlist_of_https_pages(browser, admin, sa
 
 
 def test_a_secret_that_no_longer_opens_makes_the_connection_unusable(sso_app, browser, admin,
-                                                                     upstream):
+                                                                     upstream, rp):
     browser.post("/api/v1/admin/sso/okta", headers=admin, json=okta_body(upstream))
     row = stored_row(sso_app, "okta")
     with sso_app.app_context():
@@ -206,3 +206,5 @@ def test_a_secret_that_no_longer_opens_makes_the_connection_unusable(sso_app, br
         db.session.commit()
     [listed] = browser.get("/api/v1/admin/sso", headers=admin).get_json()["items"]
     assert listed["usable"] is False and "does not open" in listed["warnings"][0]
+    page = browser.get("/api/v1/auth/sso/okta/login", query_string=rp.params())
+    assert page.status_code == 503 and "not available" in page.get_data(True)
