@@ -8,8 +8,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from .. import clients, tenants, users
-from ..sso import connections
 from ..extensions import services
+from ..sso import connections
 from .bearer import require_platform_admin
 from .requests import field, json_body
 

@@ -100,8 +100,9 @@ def _check_idp_initiated_targets(relay_states: tuple[str, ...]) -> None:
     signed in (``app/sso/login.py``): each must be an https URL (http only on loopback)."""
     for value in relay_states:
         parts = urlsplit(value)
-        if parts.fragment or not parts.hostname or "@" in parts.netloc or not (
-                parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))):
+        secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname
+                                             and is_loopback(parts.hostname))
+        if parts.fragment or not parts.hostname or "@" in parts.netloc or not secure:
             raise InvalidConfig("relay_state_allowlist",
                                 "entries must be https URLs (http only on loopback) of the pages "
                                 "an IdP-initiated login may go to")
@@ -122,13 +123,19 @@ class SqlConnections:
 
     def find(self, provider: str) -> StoredConnection | None:
         with db.engine.connect() as conn:
-            row = conn.execute(sa.select(self.table).where(self.table.c.provider == provider)).first()
+            row = conn.execute(sa.select(self.table)
+                               .where(self.table.c.provider == provider)).first()
         return None if row is None else _stored(row)
 
     def providers(self) -> list[str]:
         with db.engine.connect() as conn:
             return list(conn.execute(sa.select(self.table.c.provider)
                                      .order_by(self.table.c.provider)).scalars())
+
+    def all(self) -> list[StoredConnection]:
+        with db.engine.connect() as conn:
+            rows = conn.execute(sa.select(self.table).order_by(self.table.c.provider)).all()
+        return [_stored(row) for row in rows]
 
 
 def save_connection(provider: str, body: object) -> tuple[StoredConnection, bool]:
@@ -137,9 +144,9 @@ def save_connection(provider: str, body: object) -> tuple[StoredConnection, bool
         parsed = parse(provider, body, current_app.config)
     except InvalidConfig as error:
         raise InvalidRequest(error.message) from None
-    grants = parsed.config.tenants
-    require_tenants({grant.tenant for grant in grants.default_tenants}
-                    | {grant.tenant for mapped in grants.group_mappings.values() for grant in mapped})
+    mapping = parsed.config.tenants
+    require_tenants({grant.tenant for grant in mapping.default_tenants} | {
+        grant.tenant for grants in mapping.group_mappings.values() for grant in grants})
     row = db.session.get(SsoConnection, provider)
     created = row is None
     now = utcnow()
@@ -168,8 +175,7 @@ def get_connection(provider: str) -> StoredConnection:
 
 
 def list_connections() -> list[StoredConnection]:
-    rows = db.session.execute(sa.select(SsoConnection).order_by(SsoConnection.provider)).scalars()
-    return [_stored(row) for row in rows]
+    return SqlConnections().all()
 
 
 def delete_connection(provider: str) -> None:

@@ -82,7 +82,7 @@ class FederatedAccounts:
 
     def sign_in(self, connection: Connection, identity: Identity) -> BrokeredLogin:
         """The local user of ``identity`` (created on its first login), brought up to date."""
-        for attempt in range(_ATTEMPTS):
+        for _ in range(_ATTEMPTS):
             try:
                 user_id, created, changed = self._link(connection, identity)
                 break

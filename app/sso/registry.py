@@ -29,7 +29,8 @@ from idp.errors import Unavailable
 from keys.sealing import Sealer, SealingError
 
 from . import PROVIDERS
-from .connections import SqlConnections, StoredConnection, UpstreamConfig, upstream_config, upstream_of
+from .connections import (SqlConnections, StoredConnection, UpstreamConfig, upstream_config,
+                          upstream_of)
 
 log = logging.getLogger("infracast.sso")
 
