@@ -84,6 +84,7 @@ def _register_blueprints(app: Flask) -> None:
     from .api import admin as api_admin
     from .api import api_keys as api_keys_api
     from .api import auth as api_auth
+    from .api import sso as api_sso
     from .health import bp as health_bp
     from .extensions import services
     from .oauth import introspect as oauth_introspect
@@ -96,6 +97,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(wellknown_bp)
     app.register_blueprint(api_auth.bp)
+    app.register_blueprint(api_sso.bp)
     app.register_blueprint(oauth_token.bp)
     app.register_blueprint(oauth_revoke.bp)
     app.register_blueprint(oauth_introspect.bp)

@@ -197,3 +197,47 @@ class AuditEvent(db.Model):
     target: Mapped[str | None] = mapped_column(sa.String(200))
     client_ip: Mapped[str | None] = mapped_column(sa.String(64))
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+
+class SsoConnection(db.Model):
+    """An upstream identity provider users sign in through (contract §7): one per type.
+
+    ``config`` is the validated, non-secret configuration as the admin API took it; an OIDC
+    connection's client secret is sealed with the KEK (context ``sso:<provider>:client_secret``)
+    and never leaves the server. ``updated_at`` changes with every replacement, which is how
+    each worker's connector registry (``app/sso/registry.py``) notices a new configuration.
+    """
+
+    __tablename__ = "sso_connections"
+
+    # okta | azure | saml
+    provider: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    config: Mapped[dict] = mapped_column(sa.JSON)
+    # None for SAML (nothing secret)
+    sealed_client_secret: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FederatedIdentity(db.Model):
+    """A local user reached through an upstream identity (``app/sso/identities.py``).
+
+    The link is (provider, upstream, subject): ``upstream`` is what the subject is unique
+    within — the Okta org's domain, the Azure AD directory (tenant id), the SAML IdP's entity
+    id — so pointing a connection at another upstream never reaches the users of the
+    previous one. ``id`` is a SHA-256 of the three, keeping the unique key short whatever
+    the upstream sends.
+    """
+
+    __tablename__ = "federated_identities"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    upstream: Mapped[str] = mapped_column(sa.String(1024))
+    subject: Mapped[str] = mapped_column(sa.String(1024))
+    user_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()

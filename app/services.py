@@ -33,6 +33,11 @@ from keys.rotation import KeyRotator, RotationPolicy
 from keys.sealing import Sealer
 
 from .audit import SqlAudit
+from .sso import sp_entity_id
+from .sso.connections import SqlConnections
+from .sso.identities import FederatedAccounts
+from .sso.login import SsoLogins
+from .sso.registry import ConnectorRegistry, saml_availability
 from .repositories import (SqlAccountDirectory, SqlApiKeyDirectory, SqlClientDirectory,
                            SqlConsentDirectory,
                            SqlDurableRevocations, SqlKeyRepository)
@@ -70,6 +75,10 @@ class Services:
     consents: SqlConsentDirectory
     flow: AuthorizationFlow
     userinfo: UserInfo
+    connectors: ConnectorRegistry
+    sso: SsoLogins
+    # why SAML sign-in cannot work in this process (xmlsec1 missing), or None
+    saml_unavailable: str | None
 
 
 def build_services(config: dict, kek: bytes) -> Services:
@@ -127,11 +136,19 @@ def build_services(config: dict, kek: bytes) -> Services:
                                         secrets=secret_hasher)
     sessions = SessionStore(store, secret_hasher, ttl=int(config["SESSION_TTL"]))
     consents = SqlConsentDirectory()
-    flow = AuthorizationFlow(authorization, sessions, consents, tokens, store)
+    saml_unavailable = saml_availability()
+    connectors = ConnectorRegistry(SqlConnections(), config, sealer,
+                                   sp_entity_id=sp_entity_id(str(config["ISSUER"])),
+                                   saml_unavailable=saml_unavailable)
+    flow = AuthorizationFlow(authorization, sessions, consents, tokens, store,
+                             upstreams=connectors.available)
+    sso = SsoLogins(connectors, FederatedAccounts(accounts, revocations, audit), flow, sessions,
+                    store, audit, issuer=str(config["ISSUER"]))
     return Services(
         config=config, sealer=sealer, store=store, passwords=passwords, secrets=secret_hasher,
         keys=key_manager, rotator=rotator, keyring=keyring, accounts=accounts, clients=clients,
         audit=audit, api_keys=api_keys, revocations=revocations, throttle=throttle, tokens=tokens,
         validator=validator, authorization=authorization, sessions=sessions, consents=consents,
-        flow=flow, userinfo=UserInfo(validator, accounts),
+        flow=flow, userinfo=UserInfo(validator, accounts), connectors=connectors, sso=sso,
+        saml_unavailable=saml_unavailable,
     )

@@ -12,6 +12,12 @@ user still has to do:
 and, when nothing is left, issues the code. ``prompt=none`` turns "something is left"
 into the ``login_required`` / ``consent_required`` error (§3.1.2.6).
 
+A non-standard ``idp_hint`` (Keycloak's ``kc_idp_hint``) naming an upstream identity
+provider that is configured sends a sign-in that is due there instead of to the login page
+(``SignInUpstream``); the web layer starts the upstream login, whose callback signs the
+browser in (``sign_in_as``) and resumes the request. A hint naming no configured provider
+is ignored: the login page, which lists the ones there are.
+
 While the user is on the login or consent page, the request waits in the store as an
 *interaction* (``ia:{<id>}``, 30 minutes), bound to the browser session that started it —
 as node-oidc-provider's interactions do — and is validated again when it resumes, so a
@@ -25,7 +31,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import asdict, dataclass, replace
-from typing import Mapping, Union
+from typing import Callable, Mapping, Union
 
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import scope_to_list
@@ -70,13 +76,20 @@ class ShowLogin:
 
 
 @dataclass(frozen=True)
+class SignInUpstream:
+    """The sign-in happens at the upstream identity provider ``provider`` (``idp_hint``)."""
+    interaction: Interaction
+    provider: str
+
+
+@dataclass(frozen=True)
 class ShowConsent:
     interaction: Interaction
     client: RegisteredClient
     scopes: list[str]
 
 
-Outcome = Union[Redirect, ShowLogin, ShowConsent]
+Outcome = Union[Redirect, ShowLogin, SignInUpstream, ShowConsent]
 
 
 def _prompts(request) -> set[str]:
@@ -100,13 +113,16 @@ def _error(grant, error_class, description: str | None = None):
 
 class AuthorizationFlow:
     def __init__(self, server, sessions: SessionStore, consents: ConsentDirectory,
-                 tokens: TokenService, store: Store, clock=now):
+                 tokens: TokenService, store: Store, clock=now,
+                 upstreams: Callable[[], list[str]] = list):
         self.server = server
         self.sessions = sessions
         self.consents = consents
         self.tokens = tokens
         self.store = store
         self.clock = clock
+        # the upstream identity providers a user may sign in through now (for idp_hint)
+        self.upstreams = upstreams
 
     # -- entry points -----------------------------------------------------------------------
     def authorize(self, params: Mapping[str, list[str]],
@@ -135,6 +151,9 @@ class AuthorizationFlow:
                                   session=self.sessions.binding(session.id), login=login,
                                   consent=consent)
         self._save(interaction)
+        hint = grant.request.payload.data.get("idp_hint")
+        if login and hint and hint in self.upstreams():
+            return SignInUpstream(interaction, hint), session
         return self._next(interaction, grant, account, session), session
 
     def pending(self, interaction_id: str, session: BrowserSession | None) -> Outcome:
@@ -149,6 +168,16 @@ class AuthorizationFlow:
         """Check the password (brute-force limits apply) and start a new browser session."""
         interaction = self._find(interaction_id, session)
         account = self.tokens.authenticate_password(username, password, client_ip)
+        return self.sign_in_as(interaction, session, account)
+
+    def waiting(self, interaction_id: str, session: BrowserSession | None) -> Interaction:
+        """The waiting request, if it belongs to this browser (``InteractionExpired`` if not)."""
+        return self._find(interaction_id, session)
+
+    def sign_in_as(self, interaction: Interaction, session: BrowserSession | None,
+                   account: Account) -> BrowserSession:
+        """Start a new browser session for ``account``, who was authenticated elsewhere
+        (the password above, an upstream identity provider), and move the request to it."""
         signed_in = self.sessions.sign_in(session, account.id)
         self._save(replace(interaction, session=self.sessions.binding(signed_in.id),
                            login=False))

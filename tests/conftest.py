@@ -21,6 +21,7 @@ from flask_migrate import upgrade
 from app import create_app
 from app.extensions import db
 from keys.sealing import generate_kek
+from tests.federation.upstream import CLIENT_ID, CLIENT_SECRET, UpstreamProcess
 from tests.helpers import RedisServer
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -109,6 +110,22 @@ def app(pg_schema, redis_ns):
     yield application
     with application.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory):
+    """A real OpenID Connect provider process on loopback (``tests/federation/upstream.py``),
+    for the connector tests and the app's SSO tests alike."""
+    process = UpstreamProcess(CLIENT_ID, CLIENT_SECRET, tmp_path_factory.mktemp("upstream"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_upstream(request):
+    """Each test starts from the upstream's default behaviour (only where it is used)."""
+    if "upstream" in request.fixturenames:
+        request.getfixturevalue("upstream").reset()
 
 
 @pytest.fixture

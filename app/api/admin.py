@@ -1,4 +1,7 @@
-"""``/api/v1/admin``: tenants, users and clients, for platform admins. Every change is audited."""
+"""``/api/v1/admin``: tenants, users, clients and SSO connections, for platform admins.
+
+Every change is audited.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from flask import Blueprint, jsonify, request
 
 from .. import clients, tenants, users
 from ..extensions import services
+from ..sso import connections
 from .bearer import require_platform_admin
 from .requests import field, json_body
 
@@ -109,4 +113,35 @@ def get_client(client_id):
 def delete_client(client_id):
     clients.delete_client(client_id)
     _audit("admin.client.delete", client_id)
+    return "", 204
+
+
+# -- SSO connections (contract §3, §7) -------------------------------------------------
+_PROVIDER = "<any(okta, azure, saml):provider>"
+
+
+@bp.post(f"/sso/{_PROVIDER}")
+def save_sso_connection(provider):
+    """Create (201) or replace (200) the connection; the body is never logged or echoed."""
+    stored, created = connections.save_connection(provider, json_body())
+    _audit("admin.sso.create" if created else "admin.sso.update", provider)
+    body = connections.render(stored)
+    return _created(body) if created else jsonify(body)
+
+
+@bp.get("/sso")
+def list_sso_connections():
+    return jsonify({"items": [connections.render(c) for c in connections.list_connections()],
+                    "next_cursor": None})
+
+
+@bp.get(f"/sso/{_PROVIDER}")
+def get_sso_connection(provider):
+    return jsonify(connections.render(connections.get_connection(provider)))
+
+
+@bp.delete(f"/sso/{_PROVIDER}")
+def delete_sso_connection(provider):
+    connections.delete_connection(provider)
+    _audit("admin.sso.delete", provider)
     return "", 204

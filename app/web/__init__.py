@@ -30,7 +30,7 @@ def _page_headers(response):
 
 
 def register(app) -> None:
-    from . import authorize, logout  # noqa: F401  (their routes join the blueprint)
+    from . import authorize, logout, sso  # noqa: F401  (their routes join the blueprint)
     from .session import init_session_cookie
 
     app.register_blueprint(bp)

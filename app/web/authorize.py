@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
-from idp.authorize import Outcome, Redirect, ShowConsent, ShowLogin
+from idp.authorize import Outcome, Redirect, ShowConsent, ShowLogin, SignInUpstream
 from idp.consents import SCOPE_DESCRIPTIONS
 from idp.errors import InvalidCredentials
 
@@ -21,14 +21,14 @@ _MAX_USERNAME, _MAX_PASSWORD = 150, 1024
 
 
 def sign_in_providers(interaction_id: str) -> list[dict]:
-    """Other ways to sign in, as ``{"name", "url"}`` buttons under the form.
+    """Other ways to sign in, as ``{"name", "url"}`` buttons under the form: one for each
+    configured upstream identity provider (Okta, Azure AD, SAML)."""
+    return [{"name": name, "url": url_for("web.login_upstream", interaction_id=interaction_id,
+                                          provider=provider)}
+            for provider, name in services().sso.providers()]
 
-    The federation connectors (Okta, Azure AD, SAML) add theirs here; none yet.
-    """
-    return []
 
-
-def _params() -> dict[str, list[str]]:
+def request_params() -> dict[str, list[str]]:
     values = request.form if request.method == "POST" else request.args
     return {name: values.getlist(name) for name in values}
 
@@ -58,10 +58,12 @@ def _consent_page(outcome: ShowConsent):
         csrf_token=session.csrf_token)
 
 
-def _show(outcome: Outcome):
+def show_outcome(outcome: Outcome):
     """A redirect, or the page the outcome asks for (at its own address)."""
     if isinstance(outcome, Redirect):
         return _redirect(outcome.location)
+    if isinstance(outcome, SignInUpstream):
+        return _redirect(services().sso.start(outcome.provider, outcome.interaction))
     endpoint = "web.login" if isinstance(outcome, ShowLogin) else "web.consent"
     if request.endpoint != endpoint or request.method != "GET":
         return _redirect(url_for(endpoint, interaction_id=outcome.interaction.id))
@@ -70,14 +72,14 @@ def _show(outcome: Outcome):
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
 def authorize():
-    outcome, session = services().flow.authorize(_params(), browser_session())
+    outcome, session = services().flow.authorize(request_params(), browser_session())
     remember(session)
-    return _show(outcome)
+    return show_outcome(outcome)
 
 
 @bp.get("/login/<interaction_id>")
 def login(interaction_id):
-    return _show(services().flow.pending(interaction_id, browser_session()))
+    return show_outcome(services().flow.pending(interaction_id, browser_session()))
 
 
 @bp.post("/login/<interaction_id>")
@@ -94,20 +96,20 @@ def login_submit(interaction_id):
     except InvalidCredentials as failure:
         outcome = flow.pending(interaction_id, session)
         if not isinstance(outcome, ShowLogin):
-            return _show(outcome)
+            return show_outcome(outcome)
         return _login_page(outcome, error=failure.message, username=username[:_MAX_USERNAME],
                            status=401)
     remember(signed_in)
-    return _show(flow.pending(interaction_id, signed_in))
+    return show_outcome(flow.pending(interaction_id, signed_in))
 
 
 @bp.get("/consent/<interaction_id>")
 def consent(interaction_id):
-    return _show(services().flow.pending(interaction_id, browser_session()))
+    return show_outcome(services().flow.pending(interaction_id, browser_session()))
 
 
 @bp.post("/consent/<interaction_id>")
 def consent_submit(interaction_id):
     session = require_csrf(browser_session())
     allow = request.form.get("decision") == "allow"
-    return _show(services().flow.decide(interaction_id, session, allow))
+    return show_outcome(services().flow.decide(interaction_id, session, allow))

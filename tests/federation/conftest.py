@@ -1,6 +1,7 @@
 """Federation test fixtures: real upstreams on loopback and connectors pointed at them.
 
-* OpenID Connect: an upstream provider process (``upstream.UpstreamProcess``).
+* OpenID Connect: an upstream provider process (``upstream.UpstreamProcess``; the
+  ``upstream`` fixture is in ``tests/conftest.py``, shared with the app's SSO tests).
 * SAML: a real signing IdP (``saml_idp.SigningIdP``); the IdP, its keys and certificates are
   made once per session, since xmlsec1 runs as a subprocess for every signature.
 """
@@ -18,29 +19,12 @@ from federation.connector import ConnectorError, Identity
 from federation.oidc import OIDCConnector, azure, okta
 from federation.saml import SAMLConfig, SAMLServiceProvider, sp_metadata
 from tests.federation.saml_idp import SigningIdP, post
-from tests.federation.upstream import UpstreamProcess
-
-CLIENT_ID = "0oa-infracast-test"
-CLIENT_SECRET = "upstream-secret-4f2c9a"
+from tests.federation.upstream import CLIENT_ID, CLIENT_SECRET
 CALLBACK = "http://127.0.0.1:8000/api/v1/auth/sso/okta/callback"
 AZURE_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CREDENTIALS = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
 # fast failures: a timeout well below the tests' patience
 CONNECTOR_OPTIONS = {"timeout": 1.0}
-
-
-@pytest.fixture(scope="session")
-def upstream(tmp_path_factory):
-    process = UpstreamProcess(CLIENT_ID, CLIENT_SECRET, tmp_path_factory.mktemp("upstream"))
-    yield process
-    process.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_upstream(request):
-    """Each test starts from the upstream's default behaviour (only where it is used)."""
-    if "upstream" in request.fixturenames:
-        request.getfixturevalue("upstream").reset()
 
 
 @pytest.fixture

@@ -65,6 +65,9 @@ from tests.helpers import ServerProcess
 
 CODE_TTL = 60
 ID_TOKEN_TTL = 300
+# the client the tests register at the upstream
+CLIENT_ID = "0oa-infracast-test"
+CLIENT_SECRET = "upstream-secret-4f2c9a"
 
 DEFAULT_USER = {
     "sub": "00u1a2b3c4d5e6f7g8h9",

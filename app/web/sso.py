@@ -1,0 +1,71 @@
+"""The browser's side of signing in through an upstream identity provider (contract §3).
+
+Thin views over ``app/sso/login.py``. They live on the pages' blueprint, so a failure is an
+HTML page (or the RFC 6749 error redirect) rather than JSON, although the paths are under
+``/api/v1`` as the contract names them.
+
+* ``GET /api/v1/auth/sso/{okta|azure|saml}/login`` takes the parameters of
+  ``/oauth/authorize`` and is ``/oauth/authorize?…&idp_hint={provider}``;
+* ``GET /login/{interaction}/sso/{provider}``: a button of the login page;
+* ``GET /api/v1/auth/sso/{okta|azure}/callback``: the OIDC redirect URI;
+* ``POST /api/v1/auth/sso/saml/acs`` then ``GET /api/v1/auth/sso/saml/complete?id=…``.
+"""
+
+from __future__ import annotations
+
+from flask import redirect, request, url_for
+
+from federation.saml import MAX_RESPONSE_CHARS
+from idp.authorize import ShowLogin
+
+from ..extensions import services
+from . import bp
+from .authorize import request_params, show_outcome
+from .session import browser_session, remember
+
+_PROVIDERS = "any(okta, azure, saml)"
+# a form with a SAMLResponse as large as the connector reads, and a RelayState
+_ACS_BODY_LIMIT = MAX_RESPONSE_CHARS + 4096
+
+
+@bp.get(f"/api/v1/auth/sso/<{_PROVIDERS}:provider>/login")
+def sso_login(provider):
+    if provider == "saml":
+        services().sso.require_saml()
+    params = {**request_params(), "idp_hint": [provider]}
+    outcome, session = services().flow.authorize(params, browser_session())
+    remember(session)
+    return show_outcome(outcome)
+
+
+@bp.get(f"/login/<interaction_id>/sso/<{_PROVIDERS}:provider>")
+def login_upstream(interaction_id, provider):
+    outcome = services().flow.pending(interaction_id, browser_session())
+    if not isinstance(outcome, ShowLogin):
+        return show_outcome(outcome)
+    return redirect(services().sso.start(provider, outcome.interaction))
+
+
+@bp.get("/api/v1/auth/sso/<any(okta, azure):provider>/callback")
+def sso_callback(provider):
+    outcome, session = services().sso.oidc_callback(provider, request.args.to_dict(),
+                                                     browser_session())
+    remember(session)
+    return show_outcome(outcome)
+
+
+@bp.post("/api/v1/auth/sso/saml/acs")
+def saml_acs():
+    # a cross-site POST: no session cookie comes with it, and none is needed here
+    request.max_content_length = request.max_form_memory_size = _ACS_BODY_LIMIT
+    completion = services().sso.saml_acs(request.form.get("SAMLResponse"),
+                                         request.form.get("RelayState"))
+    # the id in the query: request logs carry paths only
+    return redirect(url_for("web.saml_complete", id=completion), code=303)
+
+
+@bp.get("/api/v1/auth/sso/saml/complete")
+def saml_complete():
+    outcome, session = services().sso.saml_complete(request.args.get("id"), browser_session())
+    remember(session)
+    return show_outcome(outcome)

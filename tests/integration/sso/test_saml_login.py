@@ -1,0 +1,224 @@
+"""Signing in through a SAML identity provider (issue 8), through the Flask test client.
+
+The IdP is real (pysaml2's IdP classes, Responses signed by xmlsec1); the attacks are the
+ones of ``tests/federation/test_saml_connector.py``, here at the HTTP level: none may
+create a user or lead the browser back to the relying party with a code. The same flow
+over real HTTP against gunicorn is ``tests/e2e/test_sso_over_http.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from app import create_app
+from tests.conftest import audit_events, base_config
+from tests.federation.conftest import IDP_ENTITY_ID
+from tests.federation.saml_idp import post
+from tests.integration.sso.conftest import (ACS_URL, SP_ENTITY_ID, created, federated_users,
+                                            lands_on_relying_party, start_saml)
+from tests.oidc import REDIRECT_URI
+from tests.sso import SAML_ATTACKS, saml_body
+
+APP_START = "https://app.example.test/start"
+
+
+@pytest.fixture
+def saml(configure, saml_idp, make_tenant):
+    """A SAML connection mapping the IdP's group "ops" to editor in "acme"."""
+    acme = make_tenant("acme")
+    return configure("saml", saml_body(saml_idp, group_mappings={"ops": [{"id": acme,
+                                                                          "role": "editor"}]}))
+
+
+def test_a_signed_response_signs_the_user_in_and_the_next_login_reaches_the_same_user(
+        sso_app, browser, rp, saml_idp, saml):
+    login = start_saml(browser, rp, saml_idp)
+    assert login.request.acs_url == ACS_URL and login.request.issuer == SP_ENTITY_ID
+    posted = login.post(login.respond())
+    # the ACS answers the IdP's cross-site POST with a redirect the browser follows by GET
+    assert posted.status_code == 303
+    assert posted.headers["Location"].startswith("/api/v1/auth/sso/saml/complete?id=")
+    landed = browser.get(posted.headers["Location"])
+    assert lands_on_relying_party(landed)
+    body = rp.exchange(rp.callback(landed)["code"]).get_json()
+    assert body["access_token"]
+    [user] = federated_users(sso_app)
+    assert user == {**user, "username": "saml.user-1", "email": "ada@example.test",
+                    "email_verified": False, "name": "Ada Lovelace", "password_hash": None,
+                    "provider": "saml", "upstream": IDP_ENTITY_ID, "subject": "user-1",
+                    "tenants": {"acme": "editor"}}
+
+    other = sso_app.test_client()
+    rp.http = other
+    again = start_saml(other, rp, saml_idp)
+    landed = again.complete(again.respond(attributes={"email": ["ada@example.test"],
+                                                      "name": ["Ada King"], "groups": []}))
+    assert lands_on_relying_party(landed)
+    [updated] = federated_users(sso_app)
+    assert (updated["id"], updated["name"], updated["tenants"]) == (user["id"], "Ada King", {})
+    assert created(sso_app) == (2, 1)
+    assert [e["outcome"] for e in audit_events(sso_app, "sso.login")] == ["success", "success"]
+
+
+def test_the_seed_code_exchange_works_for_a_saml_code(browser, rp, saml_idp, saml):
+    login = start_saml(browser, rp, saml_idp)
+    code = rp.callback(login.complete(login.respond()))["code"]
+    seed = browser.post("/api/v1/auth/token", json={
+        "code": code, "redirect_uri": REDIRECT_URI, "client_id": rp.client_id,
+        "code_verifier": rp.verifier})
+    assert seed.status_code == 200
+    assert seed.get_json()["user"]["tenants"] == [{"id": "acme", "role": "editor"}]
+
+
+def test_the_login_page_offers_saml_and_idp_hint_goes_there(browser, rp, saml_idp, saml):
+    login_page = browser.get(rp.authorize().headers["Location"]).get_data(True)
+    assert "Sign in with your organisation&#39;s single sign-on" in login_page
+    hinted = rp.authorize(idp_hint="saml")
+    assert hinted.status_code == 302 and hinted.headers["Location"].startswith(
+        "https://idp.example.test/saml/sso?SAMLRequest=")
+
+
+def test_sp_metadata(browser):
+    response = browser.get("/api/v1/auth/sso/saml/metadata")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/samlmetadata+xml")
+    xml = response.get_data(True)
+    assert f'entityID="{SP_ENTITY_ID}"' in xml and f'Location="{ACS_URL}"' in xml
+    assert 'WantAssertionsSigned="true"' in xml
+
+
+# -- every attack: an error page, no user, no code ------------------------------------------
+
+def refused_at_the_acs(sso_app, response) -> None:
+    page = response.get_data(True)
+    assert response.status_code in (400, 401), page[:500]
+    assert 'role="alert"' in page and "root:" not in page
+    assert "Location" not in response.headers
+    assert created(sso_app) == (1, 0)  # the admin alone
+
+
+@pytest.mark.parametrize("attack", SAML_ATTACKS)
+def test_an_attack_is_refused_and_creates_nothing(sso_app, browser, rp, saml_idp, saml, attack):
+    respond, rule = SAML_ATTACKS[attack]
+    login = start_saml(browser, rp, saml_idp)
+    refused_at_the_acs(sso_app, login.post(respond(login)))
+    [failure] = audit_events(sso_app, "sso.login")
+    assert failure["outcome"] == "failure" and failure["details"]["reason"] == "rejected"
+    assert rule in failure["details"]["detail"]
+    # and the genuine Response of that login no longer works either: its state is used
+    refused_at_the_acs(sso_app, login.post(login.respond()))
+
+
+def test_a_replayed_response_is_refused(sso_app, browser, rp, saml_idp, saml):
+    login = start_saml(browser, rp, saml_idp)
+    xml = login.respond()
+    assert lands_on_relying_party(login.complete(xml))
+    replay = login.post(xml)
+    assert replay.status_code == 401 and "Location" not in replay.headers
+    # with the RelayState of a fresh login of the same browser: not the request it answers
+    fresh = start_saml(browser, rp, saml_idp, prompt="login")
+    assert fresh.post(xml).status_code == 401
+    assert created(sso_app) == (2, 1)
+
+
+def test_a_tampered_relay_state_is_refused(sso_app, browser, rp, saml_idp, saml):
+    login = start_saml(browser, rp, saml_idp)
+    refused_at_the_acs(sso_app, login.post(login.respond(), relay_state="x" * 43))
+
+
+def test_a_completion_in_another_browser_or_twice_is_refused(sso_app, browser, rp, saml_idp, saml):
+    login = start_saml(browser, rp, saml_idp)
+    posted = login.post(login.respond())
+    assert posted.status_code == 303
+    stolen = sso_app.test_client().get(posted.headers["Location"])
+    assert stolen.status_code == 400 and "another browser" in stolen.get_data(True)
+    assert browser.get(posted.headers["Location"]).status_code == 400  # used up
+    assert created(sso_app) == (1, 0)
+    reasons = [e["details"]["reason"] for e in audit_events(sso_app, "sso.login")]
+    assert reasons == ["browser", "state"]
+
+
+def test_a_response_too_large_for_the_acs_is_refused(sso_app, browser, rp, saml_idp, saml):
+    login = start_saml(browser, rp, saml_idp)
+    response = browser.post("/api/v1/auth/sso/saml/acs", data={
+        "SAMLResponse": "A" * 600_000, "RelayState": login.request.relay_state})
+    assert response.status_code == 413
+    assert created(sso_app) == (1, 0)
+
+
+# -- IdP-initiated ---------------------------------------------------------------------------
+
+def test_idp_initiated_login_goes_to_an_allowlisted_page_signed_in(
+        sso_app, browser, rp, saml_idp, configure):
+    configure("saml", saml_body(saml_idp, allow_idp_initiated=True,
+                                relay_state_allowlist=[APP_START]))
+    xml = saml_idp.response(None, ACS_URL, SP_ENTITY_ID)
+    posted = browser.post("/api/v1/auth/sso/saml/acs",
+                          data={"SAMLResponse": post(xml), "RelayState": APP_START})
+    assert posted.status_code == 303
+    landed = browser.get(posted.headers["Location"])
+    assert landed.status_code == 302 and landed.headers["Location"] == APP_START
+    # the application starts its own request, which the IdP session answers at once
+    assert lands_on_relying_party(rp.authorize())
+    assert created(sso_app) == (2, 1)
+    # the same Response again: the replay cache
+    replay = browser.post("/api/v1/auth/sso/saml/acs",
+                          data={"SAMLResponse": post(xml), "RelayState": APP_START})
+    assert replay.status_code == 401 and "already used" in replay.get_data(True)
+
+
+def test_idp_initiated_login_is_refused_off_the_allowlist_or_when_off(
+        sso_app, browser, saml_idp, configure):
+    configure("saml", saml_body(saml_idp, allow_idp_initiated=True,
+                                relay_state_allowlist=[APP_START]))
+    for relay_state in ("https://evil.example.test/", None):
+        form = {"SAMLResponse": post(saml_idp.response(None, ACS_URL, SP_ENTITY_ID))}
+        if relay_state:
+            form["RelayState"] = relay_state
+        refused_at_the_acs(sso_app, browser.post("/api/v1/auth/sso/saml/acs", data=form))
+    configure("saml", saml_body(saml_idp))
+    refused_at_the_acs(sso_app, browser.post("/api/v1/auth/sso/saml/acs", data={
+        "SAMLResponse": post(saml_idp.response(None, ACS_URL, SP_ENTITY_ID)),
+        "RelayState": APP_START}))
+
+
+# -- xmlsec1 missing -------------------------------------------------------------------------
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def test_without_xmlsec1_saml_answers_503_and_the_rest_works(
+        monkeypatch, tmp_path, pg_schema, redis_ns, clean, rp, saml, upstream):
+    records = _Records()
+    logging.getLogger("infracast.sso").addHandler(records)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    try:
+        application = create_app(base_config(
+            DATABASE_URL=pg_schema.url, REDIS_URL=redis_ns.url, REDIS_KEY_PREFIX=redis_ns.prefix))
+    finally:
+        logging.getLogger("infracast.sso").removeHandler(records)
+    [error] = [r for r in records.records if r.levelno == logging.ERROR]
+    assert "xmlsec1" in error.getMessage() and "apt-get install xmlsec1" in error.getMessage()
+
+    browser = application.test_client()
+    metadata = browser.get("/api/v1/auth/sso/saml/metadata")
+    assert metadata.status_code == 503
+    assert metadata.get_json()["error"] == {
+        "code": "UNAVAILABLE",
+        "message": "SAML sign-in is not available on this server: the xmlsec1 program is missing."}
+    for response in (browser.get("/api/v1/auth/sso/saml/login", query_string=rp.params()),
+                     browser.post("/api/v1/auth/sso/saml/acs", data={"SAMLResponse": "x"})):
+        assert response.status_code == 503 and "xmlsec1" in response.get_data(True)
+    # the rest of the service works: the login page, without the SAML button
+    rp.http = browser
+    login_page = browser.get(rp.authorize(idp_hint="saml").headers["Location"])
+    assert login_page.status_code == 200 and "single sign-on" not in login_page.get_data(True)
+    assert browser.get("/healthz").status_code == 200
