@@ -31,7 +31,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     database_url = config["DATABASE_URL"] or f"sqlite:///{Path(app.instance_path) / 'idp.db'}"
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(str(database_url))
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    # No pool_pre_ping: it costs a round trip per checkout. A connection that a database
+    # restart broke fails its request with a 503 (app/errors.py), and SQLAlchemy then
+    # replaces the pool's connections; recycling keeps idle ones from going stale.
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_recycle": 1800})
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     app.json.sort_keys = False  # keep the seed's field order in responses
 

@@ -7,7 +7,7 @@ import logging
 import sqlalchemy as sa
 from flask import has_request_context, request
 
-from .extensions import db
+from .extensions import autocommit
 from .models import AuditEvent, utcnow
 
 log = logging.getLogger("infracast.audit")
@@ -19,8 +19,9 @@ class SqlAudit:
     def __call__(self, action: str, outcome: str, *, actor: str | None = None,
                  target: str | None = None, **details) -> None:
         client_ip = request.remote_addr if has_request_context() else None
-        # its own transaction: a refused request rolls back, its audit event stays
-        with db.engine.begin() as conn:
+        # one statement outside any request transaction: a refused request rolls back, its
+        # audit event stays
+        with autocommit() as conn:
             conn.execute(sa.insert(self.table).values(
                 at=utcnow(), action=action, outcome=outcome, actor=actor, target=target,
                 client_ip=client_ip, details=details))

@@ -118,6 +118,7 @@ def register_client(metadata: dict, client_id: str | None = None) -> RegisteredS
     except IntegrityError:
         db.session.rollback()
         raise Conflict("A client with this client_id already exists") from None
+    services().clients.forget(client_id)
     return RegisteredSecret(client=client, client_secret=secret)
 
 
@@ -162,3 +163,4 @@ def list_clients() -> Page:
 def delete_client(client_id: str) -> None:
     db.session.delete(get_client(client_id))
     db.session.commit()
+    services().clients.forget(client_id)

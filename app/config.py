@@ -89,9 +89,14 @@ SETTINGS: dict[str, Setting] = {
                                     _str, "where Azure AD issuers live"),
     "ARGON2_TIME_COST": Setting("ARGON2_TIME_COST", 2, _int, "argon2id iterations"),
     "ARGON2_MEMORY_KIB": Setting("ARGON2_MEMORY_KIB", 19456, _int, "argon2id memory in KiB"),
+    "ARGON2_CONCURRENCY": Setting("ARGON2_CONCURRENCY", 1, _int,
+                                  "argon2 computations one worker process runs at a time"),
     "ARGON2_PARALLELISM": Setting("ARGON2_PARALLELISM", 1, _int, "argon2id lanes"),
     "JWKS_MAX_AGE": Setting("JWKS_MAX_AGE", 300, _int,
                             "Cache-Control max-age of the JWKS and discovery documents"),
+    "CLIENT_CACHE_SECONDS": Setting("CLIENT_CACHE_SECONDS", 10.0, float,
+                                    "how long a worker keeps a registered client before "
+                                    "re-reading it (a change reaches every worker within this)"),
     "KEY_CACHE_SECONDS": Setting("KEY_CACHE_SECONDS", 30, _int,
                                  "how long a worker keeps the signing keys before re-reading them"),
     "KEY_ROTATION_DAYS": Setting("KEY_ROTATION_DAYS", 90, _int,
@@ -137,6 +142,7 @@ def validate(config: dict[str, object]) -> None:
     if float(config["REFRESH_REUSE_GRACE_SECONDS"]) < 0:
         raise ConfigError("REFRESH_REUSE_GRACE_SECONDS must be 0 or more")
     for key in ("ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "JWKS_MAX_AGE", "LOGIN_FREE_ATTEMPTS",
+                "ARGON2_CONCURRENCY",
                 "LOGIN_ACCOUNT_THRESHOLD", "LOGIN_ACCOUNT_LOCK", "LOGIN_WINDOW", "SESSION_TTL"):
         if int(config[key]) <= 0:
             raise ConfigError(f"{SETTINGS[key].env} must be a positive number of seconds")

@@ -35,3 +35,12 @@ SERVICES_KEY = "infracast"
 def services():
     """The running app's service container (see ``app/services/__init__.py``)."""
     return current_app.extensions[SERVICES_KEY]
+
+
+def autocommit():
+    """A connection for one self-contained statement: no BEGIN, no ROLLBACK, one round trip.
+
+    The hot paths (token, refresh, introspection) read and write single rows; each statement
+    is atomic on its own, so wrapping it in a transaction would only add round trips.
+    """
+    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")

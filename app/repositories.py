@@ -6,11 +6,13 @@ container and see plain dataclasses (``Account``, ``RegisteredClient``, ``KeyRec
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from idp.accounts import Account
 from idp.api_keys import ApiKeyRecord
@@ -20,8 +22,8 @@ from idp.hashing import SecretHasher
 from idp.revocation import USER, RevocationRecord
 from keys.manager import ACTIVE, NEXT, RETIRED, KeyRecord
 
-from .extensions import db
-from .models import ApiKey, Client, Revocation, SigningKey, Tenant, User, utcnow
+from .extensions import autocommit, db
+from .models import ApiKey, Client, Membership, Revocation, SigningKey, Tenant, User, utcnow
 from .models import Consent as ConsentRow
 
 
@@ -41,22 +43,38 @@ def account_from(user: User, revoked_before: datetime | None = None) -> Account:
 
 
 class SqlAccountDirectory:
+    """Accounts as the token service needs them: one statement, one round trip."""
+
+    users, memberships = User.__table__, Membership.__table__
+
     def find_by_username(self, username: str) -> Account | None:
-        return self._one(User.username == username)
+        return self._one(self.users.c.username == username)
 
     def find_by_id(self, user_id: str) -> Account | None:
-        return self._one(User.id == user_id)
+        return self._one(self.users.c.id == user_id)
 
-    @staticmethod
-    def _one(where) -> Account | None:
-        # one query: the user, their memberships and their revocation watermark
-        watermark = sa.select(Revocation.revoked_at).where(
-            Revocation.kind == USER, Revocation.subject == User.id,
-            Revocation.expires_at > utcnow()).scalar_subquery()
-        row = db.session.execute(
-            sa.select(User, watermark).options(joinedload(User.memberships)).where(where)
-        ).unique().first()
-        return None if row is None else account_from(row[0], row[1])
+    def _one(self, where) -> Account | None:
+        # the user, a row per membership, and the user's revocation watermark, in one query
+        u, m, r = self.users.c, self.memberships.c, Revocation.__table__.c
+        watermark = sa.select(r.revoked_at).where(
+            r.kind == USER, r.subject == u.id, r.expires_at > utcnow()).scalar_subquery()
+        query = (sa.select(u.id, u.username, u.email, u.email_verified, u.name, u.password_hash,
+                           u.platform_roles, u.disabled, m.tenant_id, m.role,
+                           watermark.label("revoked_before"))
+                 .select_from(self.users.outerjoin(self.memberships, m.user_id == u.id))
+                 .where(where))
+        with autocommit() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return None
+        user = rows[0]
+        return Account(
+            id=user.id, username=user.username, email=user.email, disabled=user.disabled,
+            platform_roles=tuple(user.platform_roles or ()),
+            memberships={row.tenant_id: row.role for row in rows if row.tenant_id is not None},
+            name=user.name, email_verified=user.email_verified, password_hash=user.password_hash,
+            revoked_before=None if user.revoked_before is None else user.revoked_before.timestamp(),
+        )
 
     def replace_password_hash(self, user_id: str, password_hash: str) -> None:
         db.session.execute(sa.update(User).where(User.id == user_id).values(password_hash=password_hash))
@@ -85,8 +103,27 @@ def client_from(row: Client, hasher: SecretHasher) -> RegisteredClient:
 
 
 class SqlClientDirectory:
-    def __init__(self, hasher: SecretHasher):
+    """Registered clients, kept per process for ``cache_seconds``.
+
+    Every token request authenticates its client, often more than once (Authlib tries each
+    authentication method in turn), so reading the row each time would put a database
+    round trip on every grant. How stale this can be: a change to a client (deleted, grant
+    types or redirect URIs changed) reaches the other workers within ``cache_seconds``;
+    this worker sees its own changes at once. A deleted client's access tokens live on for
+    ``ACCESS_TOKEN_TTL`` anyway, so a few more seconds of it being known add nothing an
+    attacker could use that they did not already hold.
+    """
+
+    table = Client.__table__
+
+    def __init__(self, hasher: SecretHasher, cache_seconds: float = 10.0, max_entries: int = 4096,
+                 monotonic=time.monotonic):
         self.hasher = hasher
+        self.cache_seconds = cache_seconds
+        self.max_entries = max_entries
+        self._monotonic = monotonic
+        self._cache: OrderedDict[str, tuple[float, RegisteredClient | None]] = OrderedDict()
+        self._lock = threading.Lock()
         self._api_client = api_client()
 
     def find(self, client_id: str) -> RegisteredClient | None:
@@ -94,8 +131,25 @@ class SqlClientDirectory:
             return self._api_client
         if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.match(client_id):
             return None
-        row = db.session.get(Client, client_id)
-        return None if row is None else client_from(row, self.hasher)
+        now = self._monotonic()
+        cached = self._cache.get(client_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        with autocommit() as conn:
+            row = conn.execute(sa.select(self.table).where(self.table.c.client_id == client_id)).first()
+        client = None if row is None else client_from(row, self.hasher)
+        with self._lock:
+            # unknown ids are remembered too (briefly, and within a bounded LRU)
+            self._cache[client_id] = (now + self.cache_seconds, client)
+            self._cache.move_to_end(client_id)
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+        return client
+
+    def forget(self, client_id: str) -> None:
+        """Drop a client this worker changed, so its own next request reads it afresh."""
+        with self._lock:
+            self._cache.pop(client_id, None)
 
 
 class SqlConsentDirectory:
@@ -179,7 +233,7 @@ class SqlKeyRepository:
 
     def _select(self, *where) -> list[KeyRecord]:
         query = sa.select(self.table).where(*where).order_by(self.table.c.created_at)
-        with db.engine.connect() as conn:
+        with autocommit() as conn:
             return [_record(row) for row in conn.execute(query)]
 
     def list_published(self, now: datetime) -> list[KeyRecord]:
@@ -272,7 +326,7 @@ class SqlDurableRevocations:
 
     def user_watermark(self, user_id: str) -> datetime | None:
         c = self.table.c
-        with db.engine.connect() as conn:
+        with autocommit() as conn:
             return conn.execute(sa.select(c.revoked_at).where(
                 c.kind == USER, c.subject == user_id, c.expires_at > utcnow())).scalar()
 
@@ -291,6 +345,7 @@ def api_key_record(row: ApiKey) -> ApiKeyRecord:
         allowed_ips=tuple(row.allowed_ips or ()), created_by=row.created_by,
         created_at=row.created_at, issued_at=row.rotated_at or row.created_at,
         expires_at=row.expires_at, revoked=row.revoked_at is not None,
+        last_used_at=row.last_used_at,
     )
 
 
@@ -304,14 +359,16 @@ class SqlApiKeyDirectory:
         query = sa.select(ApiKey.__table__).where(sa.or_(
             c.secret_hash == digest,
             sa.and_(c.previous_secret_hash == digest, c.previous_valid_until > now)))
-        with db.engine.connect() as conn:
+        with autocommit() as conn:
             row = conn.execute(query).first()
         return None if row is None else api_key_record(row)
 
-    def mark_used(self, key_id: str, now: datetime) -> None:
+    def mark_used(self, record: ApiKeyRecord, now: datetime) -> None:
+        if record.last_used_at is not None and record.last_used_at > now - self.TOUCH_INTERVAL:
+            return  # recorded recently enough: no write on this request
         c = ApiKey.__table__.c
-        with db.engine.begin() as conn:
+        with autocommit() as conn:
             conn.execute(sa.update(ApiKey.__table__).where(
-                c.id == key_id,
+                c.id == record.id,
                 sa.or_(c.last_used_at.is_(None), c.last_used_at < now - self.TOUCH_INTERVAL),
             ).values(last_used_at=now))

@@ -88,6 +88,7 @@ def build_services(config: dict, kek: bytes) -> Services:
         time_cost=int(config["ARGON2_TIME_COST"]),
         memory_kib=int(config["ARGON2_MEMORY_KIB"]),
         parallelism=int(config["ARGON2_PARALLELISM"]),
+        concurrency=int(config["ARGON2_CONCURRENCY"]),
     )
     secret_hasher = SecretHasher(sealer.derive("secret-digest"))
     key_manager = KeyManager(SqlKeyRepository(), sealer, clock=utc_clock)
@@ -102,7 +103,7 @@ def build_services(config: dict, kek: bytes) -> Services:
     accounts = SqlAccountDirectory()
     audit = SqlAudit()
     api_keys = SqlApiKeyDirectory()
-    clients = SqlClientDirectory(secret_hasher)
+    clients = SqlClientDirectory(secret_hasher, cache_seconds=float(config["CLIENT_CACHE_SECONDS"]))
     access_ttl, refresh_ttl = int(config["ACCESS_TOKEN_TTL"]), int(config["REFRESH_TOKEN_TTL"])
     issuer = AccessTokenIssuer(
         keyring, issuer=str(config["ISSUER"]), audience=str(config["AUDIENCE"]),

@@ -88,12 +88,14 @@ class ApiKeyRecord:
     issued_at: datetime  # created, or last rotated
     expires_at: datetime | None
     revoked: bool
+    last_used_at: datetime | None = None
 
 
 class ApiKeyDirectory(Protocol):
     def find_by_secret_digest(self, digest: str, now: datetime) -> ApiKeyRecord | None: ...
 
-    def mark_used(self, key_id: str, now: datetime) -> None: ...
+    def mark_used(self, record: ApiKeyRecord, now: datetime) -> None:
+        """Note a use; may skip the write when the last noted use is recent."""
 
 
 def effective_tenants(record: ApiKeyRecord, creator: Account | None) -> dict[str, list[str]]:

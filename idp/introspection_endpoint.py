@@ -70,7 +70,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         payload = api_keys.introspection(record, creator, client_ip, moment)
         if payload is None:
             return None
-        directory.mark_used(record.id, moment)
+        directory.mark_used(record, moment)
         return _Introspected(payload)
 
     def introspect_token(self, token):
