@@ -47,6 +47,34 @@ class Recorder:
         print(summarise(self.output.read_text()), flush=True)
 
 
+# where a sample's time goes: the first category (in this order) with a frame on the stack
+CATEGORIES = (
+    ("argon2id verification", ("(argon2/",)),
+    ("RSA sign/verify (cryptography via joserfc)", ("_RSAAlgModel.sign ", "_RSAAlgModel.verify ")),
+    ("audit row (app/audit.py)", ("(app/audit.py)",)),
+    ("request log line (app/logging.py)", ("_finish (app/logging.py)",)),
+    ("PostgreSQL client (SQLAlchemy, psycopg)", ("(sqlalchemy/", "(psycopg/", "(flask_sqlalchemy/")),
+    ("Redis client (redis-py)", ("(redis/",)),
+    ("rest of JOSE (joserfc)", ("(joserfc/",)),
+    ("rest of Authlib", ("(authlib/",)),
+    ("our code (app/, idp/, keys/)", ("(app/", "(idp/", "(keys/")),
+    ("Flask and Werkzeug", ("(flask/", "(werkzeug/")),
+    ("WSGI server (gunicorn, granian)", ("(gunicorn/", "(granian/")),
+)
+
+
+def breakdown(raw: str) -> list[tuple[str, float]]:
+    """Each category's share of the samples (see ``CATEGORIES``), largest first."""
+    shares: Counter[str] = Counter()
+    total = 0
+    for frames, count in _stacks(raw):
+        total += count
+        stack = ";".join(frames)
+        shares[next((name for name, marks in CATEGORIES
+                     if any(mark in stack for mark in marks)), "other")] += count
+    return [(name, n / total) for name, n in shares.most_common()] if total else []
+
+
 def _stacks(raw: str):
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -67,7 +95,9 @@ def summarise(raw: str, top: int = 25) -> str:
                 inclusive[frame] += count
     if not total:
         return "  (no samples)"
-    lines = [f"  {total} samples; inclusive:"]
+    lines = [f"  {total} samples; by category:"]
+    lines += [f"    {share:6.1%}  {name}" for name, share in breakdown(raw)]
+    lines.append("  inclusive:")
     lines += [f"    {n / total:6.1%}  {frame}" for frame, n in inclusive.most_common(top)]
     lines.append("  self:")
     lines += [f"    {n / total:6.1%}  {frame}" for frame, n in own.most_common(top // 2)]

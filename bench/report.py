@@ -228,6 +228,9 @@ class Report:
     measurements: list[Measurement] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # row -> (SQL statements, Redis commands, whether that request succeeded) of one
+    # steady-state request (bench/anatomy.py)
+    round_trips: dict[str, tuple[str, str, bool]] = field(default_factory=dict)
 
     def table(self) -> str:
         lines = [
@@ -282,6 +285,15 @@ class Report:
                          f"| {self.primitive(m)} | {' | '.join(cells[1:])} | {busy} | {steal} |")
         return "\n".join(lines) if len(lines) > 2 else ""
 
+    def round_trips_table(self) -> str:
+        lines = ["| row | SQL statements | Redis commands |", "|---|---|---|"]
+        for row in ROWS:
+            if row.key in self.round_trips:
+                sql, redis, ok = self.round_trips[row.key]
+                failed = "" if ok else " (request failed: not representative)"
+                lines.append(f"| {row.title.split(' `')[0]}{failed} | {sql} | {redis} |")
+        return "\n".join(lines) if len(lines) > 2 else ""
+
     def ceilings_table(self) -> str:
         lines = ["| ceiling | per second | CPU ms per operation |", "|---|--:|--:|"]
         for key, name in CEILING_NAMES.items():
@@ -305,6 +317,11 @@ class Report:
             "",
             self.ceilings_table(),
         ]
+        trips = self.round_trips_table()
+        if trips:
+            parts += ["", "Round trips of one steady-state request of each row (bench/anatomy.py;"
+                      " a ping is pool_pre_ping's SELECT 1 at each connection checkout):", "",
+                      trips]
         cpu = self.cpu_table()
         if cpu:
             parts += ["", "CPU milliseconds per request while each row ran (bench/cpu.py). "

@@ -99,7 +99,9 @@ class Fixture:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def request(self, row: str, connections: int) -> Request:
+    def request(self, row: str, connections: int, families: int | None = None) -> Request:
+        """What wrk sends for ``row``; the refresh row gets ``families`` live refresh
+        tokens (default: twice as many as connections, so every connection finds one)."""
         seed = self.seed
         if row == "jwks":
             return Request("/.well-known/jwks.json", expect='"keys"', expect_header="ETag")
@@ -112,9 +114,8 @@ class Fixture:
             return Request(TOKEN_PATH, "bodies.lua", "POST", (basic(seed.app_client),),
                            self._lines("password", bodies), expect='"access_token"')
         if row == "refresh":
-            # twice as many families as connections: every connection always finds one
             self._pools += 1
-            tokens = self.refresh_tokens(2 * connections)
+            tokens = self.refresh_tokens(families or 2 * connections)
             return Request(TOKEN_PATH, "refresh.lua", "POST", (basic(seed.app_client),),
                            self._lines(f"refresh-{self._pools}", tokens),
                            expect='"access_token"')

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import requests
 
+from . import anatomy
 from . import ceilings as ceiling_probe
 from . import profile
 from .backends import AUDIENCE_DEFAULT, Backends, seed
@@ -179,12 +180,13 @@ class Bench:
         from app import create_app
 
         args = self.args
-        app = create_app({**backends.app_config(), "INSTANCE_PATH": instance})
+        port = free_port()
+        issuer = f"http://127.0.0.1:{port}"
+        # the runner's own app (seeding, round-trip counts) sees what the servers see
+        app = create_app({**backends.app_config(), "INSTANCE_PATH": instance, "ISSUER": issuer})
         log(f"seeding schema {backends.schema}: {args.users} users, clients, tenants")
         seeded = seed(app, args.users)
-        port = free_port()
-        env = {**backends.env(), "IDP_ISSUER": f"http://127.0.0.1:{port}",
-               "IDP_INSTANCE_PATH": instance}
+        env = {**backends.env(), "IDP_ISSUER": issuer, "IDP_INSTANCE_PATH": instance}
         fixture: Fixture | None = None
         skipped: set[str] = set()
         for spec in args.server_specs:
@@ -197,21 +199,35 @@ class Bench:
                                       timeout=10).json()["grant_types_supported"]
                 if fixture is None:
                     fixture = Fixture(server.url, seeded, self.logs, self.load.threads)
+                rows = []
                 for row in (r for r in args.row_keys if r in HTTP_ROWS):
                     grant = ROW_GRANTS.get(row)
-                    if grant is not None and grant not in grants:
-                        if row not in skipped:
-                            skipped.add(row)
-                            report.skipped.append(Skipped(
-                                row, f"`{grant}` is not in discovery's grant_types_supported "
-                                     "on this branch"))
-                        continue
+                    if grant is None or grant in grants:
+                        rows.append(row)
+                    elif row not in skipped:
+                        skipped.add(row)
+                        report.skipped.append(Skipped(
+                            row, f"`{grant}` is not in discovery's grant_types_supported on "
+                                 "this branch"))
+                for row in rows:
+                    if row not in report.round_trips:
+                        report.round_trips[row] = self._round_trips(row, app, fixture)
+                for row in rows:
                     report.measurements.append(self._row(row, server, label, fixture))
                 if "verifier" in args.row_keys and not any(
                         m.row == "verifier" for m in report.measurements):
                     report.measurements.append(self._verifier(server, fixture, app))
             finally:
                 server.stop()
+
+    def _round_trips(self, row: str, app, fixture: Fixture) -> tuple[str, str, bool]:
+        """SQL statements and Redis commands of one steady-state request of ``row``."""
+        connections = self.load.connections
+        anatomy.trace(app, fixture.request(row, connections, families=1))  # warms caches
+        found = anatomy.trace(app, fixture.request(row, connections, families=1))
+        log(f"  {row} round trips: SQL {found.describe_sql()}; Redis {found.describe_redis()}"
+            + ("" if found.ok else " (the request FAILED)"))
+        return found.describe_sql(), found.describe_redis(), found.ok
 
     def _row(self, row: str, server: Server, label: str, fixture: Fixture) -> Measurement:
         args, name = self.args, server.spec.name

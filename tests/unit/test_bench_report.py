@@ -3,10 +3,12 @@ marking rows invalid, judging targets, rendering. No server, no wrk."""
 
 import pytest
 
+from bench.anatomy import statement
 from bench.cpu import _TICK, CpuUse, _delta
 from bench.report import (ARGON2_ALL, RSA_SIGN_ALL, RSA_VERIFY_ONE, Measurement, Report,
                           Skipped, WrkResult, parse_wrk, verdict)
 from bench.servers import parse_server
+from bench.wrk import Request
 
 # what wrk 4.1 printed for a refresh row, with bench/lua/common.lua's done() line
 CAPTURED = """\
@@ -111,3 +113,30 @@ def test_server_names():
     assert parse_server("granian-t2").kind == "granian"
     with pytest.raises(ValueError):
         parse_server("uwsgi")
+
+
+def test_statements_are_named_by_verb_and_table():
+    assert statement('SELECT users.id, users.username \nFROM users WHERE users.id = %(pk)s') \
+        == "SELECT users"
+    assert statement("INSERT INTO audit_events (actor) VALUES (%(actor)s)") \
+        == "INSERT audit_events"
+    assert statement('UPDATE "api_keys" SET last_used_at=%(x)s') == "UPDATE api_keys"
+    assert statement("select 1") == "SELECT"
+
+
+def test_the_refresh_script_sends_its_tokens_as_refresh_grants(tmp_path):
+    data = tmp_path / "tokens.txt"
+    data.write_text("family.secret\nother.secret\n")
+    request = Request("/oauth/token", "refresh.lua", "POST", data=data)
+    assert request.first_body() == "grant_type=refresh_token&refresh_token=family.secret"
+    assert Request("/oauth/introspect", "bodies.lua", "POST", data=data).first_body() \
+        == "family.secret"
+
+
+def test_round_trips_table_flags_a_failed_request():
+    report = Report(machine="m", command="c", started="s", ceilings={})
+    report.round_trips = {"refresh": ("SELECT users", "EVALSHA", True),
+                          "introspect_jwt": ("SELECT oauth_clients", "MGET", False)}
+    table = report.round_trips_table()
+    assert "| refresh grant | SELECT users | EVALSHA |" in table
+    assert "| introspection of a JWT (request failed: not representative) |" in table
