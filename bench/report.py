@@ -228,9 +228,9 @@ class Report:
     measurements: list[Measurement] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # row -> (SQL statements, Redis commands, whether that request succeeded) of one
-    # steady-state request (bench/anatomy.py)
-    round_trips: dict[str, tuple[str, str, bool]] = field(default_factory=dict)
+    # row -> (SQL statements, Redis commands, whether the requests succeeded, CPU ms per
+    # request) of steady-state requests sent one at a time in-process (bench/anatomy.py)
+    round_trips: dict[str, tuple[str, str, bool, float]] = field(default_factory=dict)
 
     def table(self) -> str:
         lines = [
@@ -286,12 +286,14 @@ class Report:
         return "\n".join(lines) if len(lines) > 2 else ""
 
     def round_trips_table(self) -> str:
-        lines = ["| row | SQL statements | Redis commands |", "|---|---|---|"]
+        lines = ["| row | in-process CPU ms | SQL statements | Redis commands |",
+                 "|---|--:|---|---|"]
         for row in ROWS:
             if row.key in self.round_trips:
-                sql, redis, ok = self.round_trips[row.key]
+                sql, redis, ok, cpu_ms = self.round_trips[row.key]
                 failed = "" if ok else " (request failed: not representative)"
-                lines.append(f"| {row.title.split(' `')[0]}{failed} | {sql} | {redis} |")
+                lines.append(f"| {row.title.split(' `')[0]}{failed} | {cpu_ms:.2f} | {sql} "
+                             f"| {redis} |")
         return "\n".join(lines) if len(lines) > 2 else ""
 
     def ceilings_table(self) -> str:
@@ -319,9 +321,10 @@ class Report:
         ]
         trips = self.round_trips_table()
         if trips:
-            parts += ["", "Round trips of one steady-state request of each row (bench/anatomy.py;"
-                      " a ping is pool_pre_ping's SELECT 1 at each connection checkout):", "",
-                      trips]
+            parts += ["", "One request at a time through the app in the runner's process "
+                      "(bench/anatomy.py): its CPU without a WSGI server or concurrency, and "
+                      "the round trips of one steady-state request (a ping is pool_pre_ping's "
+                      "SELECT 1 at each connection checkout):", "", trips]
         cpu = self.cpu_table()
         if cpu:
             parts += ["", "CPU milliseconds per request while each row ran (bench/cpu.py). "

@@ -220,14 +220,16 @@ class Bench:
             finally:
                 server.stop()
 
-    def _round_trips(self, row: str, app, fixture: Fixture) -> tuple[str, str, bool]:
-        """SQL statements and Redis commands of one steady-state request of ``row``."""
+    def _round_trips(self, row: str, app, fixture: Fixture,
+                     repeat: int = 20) -> tuple[str, str, bool, float]:
+        """SQL statements and Redis commands of one steady-state request of ``row``, and
+        the CPU of ``repeat`` such requests in this process (bench/anatomy.py)."""
         connections = self.load.connections
         anatomy.trace(app, fixture.request(row, connections, families=1))  # warms caches
-        found = anatomy.trace(app, fixture.request(row, connections, families=1))
-        log(f"  {row} round trips: SQL {found.describe_sql()}; Redis {found.describe_redis()}"
-            + ("" if found.ok else " (the request FAILED)"))
-        return found.describe_sql(), found.describe_redis(), found.ok
+        found = anatomy.trace(app, fixture.request(row, connections, families=repeat), repeat)
+        log(f"  {row}: {found.cpu_ms:.2f} ms CPU in-process; SQL {found.describe_sql()}; "
+            f"Redis {found.describe_redis()}" + ("" if found.ok else " (a request FAILED)"))
+        return found.describe_sql(), found.describe_redis(), found.ok, found.cpu_ms
 
     def _row(self, row: str, server: Server, label: str, fixture: Fixture) -> Measurement:
         args, name = self.args, server.spec.name

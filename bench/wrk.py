@@ -39,13 +39,14 @@ class Request:
     def content_type(self) -> str | None:
         return "application/x-www-form-urlencoded" if self.method == "POST" else None
 
-    def first_body(self) -> str | None:
-        """The body of the first request the script sends (refresh.lua's data is tokens)."""
+    def bodies(self) -> list[str]:
+        """The bodies the script sends, in order (refresh.lua's data is tokens)."""
         if self.data is None:
-            return None
-        line = self.data.read_text().splitlines()[0]
-        return f"grant_type=refresh_token&refresh_token={line}" if self.script == "refresh.lua" \
-            else line
+            return []
+        lines = [line for line in self.data.read_text().splitlines() if line]
+        if self.script == "refresh.lua":
+            return [f"grant_type=refresh_token&refresh_token={line}" for line in lines]
+        return lines
 
 
 def wrk_version() -> str:

@@ -128,15 +128,16 @@ def test_the_refresh_script_sends_its_tokens_as_refresh_grants(tmp_path):
     data = tmp_path / "tokens.txt"
     data.write_text("family.secret\nother.secret\n")
     request = Request("/oauth/token", "refresh.lua", "POST", data=data)
-    assert request.first_body() == "grant_type=refresh_token&refresh_token=family.secret"
-    assert Request("/oauth/introspect", "bodies.lua", "POST", data=data).first_body() \
-        == "family.secret"
+    assert request.bodies() == ["grant_type=refresh_token&refresh_token=family.secret",
+                                "grant_type=refresh_token&refresh_token=other.secret"]
+    assert Request("/oauth/introspect", "bodies.lua", "POST", data=data).bodies() \
+        == ["family.secret", "other.secret"]
 
 
 def test_round_trips_table_flags_a_failed_request():
     report = Report(machine="m", command="c", started="s", ceilings={})
-    report.round_trips = {"refresh": ("SELECT users", "EVALSHA", True),
-                          "introspect_jwt": ("SELECT oauth_clients", "MGET", False)}
+    report.round_trips = {"refresh": ("SELECT users", "EVALSHA", True, 2.5),
+                          "introspect_jwt": ("SELECT oauth_clients", "MGET", False, 1.0)}
     table = report.round_trips_table()
-    assert "| refresh grant | SELECT users | EVALSHA |" in table
+    assert "| refresh grant | 2.50 | SELECT users | EVALSHA |" in table
     assert "| introspection of a JWT (request failed: not representative) |" in table
