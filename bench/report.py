@@ -225,6 +225,8 @@ class Report:
     ceilings: dict[str, float]
     # CPU milliseconds one operation of each ceiling took
     costs: dict[str, float] = field(default_factory=dict)
+    # every measurement of each ceiling, in order (``ceilings`` holds the best)
+    ceiling_runs: dict[str, list[float]] = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -272,7 +274,7 @@ class Report:
         return f"{m.cpu_ms['server'] / cost:.1f}× {PRIMITIVE_NAMES[cost_key]}"
 
     def cpu_table(self) -> str:
-        lines = ["| row | server | server | ÷ primitive | PostgreSQL (ours) | Redis | wrk "
+        lines = ["| row | server | server CPU | ÷ primitive | PostgreSQL (ours) | Redis | wrk "
                  "| other | machine busy | steal |", "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
         for m in self.measurements:
             if m.cpu_ms is None:
@@ -297,11 +299,13 @@ class Report:
         return "\n".join(lines) if len(lines) > 2 else ""
 
     def ceilings_table(self) -> str:
-        lines = ["| ceiling | per second | CPU ms per operation |", "|---|--:|--:|"]
+        lines = ["| ceiling | per second (used) | each measurement | CPU ms per operation |",
+                 "|---|--:|--:|--:|"]
         for key, name in CEILING_NAMES.items():
             if key in self.ceilings:
                 cost = self.costs.get(key)
-                lines.append(f"| {name} | {_rate(self.ceilings[key])} "
+                runs = ", ".join(_rate(r) for r in self.ceiling_runs.get(key, []))
+                lines.append(f"| {name} | {_rate(self.ceilings[key])} | {runs or '-'} "
                              f"| {'-' if cost is None else f'{cost:.3f}'} |")
         return "\n".join(lines)
 
@@ -315,7 +319,8 @@ class Report:
             "",
             self.table(),
             "",
-            "Ceilings, measured in this run (one process per core unless one core is named):",
+            "Ceilings, measured in this run before and after the rows (one process per core "
+            "unless one core is named):",
             "",
             self.ceilings_table(),
         ]

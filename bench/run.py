@@ -109,6 +109,14 @@ def machine_line(cores: int) -> str:
             f"{version('granian')}, {wrk_version()}, load average at start {load}")
 
 
+def command_line() -> str:
+    """How this run was started, as someone would type it again."""
+    arguments = " ".join(sys.argv[1:])
+    if "MAKELEVEL" in os.environ:
+        return f"make bench BENCH_ARGS='{arguments}'" if arguments else "make bench"
+    return f"python -m bench.run {arguments}".rstrip()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -143,16 +151,11 @@ class Bench:
                                                 int(config["ARGON2_MEMORY_KIB"]),
                                                 int(config["ARGON2_PARALLELISM"]))
         started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        report = Report(machine=machine_line(self.cores),
-                        command="python -m bench.run " + " ".join(sys.argv[1:]),
+        report = Report(machine=machine_line(self.cores), command=command_line(),
                         started=started, ceilings={})
         log(report.machine)
         log(f"ceilings: {args.ceiling_seconds:g} s each, argon2id {argon2.describe()}")
-        measured = ceiling_probe.measure(self.cores, args.ceiling_seconds, argon2)
-        report.ceilings = {key: rate.per_second for key, rate in measured.items()}
-        report.costs = {key: rate.cpu_seconds * 1000 for key, rate in measured.items()}
-        for key, rate in measured.items():
-            log(f"  {key}: {rate.per_second:,.0f}/s, {rate.cpu_seconds * 1e6:,.0f} µs CPU each")
+        self._ceilings(report, argon2)
         report.notes += [
             f"wrk -t{self.load.threads} -c{self.load.connections}, {self.load.seconds} s per "
             f"row after {args.warmup} s of warm-up; servers run {self.workers} worker processes "
@@ -160,6 +163,9 @@ class Bench:
             f"argon2id at the configured parameters: {argon2.describe()}.",
             "The verifier row runs in one process (one core), with no revocation hook, "
             "while the server is idle; its ceiling is one-core RSA verify.",
+            "Ceilings are measured before and after the rows; the table uses the higher rate "
+            "of the two (and the lower CPU cost), so a ceiling caught at a busy moment cannot "
+            "flatter a row.",
         ]
         if args.profile:
             report.notes.append("Profiled run: py-spy sampled the server during each measured "
@@ -174,7 +180,19 @@ class Bench:
             backends.drop()
             shutil.rmtree(instance, ignore_errors=True)
             log(f"removed schema {backends.schema} and Redis keys {backends.prefix}:*")
+        log("ceilings again, now that the rows are done")
+        self._ceilings(report, argon2)
         return report
+
+    def _ceilings(self, report: Report, argon2: ceiling_probe.Argon2Parameters) -> None:
+        """Measure every ceiling; keep the best rate and the lowest CPU cost seen so far."""
+        measured = ceiling_probe.measure(self.cores, self.args.ceiling_seconds, argon2)
+        for key, rate in measured.items():
+            log(f"  {key}: {rate.per_second:,.0f}/s, {rate.cpu_seconds * 1e6:,.0f} µs CPU each")
+            report.ceiling_runs.setdefault(key, []).append(rate.per_second)
+            report.ceilings[key] = max(report.ceilings.get(key, 0.0), rate.per_second)
+            cost = rate.cpu_seconds * 1000
+            report.costs[key] = min(report.costs.get(key, cost), cost)
 
     def _measure(self, backends: Backends, instance: str, report: Report) -> None:
         from app import create_app

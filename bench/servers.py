@@ -26,8 +26,9 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-# granian's own default is backpressure/2 (256) threads per WSGI worker; see docs/benchmarks.md
-GRANIAN_BLOCKING_THREADS = 4
+# granian's own default is backpressure/2 (256) threads per WSGI worker; 2 was measured best
+# here (docs/benchmarks.md, "Servers and worker classes")
+GRANIAN_BLOCKING_THREADS = 2
 
 
 @dataclass(frozen=True)
