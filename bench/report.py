@@ -47,6 +47,11 @@ class RowSpec:
     ceiling: str | None  # the ceiling printed beside the row (and the ratio's denominator)
     target: Target | None
 
+    @property
+    def short_title(self) -> str:
+        """The title without its endpoint: ``refresh grant``."""
+        return self.title.split(" `")[0]
+
 
 ROWS: tuple[RowSpec, ...] = (
     RowSpec("jwks", "JWKS `GET /.well-known/jwks.json`", None,
@@ -217,6 +222,14 @@ def _ms(value: float | None) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
 
+def _markdown(headers: list[str], align: str, rows: list[list[str]]) -> str:
+    """A markdown table (``align``: one ``l`` or ``r`` per column); "" without rows."""
+    if not rows:
+        return ""
+    rule = ["---" if a == "l" else "--:" for a in align]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [headers, rule, *rows])
+
+
 @dataclass
 class Report:
     machine: str
@@ -235,34 +248,25 @@ class Report:
     round_trips: dict[str, tuple[str, str, bool, float]] = field(default_factory=dict)
 
     def table(self) -> str:
-        lines = [
-            "| row | server | req/s | p50 ms | p99 ms | errors | ceiling (same run) | ratio "
-            "| target | result |",
-            "|---|---|--:|--:|--:|--:|---|--:|---|---|",
-        ]
         by_row: dict[str, list[Measurement]] = {}
         for measurement in self.measurements:
             by_row.setdefault(measurement.row, []).append(measurement)
         skipped = {s.row: s.reason for s in self.skipped}
+        rows = []
         for row in ROWS:
+            target = row.target.text if row.target else "-"
             if row.key in skipped:
-                lines.append(f"| {row.title} | - | - | - | - | - | - | - | "
-                             f"{row.target.text if row.target else '-'} | "
-                             f"skipped: {skipped[row.key]} |")
+                rows.append([row.title] + ["-"] * 7 + [target, f"skipped: {skipped[row.key]}"])
+            ceiling = self.ceilings.get(row.ceiling) if row.ceiling else None
+            ceiling_text = f"{CEILING_NAMES[row.ceiling]} {_rate(ceiling)}" if ceiling else "-"
             for m in by_row.get(row.key, []):
-                ceiling = self.ceilings.get(row.ceiling) if row.ceiling else None
-                ceiling_text = (f"{CEILING_NAMES[row.ceiling]} {_rate(ceiling)}"
-                                if ceiling else "-")
-                share = ratio(m, self.ceilings)
                 errors = str(m.errors) if not m.non_2xx else f"{m.errors} ({m.non_2xx} non-2xx)"
-                server = m.server + (f" ({m.note})" if m.note else "")
-                lines.append(
-                    f"| {row.title} | {server} | {_rate(m.rate)} | {_ms(m.p50_ms)} "
-                    f"| {_ms(m.p99_ms)} | {errors} | {ceiling_text} "
-                    f"| {_share(share)} "
-                    f"| {row.target.text if row.target else '-'} "
-                    f"| {verdict(m, self.ceilings)} |")
-        return "\n".join(lines)
+                rows.append([row.title, m.server + (f" ({m.note})" if m.note else ""),
+                             _rate(m.rate), _ms(m.p50_ms), _ms(m.p99_ms), errors, ceiling_text,
+                             _share(ratio(m, self.ceilings)), target,
+                             verdict(m, self.ceilings)])
+        return _markdown(["row", "server", "req/s", "p50 ms", "p99 ms", "errors",
+                          "ceiling (same run)", "ratio", "target", "result"], "llrrrrlrll", rows)
 
     def primitive(self, m: Measurement) -> str:
         """The row's server CPU per request as a multiple of its primitive's CPU cost."""
@@ -274,40 +278,38 @@ class Report:
         return f"{m.cpu_ms['server'] / cost:.1f}× {PRIMITIVE_NAMES[cost_key]}"
 
     def cpu_table(self) -> str:
-        lines = ["| row | server | server CPU | ÷ primitive | PostgreSQL (ours) | Redis | wrk "
-                 "| other | machine busy | steal |", "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        rows = []
         for m in self.measurements:
             if m.cpu_ms is None:
                 continue
             cells = [f"{m.cpu_ms[k]:.2f}" if k in m.cpu_ms else "-"
                      for k in ("server", "postgres", "redis", "wrk", "other")]
-            busy = "-" if m.busy is None else f"{m.busy:.0%}"
-            steal = "-" if m.steal is None else f"{m.steal:.0%}"
-            lines.append(f"| {spec(m.row).title.split(' `')[0]} | {m.server} | {cells[0]} "
-                         f"| {self.primitive(m)} | {' | '.join(cells[1:])} | {busy} | {steal} |")
-        return "\n".join(lines) if len(lines) > 2 else ""
+            rows.append([spec(m.row).short_title, m.server, cells[0], self.primitive(m),
+                         *cells[1:], "-" if m.busy is None else f"{m.busy:.0%}",
+                         "-" if m.steal is None else f"{m.steal:.0%}"])
+        return _markdown(["row", "server", "server CPU", "÷ primitive", "PostgreSQL (ours)",
+                          "Redis", "wrk", "other", "machine busy", "steal"], "llrrrrrrrr", rows)
 
     def round_trips_table(self) -> str:
-        lines = ["| row | in-process CPU ms | SQL statements | Redis commands |",
-                 "|---|--:|---|---|"]
+        rows = []
         for row in ROWS:
             if row.key in self.round_trips:
                 sql, redis, ok, cpu_ms = self.round_trips[row.key]
                 failed = "" if ok else " (request failed: not representative)"
-                lines.append(f"| {row.title.split(' `')[0]}{failed} | {cpu_ms:.2f} | {sql} "
-                             f"| {redis} |")
-        return "\n".join(lines) if len(lines) > 2 else ""
+                rows.append([row.short_title + failed, f"{cpu_ms:.2f}", sql, redis])
+        return _markdown(["row", "in-process CPU ms", "SQL statements", "Redis commands"],
+                         "lrll", rows)
 
     def ceilings_table(self) -> str:
-        lines = ["| ceiling | per second (used) | each measurement | CPU ms per operation |",
-                 "|---|--:|--:|--:|"]
+        rows = []
         for key, name in CEILING_NAMES.items():
             if key in self.ceilings:
                 cost = self.costs.get(key)
                 runs = ", ".join(_rate(r) for r in self.ceiling_runs.get(key, []))
-                lines.append(f"| {name} | {_rate(self.ceilings[key])} | {runs or '-'} "
-                             f"| {'-' if cost is None else f'{cost:.3f}'} |")
-        return "\n".join(lines)
+                rows.append([name, _rate(self.ceilings[key]), runs or "-",
+                             "-" if cost is None else f"{cost:.3f}"])
+        return _markdown(["ceiling", "per second (used)", "each measurement",
+                          "CPU ms per operation"], "lrrr", rows)
 
     def markdown(self) -> str:
         parts = [
