@@ -205,6 +205,17 @@ class Bench:
         log(f"seeding schema {backends.schema}: {args.users} users, clients, tenants")
         seeded = seed(app, args.users)
         env = {**backends.env(), "IDP_ISSUER": issuer, "IDP_INSTANCE_PATH": instance}
+        try:
+            self._serve(app, seeded, port, env, report)
+        finally:
+            from app.extensions import db
+
+            with app.app_context():
+                db.engine.dispose()  # before the schema is dropped
+
+    def _serve(self, app, seeded, port: int, env: dict[str, str], report: Report) -> None:
+        """Each server in turn: start it, count round trips once, measure every row."""
+        args = self.args
         fixture: Fixture | None = None
         skipped: set[str] = set()
         for spec in args.server_specs:
@@ -297,7 +308,8 @@ def write(report: Report, out: Path) -> Path:
     (out / f"run-{stamp}.md").write_text(text)
     (out / "latest.json").write_text(json.dumps({
         "started": report.started, "machine": report.machine, "command": report.command,
-        "ceilings": report.ceilings,
+        "ceilings": report.ceilings, "ceiling_runs": report.ceiling_runs,
+        "costs_ms": report.costs, "round_trips": report.round_trips,
         "measurements": [asdict(m) for m in report.measurements],
         "skipped": [asdict(s) for s in report.skipped],
     }, indent=2))

@@ -42,7 +42,8 @@ class ServerSpec:
         if self.kind == "granian":
             return f"granian wsgi, {workers} workers × {self.threads} threads"
         if self.worker_class is None:
-            return f"gunicorn (gunicorn.conf.py: gthread, {workers} workers × {self.threads} threads)"
+            return (f"gunicorn (gunicorn.conf.py: gthread, {workers} workers × {self.threads} "
+                    "threads)")
         if self.worker_class == "sync":
             return f"gunicorn sync, {workers} workers"
         return f"gunicorn gthread, {workers} workers × {self.threads} threads"

@@ -3,8 +3,9 @@
 -- Each thread holds a queue of live refresh tokens (its share of BENCH_DATA, one token per
 -- family, more families than the thread has connections). request() takes the oldest token
 -- off the queue; response() puts the successor from the response body at the back. A token
--- is therefore sent exactly once, a family never has two requests in flight, and the reuse
--- grace window is never involved. wrk handles a connection's response before it asks for
+-- is therefore sent at most once (wrk calls request() once before the run to check the
+-- script; that token is never sent), a family never has two requests in flight, and the
+-- reuse grace window is never involved. wrk handles a connection's response before it asks for
 -- that connection's next request, so the queue cannot run dry while every response is good;
 -- a bad response loses its family and counts as bad, and a request made with the queue
 -- empty (it would be refused) counts as starved.
