@@ -1,0 +1,143 @@
+"""The bench's own bookkeeping (bench/report.py, bench/cpu.py): parsing wrk's result line,
+marking rows invalid, judging targets, rendering. No server, no wrk."""
+
+import pytest
+
+from bench.anatomy import statement
+from bench.cpu import _TICK, CpuUse, _delta
+from bench.report import (ARGON2_ALL, RSA_SIGN_ALL, RSA_VERIFY_ONE, Measurement, Report,
+                          Skipped, WrkResult, parse_wrk, verdict)
+from bench.servers import parse_server
+from bench.wrk import Request
+
+# what wrk 4.1 printed for a refresh row, with bench/lua/common.lua's done() line
+CAPTURED = """\
+Running 4s test @ http://127.0.0.1:58489/oauth/token
+  2 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   131.31ms  101.75ms 441.28ms   56.93%
+    Req/Sec   124.38     74.69   300.00     63.75%
+  Latency Distribution
+     50%  114.06ms
+     75%  222.33ms
+     90%  271.17ms
+     99%  359.98ms
+  997 requests in 4.04s, 1.49MB read
+Requests/sec:    246.59
+Transfer/sec:    377.10KB
+BENCH_RESULT requests=997 duration_us=4043228 p50_us=114057 p90_us=271168 p99_us=359985 \
+max_us=441278 connect=0 read=0 write=0 timeout=0 status=0 bad=0 starved=0
+"""
+
+CEILINGS = {RSA_SIGN_ALL: 2000.0, RSA_VERIFY_ONE: 40000.0, ARGON2_ALL: 100.0}
+
+
+def test_parses_the_result_line():
+    result = parse_wrk(CAPTURED)
+    assert result.requests == 997
+    assert result.rate == pytest.approx(246.59, abs=0.01)
+    assert (result.p50_us, result.p99_us) == (114057, 359985)
+    assert result.errors == 0
+
+
+def test_without_the_result_line_parsing_fails():
+    with pytest.raises(ValueError, match="BENCH_RESULT"):
+        parse_wrk(CAPTURED.split("BENCH_RESULT")[0])
+
+
+def test_errors_add_socket_errors_non_2xx_and_starved_requests():
+    result = WrkResult(requests=100, duration_us=1_000_000, p50_us=1, p90_us=1, p99_us=1,
+                       max_us=1, connect=1, read=2, timeout=1, status=3, bad=5, starved=2)
+    # bad (the scripts' count) includes wrk's status count, so the larger one is used
+    assert result.non_2xx == 5
+    assert result.errors == 1 + 2 + 1 + 5 + 2
+
+
+def _row(row="refresh", rate=1500.0, p99=20.0, errors=0, non_2xx=0, requests=1000):
+    return Measurement(row=row, server="gunicorn", rate=rate, p50_ms=5.0, p99_ms=p99,
+                       errors=errors, non_2xx=non_2xx, requests=requests)
+
+
+@pytest.mark.parametrize("measurement, expected", [
+    (_row(), "pass"),
+    (_row(rate=900), "FAIL (ratio)"),  # 45% of a 2,000/s sign ceiling
+    (_row(p99=50.0), "FAIL (p99)"),  # p99 must stay below 50 ms
+    (_row(rate=900, p99=80), "FAIL (ratio, p99)"),
+    (_row(errors=1, non_2xx=1), "INVALID"),  # fast, but one answer was refused
+    (_row(errors=3), "INVALID"),  # socket errors alone
+    (_row(requests=0), "INVALID"),
+    (_row("jwks", rate=5200), "pass"),
+    (_row("jwks", rate=4999), "FAIL (rate)"),
+    (_row("password", rate=91), "pass"),
+    (_row("password", rate=89), "FAIL (ratio)"),
+    (_row("verifier", rate=19000), "FAIL (ratio)"),
+    (_row("introspect_api_key", rate=1), "-"),  # no target: measured, not judged
+])
+def test_verdicts(measurement, expected):
+    assert verdict(measurement, CEILINGS) == expected
+
+
+def test_a_row_without_its_ceiling_fails_its_ratio_target():
+    assert verdict(_row(), {}) == "FAIL (ratio)"
+
+
+def test_table_shows_ratio_invalid_and_skipped_rows():
+    report = Report(machine="test machine", command="python -m bench.run", started="now",
+                    ceilings=CEILINGS, costs={RSA_SIGN_ALL: 0.25})
+    report.measurements += [
+        Measurement.from_wrk("refresh", "gunicorn", parse_wrk(CAPTURED), cpu=CpuUse(
+            wall=4.0, cores=2, server=3.99, wrk=0.1, postgres=0.2, redis=0.1, other=3.5,
+            steal=0.0)),
+        _row("jwks", rate=9000, errors=2, non_2xx=2),
+    ]
+    report.skipped.append(Skipped("client_credentials", "not on this branch"))
+    text = report.markdown()
+    lines = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    refresh = lines["| refresh grant `POST /oauth/token`"]
+    assert "| 247 |" in refresh and "| 12% |" in refresh and "FAIL (ratio, p99)" in refresh
+    assert "INVALID" in lines["| JWKS `GET /.well-known/jwks.json`"]
+    assert "skipped: not on this branch" in lines["| client_credentials `POST /oauth/token`"]
+    # 3.99 CPU seconds over 997 requests is 4.00 ms, 16 signatures' worth
+    assert "| refresh grant | gunicorn | 4.00 | 16.0× sign |" in text
+
+
+def test_cpu_deltas_count_new_processes_whole_and_ended_ones_not_at_all():
+    start = {1: 100, 2: 50}
+    end = {1: 300, 3: 40}  # 2 ended, 3 started during the run
+    assert _delta(end, start) == (200 + 40) / _TICK
+
+
+def test_server_names():
+    assert parse_server("gunicorn-sync").worker_class == "sync"
+    assert parse_server("gunicorn-gthread8").threads == 8
+    assert parse_server("granian-t2").kind == "granian"
+    with pytest.raises(ValueError):
+        parse_server("uwsgi")
+
+
+def test_statements_are_named_by_verb_and_table():
+    assert statement('SELECT users.id, users.username \nFROM users WHERE users.id = %(pk)s') \
+        == "SELECT users"
+    assert statement("INSERT INTO audit_events (actor) VALUES (%(actor)s)") \
+        == "INSERT audit_events"
+    assert statement('UPDATE "api_keys" SET last_used_at=%(x)s') == "UPDATE api_keys"
+    assert statement("select 1") == "SELECT"
+
+
+def test_the_refresh_script_sends_its_tokens_as_refresh_grants(tmp_path):
+    data = tmp_path / "tokens.txt"
+    data.write_text("family.secret\nother.secret\n")
+    request = Request("/oauth/token", "refresh.lua", "POST", data=data)
+    assert request.bodies() == ["grant_type=refresh_token&refresh_token=family.secret",
+                                "grant_type=refresh_token&refresh_token=other.secret"]
+    assert Request("/oauth/introspect", "bodies.lua", "POST", data=data).bodies() \
+        == ["family.secret", "other.secret"]
+
+
+def test_round_trips_table_flags_a_failed_request():
+    report = Report(machine="m", command="c", started="s", ceilings={})
+    report.round_trips = {"refresh": ("SELECT users", "EVALSHA", True, 2.5),
+                          "introspect_jwt": ("SELECT oauth_clients", "MGET", False, 1.0)}
+    table = report.round_trips_table()
+    assert "| refresh grant | 2.50 | SELECT users | EVALSHA |" in table
+    assert "| introspection of a JWT (request failed: not representative) |" in table
