@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import current_app
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, create_engine
 from sqlalchemy.orm import DeclarativeBase
 
 # deterministic constraint names so migrations agree on every backend
@@ -30,6 +30,7 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 
 SERVICES_KEY = "infracast"
+AUTOCOMMIT_ENGINE_KEY = "infracast.autocommit_engine"
 
 
 def services():
@@ -41,6 +42,20 @@ def autocommit():
     """A connection for one self-contained statement: no BEGIN, no ROLLBACK, one round trip.
 
     The hot paths (token, refresh, introspection) read and write single rows; each statement
-    is atomic on its own, so wrapping it in a transaction would only add round trips.
+    is atomic on its own, so wrapping it in a transaction would only add round trips. The
+    connections come from a pool of their own whose connections are always in autocommit
+    mode, so nothing is switched or reset around each use either.
     """
-    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    engine = current_app.extensions.get(AUTOCOMMIT_ENGINE_KEY)
+    if engine is None:
+        engine = current_app.extensions.setdefault(AUTOCOMMIT_ENGINE_KEY, create_engine(
+            db.engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+            pool_recycle=1800))
+    return engine.connect()
+
+
+def dispose_engines() -> None:
+    db.engine.dispose()
+    engine = current_app.extensions.get(AUTOCOMMIT_ENGINE_KEY)
+    if engine is not None:
+        engine.dispose()

@@ -43,28 +43,32 @@ def account_from(user: User, revoked_before: datetime | None = None) -> Account:
 
 
 class SqlAccountDirectory:
-    """Accounts as the token service needs them: one statement, one round trip."""
+    """Accounts as the token service needs them: one prepared statement, one round trip."""
 
-    users, memberships = User.__table__, Membership.__table__
+    def __init__(self):
+        # the user, a row per membership, and the user's live revocation watermark; built
+        # once, so each lookup only binds its parameters
+        u, m, r = User.__table__.c, Membership.__table__.c, Revocation.__table__.c
+        watermark = sa.select(r.revoked_at).where(
+            r.kind == USER, r.subject == u.id, r.expires_at > sa.bindparam("now")
+        ).scalar_subquery()
+        select = (sa.select(u.id, u.username, u.email, u.email_verified, u.name,
+                            u.password_hash, u.platform_roles, u.disabled, m.tenant_id, m.role,
+                            watermark.label("revoked_before"))
+                  .select_from(User.__table__.outerjoin(Membership.__table__, m.user_id == u.id)))
+        self._by_id = select.where(u.id == sa.bindparam("key"))
+        self._by_username = select.where(u.username == sa.bindparam("key"))
 
     def find_by_username(self, username: str) -> Account | None:
-        return self._one(self.users.c.username == username)
+        return self._one(self._by_username, username)
 
     def find_by_id(self, user_id: str) -> Account | None:
-        return self._one(self.users.c.id == user_id)
+        return self._one(self._by_id, user_id)
 
-    def _one(self, where) -> Account | None:
-        # the user, a row per membership, and the user's revocation watermark, in one query
-        u, m, r = self.users.c, self.memberships.c, Revocation.__table__.c
-        watermark = sa.select(r.revoked_at).where(
-            r.kind == USER, r.subject == u.id, r.expires_at > utcnow()).scalar_subquery()
-        query = (sa.select(u.id, u.username, u.email, u.email_verified, u.name, u.password_hash,
-                           u.platform_roles, u.disabled, m.tenant_id, m.role,
-                           watermark.label("revoked_before"))
-                 .select_from(self.users.outerjoin(self.memberships, m.user_id == u.id))
-                 .where(where))
+    @staticmethod
+    def _one(query, key: str) -> Account | None:
         with autocommit() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(query, {"key": key, "now": utcnow()}).all()
         if not rows:
             return None
         user = rows[0]

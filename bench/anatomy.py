@@ -73,7 +73,7 @@ def trace(app, request: Request, repeat: int = 1) -> Anatomy:
         sql.append(statement(text))
 
     def on_checkout(dbapi_connection, record, proxy):
-        sql.append(PING)
+        sql.append(PING if engine.pool._pre_ping else "checkout")
 
     def on_commit(conn):
         sql.append("COMMIT")

@@ -105,7 +105,7 @@ def seed(app, users: int) -> Seed:
     from flask_migrate import upgrade
 
     from app.clients import register_client
-    from app.extensions import db, services
+    from app.extensions import db, dispose_engines, services
     from app.models import User
     from app.tenants import create_tenant
     from app.users import create_user
@@ -154,5 +154,5 @@ def seed(app, users: int) -> Seed:
             grant_types=grant_types,
         )
         db.session.remove()
-        db.engine.dispose()
+        dispose_engines()
     return result

@@ -208,10 +208,10 @@ class Bench:
         try:
             self._serve(app, seeded, port, env, report)
         finally:
-            from app.extensions import db
+            from app.extensions import dispose_engines
 
             with app.app_context():
-                db.engine.dispose()  # before the schema is dropped
+                dispose_engines()  # before the schema is dropped
 
     def _serve(self, app, seeded, port: int, env: dict[str, str], report: Report) -> None:
         """Each server in turn: start it, count round trips once, measure every row."""

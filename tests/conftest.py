@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from app import create_app
-from app.extensions import db
+from app.extensions import db, dispose_engines
 from keys.sealing import generate_kek
 from tests.federation.upstream import CLIENT_ID, CLIENT_SECRET, UpstreamProcess
 from tests.helpers import RedisServer
@@ -109,7 +109,7 @@ def app(pg_schema, redis_ns):
         upgrade()
     yield application
     with application.app_context():
-        db.engine.dispose()
+        dispose_engines()
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +138,7 @@ def embedded_app(tmp_path):
         upgrade()
     yield application
     with application.app_context():
-        db.engine.dispose()
+        dispose_engines()
 
 
 def _clear_data(application):

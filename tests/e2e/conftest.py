@@ -11,7 +11,7 @@ import requests
 from flask_migrate import upgrade
 
 from app import create_app
-from app.extensions import db
+from app.extensions import dispose_engines
 from tests.conftest import TEST_KEK, PgSchema, RedisNamespace, base_config
 from tests.helpers import ServerProcess
 
@@ -38,7 +38,7 @@ def server_backends():
     app = create_app(base_config(DATABASE_URL=schema.url))
     with app.app_context():
         upgrade()
-        db.engine.dispose()
+        dispose_engines()
     yield {"DATABASE_URL": schema.url, "REDIS_URL": namespace.url,
            "REDIS_KEY_PREFIX": namespace.prefix}
     namespace.close()
@@ -64,7 +64,7 @@ def backend_app(server_backends):
     app = create_app(base_config(**server_backends))
     yield app
     with app.app_context():
-        db.engine.dispose()
+        dispose_engines()
 
 
 def create_test_user(app, username: str, password: str = "correct horse battery", **kwargs) -> str:

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from app import create_app
-from app.extensions import db, services
+from app.extensions import db, dispose_engines, services
 from app.models import Tenant
 from app.users import create_user
 from idp.tokens import AccessTokenIssuer
@@ -67,7 +67,7 @@ def idp_app(server_backends, idp):
                         platform_roles=[], memberships={"acme": role})
     yield app
     with app.app_context():
-        db.engine.dispose()
+        dispose_engines()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.clients import register_client
-from app.extensions import db
+from app.extensions import dispose_engines
 from tests.conftest import base_config
 from tests.keyserver import KeyServer, new_key
 from tests.oidc import REDIRECT_URI, RelyingParty
@@ -106,4 +106,4 @@ def idp_over_http(app, pg_schema, redis_ns):
     yield server
     server.stop()
     with server.app.app_context():
-        db.engine.dispose()
+        dispose_engines()

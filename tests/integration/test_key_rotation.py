@@ -13,7 +13,7 @@ from flask_migrate import upgrade
 from freezegun import freeze_time
 
 from app import create_app
-from app.extensions import db, services
+from app.extensions import db, dispose_engines, services
 from app.models import SigningKey
 from keys.keyring import Keyring
 from keys.rotation import (CREATED, PROMOTED, WAITING, KeyRotator, KeyStates,
@@ -36,7 +36,7 @@ def keys_app():
         upgrade()
     yield application
     with application.app_context():
-        db.engine.dispose()
+        dispose_engines()
     schema.drop()
 
 

@@ -203,10 +203,10 @@ def test_rfc7009_revocation(client, oauth_client, make_user, ctx):
 def test_a_refresh_costs_one_database_query(client, session, clean):
     """The account, its memberships and its watermark come back in one statement."""
     from sqlalchemy import event
+    from sqlalchemy.engine import Engine
 
     statements = []
-    with clean.app_context():
-        engine = db.engine
+    engine = Engine  # every engine: the request's pools included
 
     def count(conn, cursor, statement, *args):
         # the keyring's periodic re-read of the signing keys may land in any request

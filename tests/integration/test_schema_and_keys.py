@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import upgrade
 
 from app import create_app
-from app.extensions import db
+from app.extensions import db, dispose_engines
 from tests.conftest import TEST_KEK, PgSchema, base_config
 
 
@@ -30,7 +30,7 @@ def test_migrations_match_models_on_postgresql():
         assert _pending_diff(app) == []
         with app.app_context():
             tables = set(sa.inspect(db.engine).get_table_names())
-            db.engine.dispose()
+            dispose_engines()
         assert {"users", "tenants", "memberships", "oauth_clients", "signing_keys"} <= tables
     finally:
         schema.drop()
@@ -82,7 +82,7 @@ def test_workers_racing_on_an_empty_database_make_one_active_key(workers):
         assert len(set(kids)) == 1
         with app.app_context():
             states = db.session.execute(sa.text("SELECT state FROM signing_keys")).scalars().all()
-            db.engine.dispose()
+            dispose_engines()
         assert states.count("active") == 1
     finally:
         schema.drop()

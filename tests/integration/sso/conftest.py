@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from app import create_app
 from app.clients import register_client
-from app.extensions import db
+from app.extensions import db, dispose_engines
 from app.sso import acs_url, sp_entity_id
 from federation.saml import sp_metadata
 from tests.conftest import FAST_ARGON2, base_config, bearer, count_rows
@@ -40,7 +40,7 @@ def sso_app(app, pg_schema, redis_ns, upstream):
         ALLOW_HTTP_UPSTREAMS=True, AZURE_AUTHORITY_HOST=upstream.url, **FAST_ARGON2))
     yield application
     with application.app_context():
-        db.engine.dispose()
+        dispose_engines()
 
 
 @pytest.fixture
