@@ -11,7 +11,7 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # on PostgreSQL and Redis. See docs/benchmarks.md for how this was chosen.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 keepalive = 5
 timeout = 30
 graceful_timeout = 20

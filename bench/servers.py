@@ -15,6 +15,7 @@ Every server runs ``cores`` worker processes on one loopback port.
 from __future__ import annotations
 
 import os
+import runpy
 import re
 import signal
 import subprocess
@@ -51,7 +52,7 @@ class ServerSpec:
 
 def parse_server(name: str) -> ServerSpec:
     if name == "gunicorn":
-        return ServerSpec(name, "gunicorn", threads=int(os.environ.get("GUNICORN_THREADS", "4")))
+        return ServerSpec(name, "gunicorn", threads=_configured_gunicorn_threads())
     if name == "gunicorn-sync":
         return ServerSpec(name, "gunicorn", "sync", 1)
     if match := re.fullmatch(r"gunicorn-gthread(\d+)", name):
@@ -132,3 +133,9 @@ class Server:
                 self.process.wait()
         self.process = None
         self._log.close()
+
+
+def _configured_gunicorn_threads() -> int:
+    """The threads gunicorn.conf.py gives each worker (it reads GUNICORN_THREADS itself)."""
+    config = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))
+    return int(config["threads"])
