@@ -103,7 +103,8 @@ class TokenService:
                                            scope=scope, tenant=tenant, auth_time=auth_time)
             family_id, refresh_token = rotation.family.id, rotation.refresh_token
         access = self.issuer.issue_for_account(account, client_id=client.client_id, scope=scope,
-                                               tenant=tenant, sid=family_id, auth_time=auth_time)
+                                               tenant=tenant, sid=family_id, auth_time=auth_time,
+                                               with_rights=client.first_party)
         return TokenResponse(access=access, scope=scope, account=account,
                              refresh_token=refresh_token)
 
@@ -152,7 +153,7 @@ class TokenService:
         try:
             access = self.issuer.issue_for_account(
                 account, client_id=family.client_id, scope=granted, tenant=family.tenant,
-                sid=family.id, auth_time=family.auth_time)
+                sid=family.id, auth_time=family.auth_time, with_rights=client.first_party)
         except Forbidden:
             # the user no longer holds a role in the family's tenant
             self.end_family(family.id)

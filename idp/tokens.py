@@ -92,9 +92,14 @@ class AccessTokenIssuer:
 
     def issue_for_account(self, account: Account, *, client_id: str, scope: str,
                           tenant: str | None = None, sid: str | None = None,
-                          auth_time: int | None = None) -> AccessToken:
+                          auth_time: int | None = None, with_rights: bool = True) -> AccessToken:
+        """A user's token. ``with_rights`` False (third-party clients) leaves out the user's
+        roles and tenant permissions: the consent page grants identity scopes, never the
+        power to act on the Infracast API as the user."""
         tenants = scoped_tenants(account, tenant)
         # a tenant-scoped token must not widen itself through platform roles
         roles = [] if tenant is not None else list(account.platform_roles)
+        if not with_rights:
+            tenants, roles = {}, []
         return self.issue(subject=account.id, client_id=client_id, scope=scope, roles=roles,
                           tenants=tenants, sid=sid, auth_time=auth_time)

@@ -86,3 +86,28 @@ def test_users_list_and_revoke_their_consents(client, make_rp, make_user):
     assert again.status_code == 404 and again.get_json()["error"]["code"] == "NOT_FOUND"
     assert rp.authorize(scope=scope).headers["Location"].startswith("/consent/")
     assert client.get("/api/v1/auth/consents").status_code == 401
+
+
+def test_a_third_party_token_carries_no_rights_on_the_infracast_api(client, make_rp, make_user,
+                                                                     make_tenant):
+    """Consent grants identity scopes; it never lets a third party act as the user."""
+    from tests.helpers import jwt_parts
+
+    tenant = make_tenant()
+    admin = make_user(roles=["admin"], tenants={tenant: "admin"})
+    rp = make_rp(first_party=False)
+    after_login = rp.submit_login(rp.authorize(scope="openid email offline_access"),
+                                  admin["username"], admin["password"])
+    tokens = rp.exchange(rp.callback(_consent(rp, after_login, "allow"))["code"]).get_json()
+    claims = jwt_parts(tokens["access_token"])[1]
+    assert claims["roles"] == [] and claims["tenants"] == {}
+    headers = bearer(tokens["access_token"])
+    assert client.get("/api/v1/admin/users", headers=headers).status_code == 403
+    assert client.post("/api/v1/api-keys", headers=headers, json={
+        "name": "x", "tenants": [tenant], "permissions": ["admin:*"]}).status_code == 403
+    assert client.get("/oauth/userinfo", headers=headers).status_code == 200
+    # the refreshed token stays without rights
+    refreshed = client.post("/oauth/token", data={
+        "grant_type": "refresh_token", "client_id": rp.client_id,
+        "refresh_token": tokens["refresh_token"]}).get_json()
+    assert jwt_parts(refreshed["access_token"])[1]["tenants"] == {}
