@@ -19,7 +19,7 @@ from idp.api_keys import ApiKeyRecord
 from idp.clients import API_CLIENT_ID, CLIENT_ID_PATTERN, RegisteredClient, api_client
 from idp.consents import Consent
 from idp.hashing import SecretHasher
-from idp.revocation import USER, RevocationRecord
+from idp.revocation import COPY_PENDING, USER, RevocationRecord
 from keys.manager import ACTIVE, NEXT, RETIRED, KeyRecord
 
 from .extensions import autocommit, db
@@ -324,9 +324,24 @@ class SqlDurableRevocations:
     def active(self, now: datetime) -> list[RevocationRecord]:
         c = self.table.c
         with db.engine.begin() as conn:
-            conn.execute(sa.delete(self.table).where(c.expires_at <= now))
-            rows = conn.execute(sa.select(self.table)).all()
+            conn.execute(sa.delete(self.table).where(c.expires_at <= now, c.kind != COPY_PENDING))
+            rows = conn.execute(sa.select(self.table).where(c.kind != COPY_PENDING)).all()
         return [RevocationRecord(r.kind, r.subject, r.revoked_at, r.expires_at) for r in rows]
+
+    # the "Redis copy may be incomplete" mark lives in the same table, under a kind of its own
+    def mark_copy_pending(self, at: datetime) -> None:
+        self.record(RevocationRecord(COPY_PENDING, "redis", at, at + timedelta(days=3650)))
+
+    def copy_pending(self) -> bool:
+        c = self.table.c
+        with autocommit() as conn:
+            return conn.execute(sa.select(c.kind).where(c.kind == COPY_PENDING)).first() is not None
+
+    def clear_copy_pending(self, up_to: datetime) -> None:
+        c = self.table.c
+        with autocommit() as conn:
+            conn.execute(sa.delete(self.table).where(c.kind == COPY_PENDING,
+                                                     c.revoked_at <= up_to))
 
     def user_watermark(self, user_id: str) -> datetime | None:
         c = self.table.c

@@ -39,6 +39,8 @@ JTI, SID, USER = "jti", "sid", "user"
 # a user's access tokens only (roles changed): refresh families live on and pick up the
 # new roles; in Redis it moves the same watermark as USER, so a check stays one MGET
 USER_ACCESS = "uat"
+# a mark in the durable table, not a revocation: the Redis copy may lack a record
+COPY_PENDING = "copy"
 _TAG = "rev"
 # revocation keys copied per script call during a rebuild
 _COPY_BATCH = 500
@@ -62,6 +64,14 @@ class DurableRevocations(Protocol):
     def active(self, now: datetime) -> list[RevocationRecord]: ...
 
     def user_watermark(self, user_id: str) -> datetime | None: ...
+
+    def mark_copy_pending(self, at: datetime) -> None:
+        """Remember that a revocation may be missing from the Redis copy."""
+
+    def copy_pending(self) -> bool: ...
+
+    def clear_copy_pending(self, up_to: datetime) -> None:
+        """Forget pending marks made at or before ``up_to`` (a rebuild started after them)."""
 
 
 class CopyIncomplete(Unavailable):
@@ -120,6 +130,8 @@ class RevocationList:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self.clock = clock
+        # set when this worker failed to copy a revocation into Redis
+        self._suspect = False
 
     # -- revoking -------------------------------------------------------------------------
     def revoke_access_token(self, jti: str, expires_at: int) -> None:
@@ -144,7 +156,28 @@ class RevocationList:
             return
         record = RevocationRecord(kind, subject, _utc(now), _utc(expires_at))
         self.durable.record(record)  # durable first: an emptied Redis is rebuilt from it
-        self._copy([record], now)
+        try:
+            self._copy([record], now)
+        except Unavailable:
+            self._copy_failed(now)
+            raise
+
+    def _copy_failed(self, now: float) -> None:
+        """The durable record exists but Redis may lack its copy: make sure a rebuild comes.
+
+        The epoch goes (if Redis still takes a DEL, every check rebuilds first), the database
+        remembers that the copy is pending (readiness probes rebuild on it), and this worker
+        rebuilds before its own next check. The request itself answers 503.
+        """
+        self._suspect = True
+        try:
+            self.durable.mark_copy_pending(_utc(now))
+        except Exception:  # noqa: BLE001 - the caller is already failing with a 503
+            log.error("could not record a pending revocation copy")
+        try:
+            self.store.delete(self.copy.epoch_key)
+        except Unavailable:
+            pass
 
     def _copy(self, records: list[RevocationRecord], now: float) -> None:
         for start in range(0, len(records), _COPY_BATCH):
@@ -163,6 +196,8 @@ class RevocationList:
         An emptied Redis is rebuilt from the database first; if the copy is still
         incomplete after that, the answer is ``CopyIncomplete`` (503).
         """
+        if self._suspect:
+            self.ensure_copy()
         try:
             return self.copy.is_revoked(claims)
         except CopyIncomplete:
@@ -179,10 +214,11 @@ class RevocationList:
         """Rebuild the Redis copy if Redis lost it. Readiness probes call this, so an emptied
         Redis is refilled within a probe interval even while no access token is checked here
         (resource servers reading the copy directly fail closed until then)."""
-        if not self.store.exists(self.copy.epoch_key):
+        if not self.store.exists(self.copy.epoch_key) or self.durable.copy_pending():
             self.rebuild()
             if not self.store.exists(self.copy.epoch_key):
                 raise CopyIncomplete()
+        self._suspect = False
 
     def rebuild(self) -> None:
         """Copy every live durable revocation into Redis, then set the epoch.
@@ -199,6 +235,7 @@ class RevocationList:
                 records = self.durable.active(_utc(now))
                 self._copy(records, now)
                 self.store.run(_SET, [self.copy.epoch_key], [f"{now:.3f}"])
+                self.durable.clear_copy_pending(_utc(now))
                 log.warning("revocation copy rebuilt in Redis", extra={"fields": {
                     "event": "audit", "action": "revocation.rebuild", "records": len(records)}})
             finally:
