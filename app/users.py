@@ -122,6 +122,8 @@ def update_user(user_id: str, changes: dict) -> tuple[User, list[str]]:
     unknown = sorted(set(changes) - set(PATCHABLE))
     if unknown:
         raise InvalidRequest(f"'{unknown[0]}' cannot be changed here")
+    if "roles" in changes or "disabled" in changes:
+        _lock_platform_admins()
     user = get_user(user_id)
     if "roles" in changes:
         user.platform_roles = validate_platform_roles(changes["roles"])
@@ -151,6 +153,7 @@ def update_user(user_id: str, changes: dict) -> tuple[User, list[str]]:
 
 def delete_user(user_id: str) -> list[str]:
     """Delete the user, revoke their tokens, and revoke the API keys they created."""
+    _lock_platform_admins()
     user = get_user(user_id)
     db.session.delete(user)
     db.session.flush()
@@ -163,12 +166,25 @@ def delete_user(user_id: str) -> list[str]:
     return revoked_keys
 
 
+def _is_platform_admin_row():
+    # platform_roles is a short JSON list; matching its text works on every backend
+    return sa.cast(User.platform_roles, sa.Text).like('%"admin"%')
+
+
+def _lock_platform_admins() -> None:
+    """Lock the platform admins' rows until this transaction ends.
+
+    Two admins demoting each other at once would each still see the other as admin (write
+    skew under READ COMMITTED) and leave none; with the rows locked first, the second change
+    waits for the first and then sees it. (SQLite serialises writers by itself.)
+    """
+    db.session.execute(sa.select(User.id).where(_is_platform_admin_row()).with_for_update()).all()
+
+
 def _keep_a_platform_admin() -> None:
     """Refuse a change that would leave no enabled platform admin (nobody could fix it)."""
-    # platform_roles is a short JSON list; matching its text works on every backend
     admin = db.session.execute(sa.select(User.id).where(
-        User.disabled.is_(False), sa.cast(User.platform_roles, sa.Text).like('%"admin"%'))
-        .limit(1)).first()
+        User.disabled.is_(False), _is_platform_admin_row()).limit(1)).first()
     if admin is None:
         db.session.rollback()
         raise Conflict("This would leave no enabled platform admin")

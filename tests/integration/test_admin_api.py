@@ -1,6 +1,7 @@
 """/api/v1/admin: tenants, users and clients for platform admins (PostgreSQL + Redis)."""
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import audit_events, bearer
 
@@ -189,3 +190,38 @@ def test_clients(client, admin, make_tenant):
         assert response.status_code == 400 and f"'{field}'" in response.get_json()["error"]["message"]
     assert client.delete(f"/api/v1/admin/clients/{body['client_id']}", headers=h).status_code == 204
     assert client.get(f"/api/v1/admin/clients/{body['client_id']}", headers=h).status_code == 404
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one(clean, make_user, token_for):
+    """The last-admin rule holds under concurrency (no write skew)."""
+    import threading
+
+    from app.extensions import db
+    from app.models import User
+
+    for _ in range(3):
+        with clean.app_context():  # each round starts with no admins but the two below
+            for user in db.session.query(User).all():
+                user.platform_roles = []
+            db.session.commit()
+        first, second = make_user(roles=["admin"]), make_user(roles=["admin"])
+        headers = {first["id"]: bearer(token_for(first)), second["id"]: bearer(token_for(second))}
+        barrier, results = threading.Barrier(2), {}
+
+        def demote(actor, target):
+            client = clean.test_client()
+            barrier.wait()
+            results[actor] = client.patch(f"/api/v1/admin/users/{target}", json={"roles": []},
+                                          headers=headers[actor]).status_code
+
+        threads = [threading.Thread(target=demote, args=(first["id"], second["id"])),
+                   threading.Thread(target=demote, args=(second["id"], first["id"]))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert 200 in results.values(), results  # one demotion went through
+        with clean.app_context():
+            admins = db.session.execute(sa.select(User.id).where(
+                sa.cast(User.platform_roles, sa.Text).like('%"admin"%'))).all()
+        assert len(admins) == 1, results
