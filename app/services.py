@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -81,9 +82,10 @@ class Services:
     saml_unavailable: str | None
 
 
-def build_services(config: dict, kek: bytes) -> Services:
+def build_services(config: dict, kek: bytes, instance_path: str) -> Services:
     sealer = Sealer(kek)
-    store = Store.from_url(str(config["REDIS_URL"]), prefix=str(config["REDIS_KEY_PREFIX"]))
+    store = Store.from_url(str(config["REDIS_URL"]), prefix=str(config["REDIS_KEY_PREFIX"]),
+                           lock_path=os.path.join(instance_path, "embedded-store.lock"))
     passwords = PasswordHasher(
         time_cost=int(config["ARGON2_TIME_COST"]),
         memory_kib=int(config["ARGON2_MEMORY_KIB"]),

@@ -15,8 +15,12 @@ Every Redis failure surfaces as ``Unavailable``: callers fail closed.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
+import logging
+import os
+import threading
 from typing import Any
 
 import redis
@@ -24,6 +28,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .errors import Unavailable
+
+log = logging.getLogger("infracast.store")
 
 # short timeouts: a request waiting on a dead Redis should fail fast with a 503
 _SOCKET_TIMEOUT = 2.0
@@ -60,18 +66,62 @@ def fail_closed(method):
     return wrapper
 
 
+# lock files this process holds for its embedded stores: path -> open descriptor
+_EMBEDDED_LOCKS: dict[str, int] = {}
+_EMBEDDED_LOCKS_GUARD = threading.Lock()
+
+
+def claim_embedded_store(lock_path: str) -> None:
+    """Make sure no other process serves the embedded store of this instance folder.
+
+    ``memory://`` keeps refresh families, revocations and counters inside one process; a
+    second process (a second gunicorn or granian worker) would keep a second, disjoint copy
+    and accept what the first revoked. The first process to use the store takes an
+    exclusive lock on a file in the instance folder; any other process is refused.
+    """
+    with _EMBEDDED_LOCKS_GUARD:
+        if lock_path in _EMBEDDED_LOCKS:
+            return
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            log.error("REDIS_URL=memory:// is already served by another process of this "
+                      "instance; memory:// is for one process only (make run): set REDIS_URL "
+                      "to a Redis to run several workers")
+            raise Unavailable("The embedded store serves one process only") from None
+        _EMBEDDED_LOCKS[lock_path] = fd
+
+
 class Store:
     """Namespaced, fail-closed access to Redis for the services in ``idp``."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "idp", embedded: bool = False):
-        self.client = client
+    def __init__(self, client: redis.Redis | None, prefix: str = "idp", embedded: bool = False,
+                 lock_path: str | None = None):
+        self._client = client
         self.prefix = prefix
         self.embedded = embedded
+        self._lock_path = lock_path
+        self._connecting = threading.Lock()
         self._scripts: dict[str, Any] = {}
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "idp") -> "Store":
-        return cls(connect(url), prefix=prefix, embedded=url.startswith("memory://"))
+    def from_url(cls, url: str, prefix: str = "idp", lock_path: str | None = None) -> "Store":
+        if url.startswith("memory://"):
+            # made at first use: a CLI command that never touches the store never claims it
+            return cls(None, prefix=prefix, embedded=True, lock_path=lock_path)
+        return cls(connect(url), prefix=prefix)
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            with self._connecting:
+                if self._client is None:
+                    if self._lock_path:
+                        claim_embedded_store(self._lock_path)
+                    self._client = connect("memory://")
+        return self._client
 
     def key(self, kind: str, tag: str, *rest: str) -> str:
         """``<prefix>:<kind>:{<tag>}[:<rest>...]``; keys sharing a tag share a cluster slot."""

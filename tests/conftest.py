@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 import uuid
 from urllib.parse import quote
 
@@ -93,8 +94,14 @@ def redis_ns():
     namespace.close()
 
 
+# an instance folder of the test run's own: never the checkout's ./instance, which a
+# `make run` in the same checkout may be using
+TEST_INSTANCE = tempfile.mkdtemp(prefix="idp-test-instance-")
+
+
 def base_config(**overrides) -> dict:
-    config = {"SECRET_KEY_VALUE": TEST_KEK, "LOG_LEVEL": "WARNING", "TESTING": True}
+    config = {"SECRET_KEY_VALUE": TEST_KEK, "LOG_LEVEL": "WARNING", "TESTING": True,
+              "INSTANCE_PATH": TEST_INSTANCE}
     config.update(overrides)
     return config
 

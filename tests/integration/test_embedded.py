@@ -1,5 +1,6 @@
 """The embedded default (SQLite + memory://) runs the same login flow."""
 
+from app import create_app
 from app.extensions import db, services
 from app.users import create_user
 from tests.helpers import jwt_parts, login
@@ -37,3 +38,40 @@ def test_code_flow_consent_and_reuse_on_sqlite_and_memory_store(embedded_app):
     code = rp.callback(allowed)["code"]
     assert rp.exchange(code).get_json()["refresh_token"]
     assert rp.exchange(code).get_json()["error"] == "invalid_grant"
+
+
+CLAIMANT = """
+import sys
+from app import create_app
+app = create_app({"DATABASE_URL": sys.argv[1], "REDIS_URL": "memory://",
+                  "INSTANCE_PATH": sys.argv[2], "SECRET_KEY_VALUE": sys.argv[3],
+                  "LOG_LEVEL": "CRITICAL"})
+response = app.test_client().get("/readyz")
+print(response.status_code, response.get_json()["checks"]["redis"])
+"""
+
+
+def test_a_second_process_cannot_serve_the_same_embedded_store(tmp_path):
+    """memory:// holds state in one process: a second worker of the instance is refused
+    (gunicorn refuses to start it; this guards every other server, granian included)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import TEST_KEK, base_config
+
+    database = f"sqlite:///{tmp_path / 'idp.db'}"
+    app = create_app(base_config(DATABASE_URL=database, REDIS_URL="memory://",
+                                 INSTANCE_PATH=str(tmp_path)))
+    with app.app_context():
+        from flask_migrate import upgrade
+        upgrade()
+    assert app.test_client().get("/readyz").status_code == 200  # this process claims it
+    second = subprocess.run([sys.executable, "-c", CLAIMANT, database, str(tmp_path), TEST_KEK],
+                            capture_output=True, text=True, timeout=60)
+    assert second.stdout.split() == ["503", "down"], second.stderr[-2000:]
+    # another instance folder is another embedded store, and is free
+    other = tmp_path / "other"
+    other.mkdir()
+    free = subprocess.run([sys.executable, "-c", CLAIMANT, database, str(other), TEST_KEK],
+                          capture_output=True, text=True, timeout=60)
+    assert free.stdout.split() == ["200", "ok"], free.stderr[-2000:]
