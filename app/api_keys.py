@@ -42,13 +42,14 @@ def _parse_expires_at(value) -> datetime | None:
         raise InvalidRequest("'expires_at' must be an RFC 3339 date-time string")
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            raise InvalidRequest("'expires_at' must carry a time zone (e.g. Z)")
+        moment = moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         raise InvalidRequest("'expires_at' must be an RFC 3339 date-time, e.g. 2027-01-31T00:00:00Z") from None
-    if moment.tzinfo is None:
-        raise InvalidRequest("'expires_at' must carry a time zone (e.g. Z)")
     if moment <= utcnow():
         raise InvalidRequest("'expires_at' must be in the future")
-    return moment.astimezone(timezone.utc)
+    return moment
 
 
 def _parse_tenants(value) -> list[str]:

@@ -19,6 +19,9 @@ class SqlAudit:
     def __call__(self, action: str, outcome: str, *, actor: str | None = None,
                  target: str | None = None, **details) -> None:
         client_ip = request.remote_addr if has_request_context() else None
+        # the columns are bounded; an attacker-chosen actor (a user name tried) must not be
+        # able to make the event unwritable
+        actor, target = _bounded(actor), _bounded(target)
         # one statement outside any request transaction: a refused request rolls back, its
         # audit event stays
         with autocommit() as conn:
@@ -28,3 +31,7 @@ class SqlAudit:
         log.info("audit", extra={"fields": {
             "event": "audit", "action": action, "outcome": outcome, "actor": actor,
             "target": target, "client_ip": client_ip, **details}})
+
+
+def _bounded(value: str | None, limit: int = 200) -> str | None:
+    return None if value is None else str(value)[:limit]

@@ -44,11 +44,14 @@ def _redirect_uris(metadata: dict, name: str) -> list[str]:
     if not isinstance(uris, list):
         raise InvalidRequest(problem)
     for uri in uris:
-        parts = urlsplit(uri) if isinstance(uri, str) and len(uri) <= 2048 else None
+        try:
+            parts = urlsplit(uri) if isinstance(uri, str) and len(uri) <= 2048 else None
+            host = parts.hostname if parts else None  # parsing a bad host raises here
+        except ValueError:
+            raise InvalidRequest(problem) from None
         if parts is None or parts.fragment or parts.scheme not in ("https", "http") \
-                or not parts.hostname \
-                or (parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "::1",
-                                                                       "localhost")):
+                or not host \
+                or (parts.scheme == "http" and host not in ("127.0.0.1", "::1", "localhost")):
             raise InvalidRequest(problem)
     return list(uris)
 
@@ -104,8 +107,8 @@ def validate_metadata(metadata: dict) -> dict:
 def register_client(metadata: dict, client_id: str | None = None) -> RegisteredSecret:
     values = validate_metadata(metadata)
     client_id = client_id or f"client-{secrets.token_hex(8)}"
-    if not CLIENT_ID_PATTERN.match(client_id) or client_id == API_CLIENT_ID \
-            or _USER_ID_FORM.match(client_id):
+    if not CLIENT_ID_PATTERN.fullmatch(client_id) or client_id == API_CLIENT_ID \
+            or _USER_ID_FORM.fullmatch(client_id):
         raise InvalidRequest("'client_id' may hold 3 to 64 letters, digits, '.', '_' and '-' "
                              "(and may not have the form of a user id)")
     secret = None if values["token_endpoint_auth_method"] == PUBLIC else new_secret()

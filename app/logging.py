@@ -50,7 +50,7 @@ def init_request_logging(app: Flask) -> None:
     @app.before_request
     def _start():
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(12)
+        g.request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else secrets.token_hex(12)
         g.request_started = time.perf_counter()
 
     @app.after_request

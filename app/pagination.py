@@ -31,7 +31,8 @@ class Page:
 
 def _page_arguments() -> tuple[int, str | None]:
     raw_limit = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    if not (raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 3) \
+            or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise InvalidRequest(f"'limit' must be a whole number from 1 to {MAX_LIMIT}")
     cursor = request.args.get("cursor")
     if cursor is None:

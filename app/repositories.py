@@ -133,7 +133,7 @@ class SqlClientDirectory:
     def find(self, client_id: str) -> RegisteredClient | None:
         if client_id == API_CLIENT_ID:
             return self._api_client
-        if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.match(client_id):
+        if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.fullmatch(client_id):
             return None
         now = self._monotonic()
         cached = self._cache.get(client_id)

@@ -22,7 +22,7 @@ def render(tenant: Tenant) -> dict:
 
 
 def create_tenant(tenant_id: str, name: str) -> Tenant:
-    if not _TENANT_ID.match(tenant_id) or tenant_id == "*":
+    if not _TENANT_ID.fullmatch(tenant_id) or tenant_id == "*":
         raise InvalidRequest("'id' may hold lower-case letters, digits and '-' (at most 63)")
     if len(name) > 200:
         raise InvalidRequest("'name' is too long (at most 200 characters)")

@@ -32,7 +32,7 @@ PATCHABLE = ("roles", "tenants", "disabled", "password", "email")
 
 def validate_username(username: str) -> str:
     username = normalise_username(username)
-    if not _USERNAME.match(username):
+    if not _USERNAME.fullmatch(username):
         raise InvalidRequest("'username' may hold letters, digits and . _ @ + - (at most 150)")
     return username
 
@@ -40,7 +40,7 @@ def validate_username(username: str) -> str:
 def validate_email(email: str | None) -> str | None:
     if email is None:
         return None
-    if not isinstance(email, str) or not _EMAIL.match(email):
+    if not isinstance(email, str) or not _EMAIL.fullmatch(email):
         raise InvalidRequest("'email' is not an e-mail address")
     return email.strip().lower()
 

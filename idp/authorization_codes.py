@@ -120,6 +120,21 @@ class AuthorizationCodes:
     def save(self, code: str, record: AuthorizationCode) -> None:
         self.store.put(self._keys(code)[0], asdict(record), self.ttl)
 
+    def peek(self, code: str) -> AuthorizationCode | None:
+        """The code's record without consuming it (None when unknown, used or expired).
+
+        The token endpoint checks the client, ``redirect_uri`` and PKCE against this first
+        and redeems only a request that passes, so a wrong verifier or another client's
+        attempt does not burn the legitimate client's code.
+        """
+        if not isinstance(code, str) or not code or len(code) > 256:
+            return None
+        data = self.store.get(self._keys(code)[0])
+        if data is None:
+            return None
+        record = AuthorizationCode(**data)
+        return record if record.expires_at > self.clock() else None
+
     def redeem(self, code: str) -> AuthorizationCode:
         """The code's record, consumed; ``InvalidGrant`` if unknown, expired or used."""
         if not isinstance(code, str) or not code or len(code) > 256:

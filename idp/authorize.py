@@ -35,7 +35,8 @@ from typing import Callable, Mapping, Union
 
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import scope_to_list
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import (ConsentRequiredError, LoginRequiredError,
+                                     RequestNotSupportedError, RequestURINotSupportedError)
 
 from .accounts import Account
 from .clients import RegisteredClient
@@ -100,7 +101,7 @@ def _max_age(grant) -> int | None:
     raw = grant.request.payload.data.get("max_age")
     if raw is None or raw == "":
         return None
-    if not _SECONDS.match(raw):
+    if not _SECONDS.fullmatch(raw):
         raise _error(grant, InvalidRequestError, "'max_age' must be a number of seconds")
     return int(raw)
 
@@ -131,6 +132,11 @@ class AuthorizationFlow:
         (an anonymous one is made when the user must be shown a page)."""
         account = self.signed_in_account(session)
         grant = self._validate(params, account)
+        # OIDC Core §6: request objects are not supported, and must not be silently ignored
+        if "request" in grant.request.payload.data:
+            raise _error(grant, RequestNotSupportedError)
+        if "request_uri" in grant.request.payload.data:
+            raise _error(grant, RequestURINotSupportedError)
         prompts = _prompts(grant.request)
         if "none" in prompts and len(prompts) > 1:
             raise _error(grant, InvalidRequestError, "'prompt=none' cannot be combined")

@@ -19,6 +19,7 @@ from . import api_keys
 from .clients import AUTH_METHODS, PUBLIC
 from .clock import now
 from .errors import Unauthorized
+from .oauth_request import check_token_parameters
 
 ACCESS_TOKEN_FIELDS = ("sub", "client_id", "exp", "iat", "scope", "tenants", "iss", "aud", "jti",
                        "sid", "roles")
@@ -37,7 +38,8 @@ class _Introspected:
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = [m for m in AUTH_METHODS if m != PUBLIC]
-    SUPPORTED_TOKEN_TYPES = ("access_token", "refresh_token", "api_key")
+    def check_params(self, request, client):
+        check_token_parameters(request)
 
     def authenticate_endpoint_client(self, request):
         client = super().authenticate_endpoint_client(request)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
 
 class ParamsPayload(OAuth2Payload):
@@ -53,3 +54,21 @@ class ParamsRequest(OAuth2Request):
 
 def single_values(values: Mapping[str, str]) -> dict[str, list[str]]:
     return {name: [value] for name, value in values.items() if value is not None}
+
+
+def refuse_repeated_parameters(request: OAuth2Request) -> None:
+    """RFC 6749 §3.1/§3.2: request parameters MUST NOT be included more than once."""
+    repeated = sorted(name for name, values in request.payload.datalist.items() if len(values) > 1)
+    if repeated:
+        raise InvalidRequestError(f"'{repeated[0]}' is given more than once")
+
+
+def check_token_parameters(request: OAuth2Request) -> None:
+    """Revocation and introspection (RFC 7009 §2.1, RFC 7662 §2.1): a ``token``, once.
+
+    An unknown ``token_type_hint`` is ignored, as both RFCs allow: the server searches every
+    kind of token it has anyway.
+    """
+    refuse_repeated_parameters(request)
+    if not request.form.get("token"):
+        raise InvalidRequestError("'token' is required")

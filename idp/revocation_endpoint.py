@@ -14,6 +14,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 
 from .clients import AUTH_METHODS
 from .errors import Unauthorized
+from .oauth_request import check_token_parameters
 from .refresh import Family
 
 
@@ -35,6 +36,9 @@ class _RefreshTokenRef:
 
 class RevocationEndpoint(_RevocationEndpoint):
     CLIENT_AUTH_METHODS = list(AUTH_METHODS)
+
+    def check_params(self, request, client):
+        check_token_parameters(request)
 
     def query_token(self, token_string, token_type_hint):
         finders = [self._access_token, self._refresh_token]

@@ -7,11 +7,13 @@ nobody stores, so ``save_token`` has nothing to do.
 
 from __future__ import annotations
 
+import binascii
 from typing import Callable, Mapping
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedResponseTypeError
+from authlib.oauth2.rfc6749.errors import (InvalidClientError, InvalidRequestError,
+                                           UnsupportedResponseTypeError)
 from authlib.oauth2.rfc9207 import IssuerParameter
 
 from .api_keys import ApiKeyDirectory
@@ -27,7 +29,7 @@ from .grants.refresh_token import RefreshTokenGrant
 from .hashing import SecretHasher
 from .id_tokens import IdTokenIssuer
 from .introspection_endpoint import IntrospectionEndpoint
-from .oauth_request import ParamsRequest, single_values
+from .oauth_request import ParamsRequest, refuse_repeated_parameters, single_values
 from .revocation_endpoint import RevocationEndpoint
 from .token_service import TokenResponse, TokenService
 from .token_validation import AccessTokenValidator
@@ -83,6 +85,18 @@ class AuthorizationServer(FlaskAuthorizationServer):
                        for rt in getattr(grant, "RESPONSE_TYPES", ())})
 
     # -- requests -------------------------------------------------------------------------
+    def authenticate_client(self, request, methods, endpoint="token"):
+        # Authlib decodes HTTP Basic credentials as UTF-8 and lets a malformed header raise
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except (UnicodeDecodeError, binascii.Error, ValueError):
+            raise InvalidClientError(status_code=401,
+                                     description="Malformed client credentials") from None
+
+    def get_token_grant(self, request):
+        refuse_repeated_parameters(request)
+        return super().get_token_grant(request)
+
     def create_oauth2_request(self, request):
         """A request built from parameters is used as it is; otherwise Flask's request."""
         if isinstance(request, OAuth2Request):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import request
 
 from idp.errors import InvalidRequest
@@ -14,7 +16,15 @@ _TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", list: "an 
 def json_body() -> dict:
     if not request.is_json:
         raise InvalidRequest("Content-Type must be application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+        # a lone surrogate escape (\ud800) parses, but is no text: nothing downstream could
+        # hash, store or compare it
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise InvalidRequest("The request body is nested too deeply") from None
+    except UnicodeEncodeError:
+        raise InvalidRequest("The request body holds a string that is not valid Unicode") from None
     if body is None:
         raise InvalidRequest("The request body is not valid JSON")
     if not isinstance(body, dict):

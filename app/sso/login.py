@@ -225,7 +225,7 @@ class SsoLogins:
         return self.store.key(kind, server_id)
 
     def _consume(self, server_id: object, kind: str = "sso-done") -> dict | None:
-        if not isinstance(server_id, str) or not _SERVER_ID.match(server_id):
+        if not isinstance(server_id, str) or not _SERVER_ID.fullmatch(server_id):
             return None
         record = self.store.consume(self._key(kind, server_id))
         if record is None or record["expires_at"] <= self.clock():

@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from urllib.parse import quote
+
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -129,7 +131,7 @@ def create_app(config: dict | None = None, verifier: Verifier | None = None) -> 
         node = nodes.add(tenant, name, address, created_by=current_principal().subject)
         response = jsonify(node)
         response.status_code = 201
-        response.headers["Location"] = f"/api/v1/tenants/{tenant}/nodes/{node['id']}"
+        response.headers["Location"] = f"/api/v1/tenants/{quote(tenant, safe='')}/nodes/{node['id']}"
         return response
 
     @app.errorhandler(HTTPException)

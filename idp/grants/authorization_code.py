@@ -69,8 +69,18 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     # -- token endpoint -------------------------------------------------------------------
     def query_authorization_code(self, code, client):
+        # looked at, not consumed: Authlib checks redirect_uri and PKCE against it next, and
+        # only a request that passes redeems the code (create_token_response)
+        record = self.server.codes.peek(code)
+        if record is None:
+            self._redeem(code, client)  # raises: unknown, expired, or reuse (revoking)
+        if record.client_id != client.client_id:
+            raise InvalidGrant("The authorization code was issued to another client")
+        return record
+
+    def _redeem(self, code: str, client) -> AuthorizationCode:
         try:
-            record = self.server.codes.redeem(code)
+            return self.server.codes.redeem(code)
         except CodeReused as reuse:
             self.server.tokens.revoke_issued(reuse.issued.sid, reuse.issued.jti,
                                              reuse.issued.exp)
@@ -78,9 +88,6 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 "event": "audit", "action": "code.reuse_detected", "outcome": "tokens_revoked",
                 "client_id": client.client_id, "sid": reuse.issued.sid}})
             raise
-        if record.client_id != client.client_id:
-            raise InvalidGrant("The authorization code was issued to another client")
-        return record
 
     def delete_authorization_code(self, authorization_code):
         """Nothing to do: redeeming consumed the code."""
@@ -93,7 +100,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     @hooked
     def create_token_response(self):
-        client, code = self.request.client, self.request.authorization_code
+        client = self.request.client
+        # every check passed: consume the code now (atomically; a racing second request
+        # finds it used and revokes what this one issues)
+        code = self._redeem(self.request.form["code"], client)
+        if code.client_id != client.client_id:
+            raise InvalidGrant("The authorization code was issued to another client")
         account = self.authenticate_user(code)
         if account is None:
             raise InvalidGrant("The user of this authorization code can no longer sign in")

@@ -274,3 +274,12 @@ def test_odd_input_is_never_a_500(client, make_rp, make_user):
             "client_id": "\x00"})
         assert response.status_code == 400
     assert login(client, "\x00", "x").status_code in (400, 401)
+
+
+@pytest.mark.parametrize("name, error", [("request", "request_not_supported"),
+                                         ("request_uri", "request_uri_not_supported")])
+def test_request_objects_are_refused_not_ignored(make_rp, name, error):
+    """OIDC Core §6: a server without request objects answers the matching error."""
+    rp = make_rp()
+    callback = rp.callback(rp.authorize(**{name: "eyJhbGciOiJub25lIn0.e30."}))
+    assert callback["error"] == error and "code" not in callback

@@ -143,3 +143,19 @@ def test_seed_code_exchange_errors_use_the_envelope(client, body, status):
     response = client.post("/api/v1/auth/token", json=body)
     assert response.status_code == status
     assert set(response.get_json()["error"]) == {"code", "message"}
+
+
+@pytest.mark.parametrize("attempt", ["wrong verifier", "another client"])
+def test_a_failed_exchange_does_not_burn_the_code(make_rp, make_user, attempt):
+    """Whoever holds an intercepted code without the verifier (what PKCE is for) must not
+    be able to spoil the legitimate client's exchange."""
+    rp, user = make_rp(), make_user()
+    code = rp.sign_in(user)["code"]
+    if attempt == "wrong verifier":
+        failed = rp.exchange(code, code_verifier="a" * 64)
+    else:
+        other = make_rp()
+        other.verifier = rp.verifier
+        failed = other.exchange(code)
+    assert failed.status_code == 400 and failed.get_json()["error"] == "invalid_grant"
+    assert rp.exchange(code).status_code == 200

@@ -67,6 +67,10 @@ def test_tenant_admins_and_platform_admins_may_do_everything_there(client, key_s
                       headers=_bearer(tenant_admin)).status_code == 403
     assert client.post("/api/v1/tenants/beta/nodes", headers=_bearer(platform_admin),
                        json={"name": "b"}).status_code == 201
+    # a tenant id with a line break makes a Location header that stays one header
+    odd = client.post("/api/v1/tenants/acme%0D%0AX-Evil:%201/nodes",
+                      headers=_bearer(platform_admin), json={"name": "c"})
+    assert odd.status_code == 201 and "\n" not in odd.headers["Location"]
 
 
 def test_bad_bodies_are_400_and_unknown_paths_404(client, key_server, issuer_key):
