@@ -7,6 +7,7 @@ The durable record is written first; when the copy then fails, the request answe
 the service makes sure a rebuild comes before the revoked token can be accepted again.
 """
 
+import pytest
 import redis as redis_lib
 
 from app import create_app
@@ -15,73 +16,57 @@ from app.users import create_user
 from tests.conftest import FAST_ARGON2, base_config, bearer
 
 
-def _app(pg_schema, own_redis):
-    return create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL=own_redis.url,
-                                  **FAST_ARGON2))
-
-
 def _login(client, username):
     return client.post("/api/v1/auth/token", json={"username": username,
                                                    "password": "longpassword"}).get_json()["token"]
 
 
-def test_a_failed_copy_is_rebuilt_before_the_token_is_accepted(pg_schema, own_redis, clean):
-    app, other_worker = _app(pg_schema, own_redis), _app(pg_schema, own_redis)
+@pytest.fixture
+def two_workers(pg_schema, own_redis, clean):
+    """Two app instances (two workers) on one database and one Redis of the test's own, an
+    admin's token, and a victim's token that the second worker accepts."""
+    apps = [create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL=own_redis.url,
+                                   **FAST_ARGON2)) for _ in range(2)]
+    with apps[0].app_context():
+        create_user(username="boss", email="b@example.test", password="longpassword",
+                    platform_roles=["admin"])
+        victim_id = create_user(username="victim", email="v@example.test",
+                                password="longpassword").id
+    client, other = apps[0].test_client(), apps[1].test_client()
+    admin, victim = _login(client, "boss"), _login(client, "victim")
+    assert other.get("/api/v1/api-keys", headers=bearer(victim)).status_code == 200
+    yield client, other, admin, victim, victim_id, redis_lib.Redis.from_url(own_redis.url)
+    for application in apps:
+        with application.app_context():
+            dispose_engines()
+
+
+def _disable_while_redis_refuses(client, admin, victim_id, server, *commands):
+    server.execute_command("ACL", "SETUSER", "default", *commands)
     try:
-        with app.app_context():
-            create_user(username="boss", email="b@example.test", password="longpassword",
-                        platform_roles=["admin"])
-            victim_id = create_user(username="victim", email="v@example.test",
-                                    password="longpassword").id
-        client, other = app.test_client(), other_worker.test_client()
-        admin, victim = _login(client, "boss"), _login(client, "victim")
-        assert other.get("/api/v1/api-keys", headers=bearer(victim)).status_code == 200
-
-        server = redis_lib.Redis.from_url(own_redis.url)
-        server.execute_command("ACL", "SETUSER", "default", "-eval", "-evalsha")  # scripts refused
-        try:
-            response = client.patch(f"/api/v1/admin/users/{victim_id}", json={"disabled": True},
-                                    headers=bearer(admin))
-        finally:
-            server.execute_command("ACL", "SETUSER", "default", "+@all")
-        assert response.status_code == 503  # the copy failed; the disable itself is durable
-
-        # this worker, and another one, refuse the disabled user's token from now on
-        assert client.get("/api/v1/api-keys", headers=bearer(victim)).status_code == 401
-        assert other.get("/api/v1/api-keys", headers=bearer(victim)).status_code == 401
-        assert client.get("/readyz").status_code == 200
+        return client.patch(f"/api/v1/admin/users/{victim_id}", json={"disabled": True},
+                            headers=bearer(admin))
     finally:
-        for application in (app, other_worker):
-            with application.app_context():
-                dispose_engines()
+        server.execute_command("ACL", "SETUSER", "default", "+@all")
 
 
-def test_readiness_rebuilds_when_the_copy_is_pending(pg_schema, own_redis, clean):
+def test_a_failed_copy_is_rebuilt_before_the_token_is_accepted(two_workers):
+    client, other, admin, victim, victim_id, server = two_workers
+    response = _disable_while_redis_refuses(client, admin, victim_id, server, "-eval", "-evalsha")
+    assert response.status_code == 503  # the copy failed; the disable itself is durable
+    # this worker, and another one, refuse the disabled user's token from now on
+    assert client.get("/api/v1/api-keys", headers=bearer(victim)).status_code == 401
+    assert other.get("/api/v1/api-keys", headers=bearer(victim)).status_code == 401
+    assert client.get("/readyz").status_code == 200
+
+
+def test_readiness_rebuilds_when_the_copy_is_pending(two_workers):
     """Redis refuses the copy and the epoch's removal alike (say it died right after the
     admin's request was authenticated): the pending mark in the database makes the next
     readiness probe of every worker rebuild the copy."""
-    app, other_worker = _app(pg_schema, own_redis), _app(pg_schema, own_redis)
-    try:
-        with app.app_context():
-            create_user(username="boss", email="b@example.test", password="longpassword",
-                        platform_roles=["admin"])
-            victim_id = create_user(username="victim", email="v@example.test",
-                                    password="longpassword").id
-        client, other = app.test_client(), other_worker.test_client()
-        admin, victim = _login(client, "boss"), _login(client, "victim")
-        assert other.get("/api/v1/api-keys", headers=bearer(victim)).status_code == 200
-
-        server = redis_lib.Redis.from_url(own_redis.url)
-        server.execute_command("ACL", "SETUSER", "default", "-eval", "-evalsha", "-del")
-        try:
-            response = client.patch(f"/api/v1/admin/users/{victim_id}", json={"disabled": True},
-                                    headers=bearer(admin))
-        finally:
-            server.execute_command("ACL", "SETUSER", "default", "+@all")
-        assert response.status_code == 503
-        assert other.get("/readyz").status_code == 200  # the probe sees the pending mark
-        assert other.get("/api/v1/api-keys", headers=bearer(victim)).status_code == 401
-    finally:
-        for application in (app, other_worker):
-            with application.app_context():
-                dispose_engines()
+    client, other, admin, victim, victim_id, server = two_workers
+    response = _disable_while_redis_refuses(client, admin, victim_id, server,
+                                            "-eval", "-evalsha", "-del")
+    assert response.status_code == 503
+    assert other.get("/readyz").status_code == 200  # the probe sees the pending mark
+    assert other.get("/api/v1/api-keys", headers=bearer(victim)).status_code == 401
