@@ -19,4 +19,5 @@ class EndSessionEndpoint(_EndSessionEndpoint):
     def end_session(self, end_session_request) -> None:
         # the browser session is the web layer's (app/web/logout.py), which ends it
         # itself before it redirects; this endpoint only validates the request
-        raise NotImplementedError("use validate_endpoint_request('end_session')")
+        raise RuntimeError("not used: the web layer ends the session, after "
+                           "validate_endpoint_request('end_session')")
