@@ -19,11 +19,12 @@ from keys.manager import ALGORITHM
 from .clock import now
 from .accounts import Account
 from .errors import Forbidden
+from .revocation import ISSUED_AT_MS
 from .permissions import permissions_in, tenant_permissions
 
 ACCESS_TOKEN_TYP = "at+jwt"
 ACCESS_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope",
-                       "roles", "tenants", "sid", "auth_time")
+                       "roles", "tenants", "sid", "auth_time", ISSUED_AT_MS)
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,15 @@ class AccessTokenIssuer:
     def issue(self, *, subject: str, client_id: str, scope: str, roles: list[str],
               tenants: dict[str, list[str]], sid: str | None = None,
               auth_time: int | None = None) -> AccessToken:
-        now = int(self.clock())
+        moment = self.clock()
+        now = int(moment)
         claims = {
             "iss": self.issuer,
             "sub": subject,
             "aud": self.audience,
             "exp": now + self.ttl,
             "iat": now,
+            ISSUED_AT_MS: int(moment * 1000),
             "nbf": now,
             "jti": secrets.token_urlsafe(16),
             "client_id": client_id,

@@ -161,6 +161,9 @@ def test_a_role_change_ends_access_tokens_but_refresh_carries_the_new_roles(
     assert refreshed.status_code == 200
     from tests.helpers import jwt_parts
     assert "nodes:write" not in jwt_parts(refreshed.get_json()["token"])[1]["tenants"][tenant]
+    # issued a moment after the revocation (the same second, as a rule): it works
+    assert client.get("/api/v1/auth/me",
+                      headers=bearer(refreshed.get_json()["token"])).status_code == 200
 
 
 def test_clients(client, admin, make_tenant):

@@ -187,3 +187,16 @@ def test_throttle_counts_and_delays(svc):
         throttle.begin("alice", "10.0.0.1")
         throttle.succeeded("alice", "10.0.0.1")
         assert throttle.attempts("alice", "10.0.0.1") == 0
+
+
+def test_the_user_watermark_has_millisecond_precision(svc):
+    """A token issued a moment after a user-wide revocation, in the same second, is good;
+    one from the moment before, or without iat_ms from that second, is revoked."""
+    with freeze_time("2030-01-01 12:00:00.500"):
+        svc.revocations.revoke_user("user-ms")
+    second = int(freeze_time("2030-01-01 12:00:00").time_to_freeze.timestamp())
+    base = {"jti": "j-ms", "sub": "user-ms", "iat": second, "exp": second + 3600}
+    with freeze_time("2030-01-01 12:00:01"):
+        assert svc.revocations.is_revoked({**base, "iat_ms": second * 1000 + 499}) is True
+        assert svc.revocations.is_revoked({**base, "iat_ms": second * 1000 + 501}) is False
+        assert svc.revocations.is_revoked(base) is True
