@@ -9,8 +9,6 @@ from flask import Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp.clients import AUTH_METHODS
-from idp.discovery import oidc_metadata
 from keys.sealing import Sealer
 
 from .config import MAX_CONTENT_LENGTH, load_config, normalise_database_url, validate
@@ -89,7 +87,6 @@ def _register_blueprints(app: Flask) -> None:
     from .api import auth as api_auth
     from .api import sso as api_sso
     from .health import bp as health_bp
-    from .extensions import services
     from .oauth import introspect as oauth_introspect
     from .oauth import revoke as oauth_revoke
     from .oauth import token as oauth_token
@@ -108,17 +105,3 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_admin.bp)
     app.register_blueprint(api_keys_api.bp)
     web.register(app)
-    with app.app_context():
-        server = services().authorization
-        server.published_endpoints.update({
-            "authorization_endpoint": "/oauth/authorize",
-            "revocation_endpoint": "/oauth/revoke",
-            "introspection_endpoint": "/oauth/introspect",
-            "userinfo_endpoint": "/oauth/userinfo",
-            "end_session_endpoint": "/oauth/logout",
-        })
-        server.extra_metadata.update({
-            "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
-            "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
-        })
-        server.extra_metadata.update(oidc_metadata())

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from flask import Blueprint, Response, current_app, request
 
 from idp.discovery import metadata
+from keys.jwks import strong_etag
 
 from .extensions import services
 
@@ -28,7 +28,7 @@ def _discovery_document() -> tuple[bytes, str]:
     if cached is None:
         doc = metadata(str(current_app.config["ISSUER"]), services().authorization)
         body = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-        cached = (body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        cached = (body, strong_etag(body))
         current_app.extensions["infracast.discovery"] = cached
     return cached
 

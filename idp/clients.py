@@ -13,6 +13,7 @@ from .hashing import SecretHasher
 
 PUBLIC = "none"
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", PUBLIC)
+CONFIDENTIAL_AUTH_METHODS = tuple(m for m in AUTH_METHODS if m != PUBLIC)
 
 # what a client_id may look like; anything else names no client
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{3,64}$")

@@ -62,10 +62,6 @@ class AuthorizationServer(FlaskAuthorizationServer):
         self.client_ip = client_ip
         self.codes = codes
         self.id_tokens = id_tokens
-        # metadata name -> path, filled in by the app as it mounts each endpoint
-        self.published_endpoints: dict[str, str] = {}
-        # further discovery members contributed by extensions (OIDC, PKCE, ...)
-        self.extra_metadata: dict = {}
         self._code_extensions = [S256CodeChallenge(required=True), OpenIDCodeExtension()]
         self.register_grant(AuthorizationCodeGrant, self._code_extensions)
         self.register_grant(ClientCredentialsGrant)

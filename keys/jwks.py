@@ -22,4 +22,9 @@ def render_jwks(records: list[KeyRecord]) -> JwksDocument:
     ordered = sorted(records, key=lambda r: (_ORDER.get(r.state, 2), r.created_at, r.kid))
     keys = [dict(record.public_jwk) for record in ordered]
     body = json.dumps({"keys": keys}, separators=(",", ":"), sort_keys=True).encode()
-    return JwksDocument(body=body, etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+    return JwksDocument(body=body, etag=strong_etag(body))
+
+
+def strong_etag(body: bytes) -> str:
+    """An ETag that changes exactly when the body does (RFC 9110 §8.8.3)."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
