@@ -48,6 +48,10 @@ class AccountDirectory(Protocol):
     def replace_password_hash(self, user_id: str, password_hash: str) -> None: ...
 
 
+# what any sign-in form or API accepts; longer input is never looked up or hashed
+MAX_USERNAME, MAX_PASSWORD = 150, 1024
+
+
 def normalise_username(username: str) -> str:
     return username.strip().lower()
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .clock import now
-from .accounts import Account, AccountDirectory, PasswordAuthenticator
+from .accounts import (MAX_PASSWORD, MAX_USERNAME, Account, AccountDirectory,
+                       PasswordAuthenticator)
 from .audit import Audit
 from .clients import RegisteredClient
 from .errors import Forbidden, InvalidCredentials, InvalidGrant, NotFound
@@ -71,7 +72,15 @@ class TokenService:
 
     # -- signing in ---------------------------------------------------------------------
     def authenticate_password(self, username: str, password: str, client_ip: str) -> Account:
-        """The account, or one uniform failure; every attempt passes the brute-force gate."""
+        """The account, or one uniform failure; every attempt passes the brute-force gate.
+
+        Every password path comes through here (the login API, the password grant, the
+        login page), so the length caps live here too: an empty or overlong name or
+        password is refused before anything is counted, hashed, looked up or audited.
+        """
+        if not username or not password or len(username) > MAX_USERNAME \
+                or len(password) > MAX_PASSWORD:
+            raise InvalidCredentials()
         self.throttle.begin(username, client_ip)
         try:
             account = self.authenticator.authenticate(username, password)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from idp.accounts import MAX_PASSWORD, MAX_USERNAME
+
 from .. import clients, tenants, users
 from ..extensions import services
 from ..sso import connections
@@ -57,9 +59,9 @@ def get_tenant(tenant_id):
 def create_user():
     body = json_body()
     user = users.create_user(
-        username=field(body, "username", max_length=150),
+        username=field(body, "username", max_length=MAX_USERNAME),
         email=field(body, "email", max_length=320),
-        password=field(body, "password", max_length=1024),
+        password=field(body, "password", max_length=MAX_PASSWORD),
         platform_roles=field(body, "roles", list, required=False, default=[]),
         memberships=users.validate_memberships(field(body, "tenants", list, required=False, default=[])),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from idp.accounts import MAX_PASSWORD, MAX_USERNAME
 from idp.clients import API_CLIENT_ID
 from idp.errors import Forbidden, NotFound, Unauthorized
 from idp.tokens import rfc3339
@@ -36,8 +37,8 @@ def token():
         params = {name: field(body, name, max_length=length)
                   for name, length in _CODE_EXCHANGE_FIELDS}
         return _no_store(jsonify(svc.authorization.exchange_code(params).seed()))
-    username = field(body, "username", max_length=150)
-    password = field(body, "password", max_length=1024)
+    username = field(body, "username", max_length=MAX_USERNAME)
+    password = field(body, "password", max_length=MAX_PASSWORD)
     tenant = field(body, "tenant", required=False, max_length=64)
     client = svc.clients.find(API_CLIENT_ID)
     account = svc.tokens.authenticate_password(username, password, client_ip())

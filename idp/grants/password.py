@@ -20,8 +20,6 @@ class PasswordGrant(TokenGrantMixin, grants.ResourceOwnerPasswordCredentialsGran
         username, password = form.get("username"), form.get("password")
         if not username or password is None:
             raise InvalidRequestError("'username' and 'password' are required")
-        if len(username) > 150 or len(password) > 1024:  # as the login API caps them
-            raise InvalidRequestError("'username' or 'password' is too long")
         self.request.client = client
         self.request.requested_scope = self.resolve_scope(client)
         # Authlib's own authenticate_user returns None on failure; ours raises the one

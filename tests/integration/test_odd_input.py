@@ -58,7 +58,9 @@ def test_an_overlong_username_on_the_password_grant_is_400_and_audits_stay_writa
     padded = client.post("/oauth/token", data={"grant_type": "password", "client_id": client_id,
                                                "username": user["username"] + "\t" * 300,
                                                "password": "wrong password"})
-    assert padded.status_code == 400 and padded.get_json()["error"] == "invalid_request"
+    # refused like any wrong password, before anything is counted, hashed or audited
+    assert padded.status_code == 400 and padded.get_json()["error"] == "invalid_grant"
+    assert audit_events(clean, "login") == []
     # an attempt at the limit is checked, and its failure is audited
     near = client.post("/oauth/token", data={"grant_type": "password", "client_id": client_id,
                                              "username": user["username"] + "\t" * 20,
