@@ -343,12 +343,6 @@ class SqlDurableRevocations:
             conn.execute(sa.delete(self.table).where(c.kind == COPY_PENDING,
                                                      c.revoked_at <= up_to))
 
-    def user_watermark(self, user_id: str) -> datetime | None:
-        c = self.table.c
-        with autocommit() as conn:
-            return conn.execute(sa.select(c.revoked_at).where(
-                c.kind == USER, c.subject == user_id, c.expires_at > utcnow())).scalar()
-
 
 def _upsert_insert(conn):
     if conn.dialect.name == "postgresql":

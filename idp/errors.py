@@ -17,12 +17,9 @@ class IdpError(Exception):
     oauth_error = "invalid_request"
     message = "Invalid request"
 
-    def __init__(self, message: str | None = None, *, oauth_error: str | None = None,
-                 retry_after: int | None = None):
+    def __init__(self, message: str | None = None, *, retry_after: int | None = None):
         super().__init__(message or self.message)
         self.message = message or self.message
-        if oauth_error is not None:
-            self.oauth_error = oauth_error
         self.retry_after = retry_after
 
 

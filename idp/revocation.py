@@ -63,7 +63,6 @@ class DurableRevocations(Protocol):
 
     def active(self, now: datetime) -> list[RevocationRecord]: ...
 
-    def user_watermark(self, user_id: str) -> datetime | None: ...
 
     def mark_copy_pending(self, at: datetime) -> None:
         """Remember that a revocation may be missing from the Redis copy."""
@@ -219,11 +218,6 @@ class RevocationList:
             self.rebuild()
             return self.copy.is_revoked(claims)
 
-    def user_watermark(self, user_id: str) -> float | None:
-        """The durable watermark (refresh families compare their auth_time against it)."""
-        watermark = self.durable.user_watermark(user_id)
-        return None if watermark is None else watermark.timestamp()
-
     # -- rebuilding -----------------------------------------------------------------------
     def ensure_copy(self) -> None:
         """Rebuild the Redis copy if Redis lost it. Readiness probes call this, so an emptied
@@ -249,7 +243,7 @@ class RevocationList:
                 now = self.clock()
                 records = self.durable.active(_utc(now))
                 self._copy(records, now)
-                self.store.run(_SET, [self.copy.epoch_key], [f"{now:.3f}"])
+                self.store.set(self.copy.epoch_key, f"{now:.3f}")
                 self.durable.clear_copy_pending(_utc(now))
                 log.warning("revocation copy rebuilt in Redis", extra={"fields": {
                     "event": "audit", "action": "revocation.rebuild", "records": len(records)}})
@@ -281,7 +275,6 @@ end
 return 1
 """
 
-_SET = "return redis.call('SET', KEYS[1], ARGV[1])"
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -158,6 +158,10 @@ class Store:
         return self.client.mget(keys)
 
     @fail_closed
+    def set(self, key: str, value: str) -> None:
+        self.client.set(key, value)
+
+    @fail_closed
     def set_if_absent(self, key: str, value: str, ttl: int) -> bool:
         return bool(self.client.set(key, value, ex=ttl, nx=True))
 
