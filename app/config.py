@@ -135,22 +135,29 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+# the least each numeric setting may be; 0 where 0 turns a feature off
+MINIMUMS = {
+    "ACCESS_TOKEN_TTL": 1, "REFRESH_TOKEN_TTL": 1, "REFRESH_REUSE_GRACE_SECONDS": 0,
+    "LOGIN_FREE_ATTEMPTS": 0, "LOGIN_BASE_DELAY": 0, "LOGIN_MAX_DELAY": 0,
+    "LOGIN_ACCOUNT_THRESHOLD": 1, "LOGIN_ACCOUNT_LOCK": 1, "LOGIN_WINDOW": 1,
+    "API_KEY_ROTATION_DAYS": 1, "AUTHORIZATION_CODE_TTL": 1, "SESSION_TTL": 1,
+    "TRUSTED_PROXIES": 0, "ARGON2_TIME_COST": 1, "ARGON2_MEMORY_KIB": 8,
+    "ARGON2_CONCURRENCY": 1, "ARGON2_PARALLELISM": 1, "JWKS_MAX_AGE": 1,
+    "CLIENT_CACHE_SECONDS": 0, "KEY_CACHE_SECONDS": 0, "KEY_ROTATION_DAYS": 0,
+}
+
+
 def validate(config: dict[str, object]) -> None:
     issuer = str(config["ISSUER"])
     if not issuer.startswith(("https://", "http://")) or issuer.endswith("/"):
         raise ConfigError("IDP_ISSUER must be an http(s) URL without a trailing slash")
-    if float(config["REFRESH_REUSE_GRACE_SECONDS"]) < 0:
-        raise ConfigError("REFRESH_REUSE_GRACE_SECONDS must be 0 or more")
-    for key in ("ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "JWKS_MAX_AGE", "LOGIN_FREE_ATTEMPTS",
-                "ARGON2_CONCURRENCY",
-                "LOGIN_ACCOUNT_THRESHOLD", "LOGIN_ACCOUNT_LOCK", "LOGIN_WINDOW", "SESSION_TTL"):
-        if int(config[key]) <= 0:
-            raise ConfigError(f"{SETTINGS[key].env} must be a positive number of seconds")
-    if not 0 < int(config["AUTHORIZATION_CODE_TTL"]) <= 60:
+    for key, least in MINIMUMS.items():
+        if float(config[key]) < least:
+            raise ConfigError(f"{SETTINGS[key].env} must be at least {least}")
+    if int(config["AUTHORIZATION_CODE_TTL"]) > 60:
         raise ConfigError("AUTHORIZATION_CODE_TTL must be between 1 and 60 seconds")
-    for key in ("TRUSTED_PROXIES", "KEY_CACHE_SECONDS", "KEY_ROTATION_DAYS"):
-        if int(config[key]) < 0:
-            raise ConfigError(f"{SETTINGS[key].env} must be 0 or more")
+    if int(config["ARGON2_MEMORY_KIB"]) < 8 * int(config["ARGON2_PARALLELISM"]):
+        raise ConfigError("ARGON2_MEMORY_KIB must be at least 8 × ARGON2_PARALLELISM")
     redis_url = str(config["REDIS_URL"])
     if not redis_url.startswith(("redis://", "rediss://", "unix://", "memory://")):
         raise ConfigError("REDIS_URL must be redis://, rediss://, unix:// or memory://")

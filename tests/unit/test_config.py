@@ -23,7 +23,7 @@ def test_values_are_parsed_and_checked():
     with pytest.raises(ConfigError, match="REDIS_URL"):
         validate(load_config({"REDIS_URL": "mongodb://x"}))
     assert load_config({})["KEY_ROTATION_DAYS"] == 90
-    with pytest.raises(ConfigError, match="KEY_ROTATION_DAYS must be 0 or more"):
+    with pytest.raises(ConfigError, match="KEY_ROTATION_DAYS must be at least 0"):
         validate(load_config({"KEY_ROTATION_DAYS": "-1"}))
 
 
@@ -38,3 +38,14 @@ def test_authorization_codes_live_at_most_a_minute():
     for bad in ("0", "61"):
         with pytest.raises(ConfigError, match="AUTHORIZATION_CODE_TTL"):
             validate(load_config({"AUTHORIZATION_CODE_TTL": bad}))
+
+
+def test_every_numeric_setting_has_a_lower_bound():
+    from app.config import MINIMUMS, SETTINGS
+
+    numeric = {key for key, setting in SETTINGS.items()
+               if isinstance(setting.default, (int, float)) and not isinstance(setting.default, bool)}
+    assert numeric == set(MINIMUMS)
+    for key, least in MINIMUMS.items():
+        with pytest.raises(ConfigError, match=SETTINGS[key].env):
+            validate(load_config({SETTINGS[key].env: str(least - 1)}))
