@@ -157,7 +157,8 @@ class SqlClientDirectory:
 
 
 class SqlConsentDirectory:
-    """Consents in their own short transactions, apart from any request's session."""
+    """Consents apart from any request's session: single statements on autocommit
+    connections, and one short transaction to merge a grant."""
 
     table = ConsentRow.__table__
 
@@ -175,7 +176,7 @@ class SqlConsentDirectory:
 
     def find(self, user_id: str, client_id: str) -> Consent | None:
         c = self.table.c
-        with db.engine.connect() as conn:
+        with autocommit() as conn:
             row = conn.execute(self._select().where(
                 c.user_id == user_id, c.client_id == client_id)).first()
         return None if row is None else self._consent(row)
@@ -195,14 +196,14 @@ class SqlConsentDirectory:
 
     def list_for(self, user_id: str) -> list[Consent]:
         c = self.table.c
-        with db.engine.connect() as conn:
+        with autocommit() as conn:
             rows = conn.execute(self._select().where(c.user_id == user_id)
                                 .order_by(c.client_id)).all()
         return [self._consent(row) for row in rows]
 
     def revoke(self, user_id: str, client_id: str) -> bool:
         c = self.table.c
-        with db.engine.begin() as conn:
+        with autocommit() as conn:
             result = conn.execute(sa.delete(self.table).where(
                 c.user_id == user_id, c.client_id == client_id))
         return result.rowcount == 1
