@@ -67,7 +67,7 @@ def create_key(claims: dict, body: dict) -> IssuedKey:
     expires_at = _parse_expires_at(body.get("expires_at"))
     allowed_ips = rules.parse_allowed_ips(body.get("allowed_ips"))
     require_tenants(tenants)
-    _check_grantable(claims, tenants, permissions)
+    _check_grantable(claims, tenants, permissions, "api_key.create")
     secret = rules.new_api_key()
     row = ApiKey(id=f"key-{secrets.token_hex(12)}", name=name.strip(),
                  secret_hash=services().secrets.digest(secret), tenants=tenants,
@@ -80,17 +80,19 @@ def create_key(claims: dict, body: dict) -> IssuedKey:
     return IssuedKey(row, secret)
 
 
-def _check_grantable(claims: dict, tenants: list[str], permissions: list[str]) -> None:
-    """Both the caller's token and their account as it is now must be admin in each tenant."""
+def _check_grantable(claims: dict, tenants: list[str], permissions: list[str],
+                     action: str) -> None:
+    """Both the caller's token and their account as it is now must be admin in each tenant;
+    a refusal is audited under ``action``."""
     account = services().accounts.find_by_id(str(claims.get("sub")))
     if account is None or account.disabled:
         raise Unauthorized()  # client_credentials tokens and departed users make no keys
     try:
-        rules.check_grantable(claims.get("tenants") or {}, tenants, permissions)
+        rules.check_grantable(claims.get("tenants") or {}, tenants)
         rules.check_grantable(tenant_permissions(account.platform_roles, account.memberships),
-                              tenants, permissions)
+                              tenants)
     except Forbidden:
-        services().audit("api_key.create", "denied", actor=str(claims.get("sub")),
+        services().audit(action, "denied", actor=str(claims.get("sub")),
                          reason="escalation", tenants=tenants, permissions=permissions)
         raise
 
@@ -127,7 +129,7 @@ def rotate_key(claims: dict, key_id: str, body: dict) -> IssuedKey:
         raise InvalidRequest(f"'grace_period_seconds' must be 0 to {rules.MAX_GRACE_SECONDS} (7 days)")
     row = get_key(claims, key_id)
     # rotating re-issues the key's rights: the rotator must still be able to grant them
-    _check_grantable(claims, list(row.tenants), list(row.permissions))
+    _check_grantable(claims, list(row.tenants), list(row.permissions), "api_key.rotate")
     now = utcnow()
     secret = rules.new_api_key()
     row.previous_secret_hash = row.secret_hash if grace else None

@@ -67,13 +67,15 @@ def ip_allowed(allowed_ips: Iterable[str], client_ip: str | None) -> bool:
     return any(address in ipaddress.ip_network(network) for network in allowed)
 
 
-def check_grantable(holder_tenants: Mapping[str, Iterable[str]], tenants: Iterable[str],
-                    permissions: Iterable[str]) -> None:
-    """The holder must be admin in every named tenant; anything else is an escalation."""
+def check_grantable(holder_tenants: Mapping[str, Iterable[str]], tenants: Iterable[str]) -> None:
+    """The holder must be admin in every named tenant; anything else is an escalation.
+
+    ``admin:*`` in a tenant covers every permission there, so the key's permissions need no
+    check of their own.
+    """
     for tenant in tenants:
         if not allows(holder_tenants, tenant, ADMIN_ALL):
             raise Forbidden()
-    # admin:* in a tenant covers every permission there, so nothing more to check
 
 
 @dataclass(frozen=True)
