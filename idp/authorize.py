@@ -43,6 +43,7 @@ from .clients import RegisteredClient
 from .clock import now
 from .consents import ConsentDirectory
 from .errors import IdpError, NotFound
+from .oauth_request import refuse_repeated_parameters
 from .sessions import BrowserSession, SessionStore
 from .store import Store
 from .token_service import TokenService
@@ -220,7 +221,14 @@ class AuthorizationFlow:
     # -- steps ----------------------------------------------------------------------------
     def _validate(self, params: Mapping[str, list[str]], account: Account | None):
         request = self.server.authorization_request(params)
-        return self.server.get_consent_grant(request, end_user=account)
+        grant = self.server.get_consent_grant(request, end_user=account)
+        # RFC 6749 §3.1: no parameter twice. Authlib checks five of them before it knows the
+        # redirect_uri; the others (nonce, prompt, max_age, tenant, ...) go back to it.
+        try:
+            refuse_repeated_parameters(grant.request)
+        except InvalidRequestError as error:
+            raise _error(grant, InvalidRequestError, error.description) from None
+        return grant
 
     def _consent_due(self, grant, account: Account | None, forced: bool) -> bool:
         if forced:

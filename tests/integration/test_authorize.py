@@ -195,6 +195,17 @@ def test_bad_requests_go_back_to_the_registered_uri(make_rp, change, error):
     assert callback["iss"] == ISSUER and "code" not in callback
 
 
+@pytest.mark.parametrize("name", ["nonce", "prompt", "max_age", "tenant", "idp_hint", 'a"b'])
+def test_a_repeated_parameter_goes_back_as_invalid_request(make_rp, make_user, name):
+    """RFC 6749 §3.1: never silently the first of two values, signed in or not."""
+    rp, user = make_rp(), make_user()
+    for _ in range(2):
+        callback = rp.callback(rp.authorize(state="xyz", **{name: ["1", "2"]}))
+        assert callback["error"] == "invalid_request" and "code" not in callback
+        assert callback["state"] == "xyz" and callback["iss"] == ISSUER
+        rp.sign_in(user)
+
+
 @pytest.mark.parametrize("change", [
     {"client_id": "no-such-client"},
     {"client_id": None},
