@@ -132,6 +132,10 @@ class AuthorizationFlow:
         """A new authorization request. Returns what to do next, and the browser session
         (an anonymous one is made when the user must be shown a page)."""
         account = self.signed_in_account(session)
+        if account is None and session is not None and session.signed_in:
+            # a sign-in that no longer stands: like a browser without a session (the
+            # interaction is bound to a fresh anonymous one, should a page be shown)
+            session = None
         grant = self._validate(params, account)
         # OIDC Core §6: request objects are not supported, and must not be silently ignored
         if "request" in grant.request.payload.data:
@@ -209,12 +213,16 @@ class AuthorizationFlow:
 
     # -- the session ----------------------------------------------------------------------
     def signed_in_account(self, session: BrowserSession | None) -> Account | None:
-        """The session's user, if the sign-in still stands (user enabled, not revoked)."""
+        """The session's user, if the sign-in still stands (user enabled, not revoked).
+
+        A session whose sign-in no longer stands is not ended here: a waiting request may be
+        bound to it, and it carries the CSRF token of the login form the user is sent to;
+        signing in again ends it (``SessionStore.sign_in``).
+        """
         if session is None or not session.signed_in:
             return None
         account = self.tokens.accounts.find_by_id(session.user_id)
         if not self.tokens.login_still_valid(account, int(session.auth_time)):
-            self.sessions.end(session)
             return None
         return account
 

@@ -9,7 +9,7 @@ from joserfc.jwk import KeySet
 from app import create_app
 from app.clients import register_client
 from tests.conftest import base_config
-from tests.helpers import jwt_parts, login
+from tests.helpers import bearer, jwt_parts, login
 from tests.oidc import REDIRECT_URI, RelyingParty, csrf_token
 
 ISSUER = "http://127.0.0.1:8000"
@@ -253,6 +253,23 @@ def test_a_disabled_user_loses_the_session(app, make_rp, make_user):
         db.session.get(User, user["id"]).disabled = True
         db.session.commit()
     assert rp.authorize().headers["Location"].startswith("/login/")
+
+
+def test_after_a_revoked_sign_in_the_login_form_works_at_the_first_try(app, make_rp, make_user,
+                                                                     token_for):
+    """The revoked session was ended under the request that found it dead: the login page
+    was then a 404, or its form a 400."""
+    rp, user, admin = make_rp(), make_user(), make_user(roles=["admin"])
+    with freeze_time("2026-11-29 10:00:00"):
+        rp.sign_in(user)
+    with freeze_time("2026-11-29 10:01:00"):
+        admin = bearer(token_for(admin))
+        for disabled in (True, False):  # disabling revokes every sign-in so far
+            assert app.test_client().patch(f"/api/v1/admin/users/{user['id']}", headers=admin,
+                                           json={"disabled": disabled}).status_code == 200
+    with freeze_time("2026-11-29 10:02:00"):
+        callback = rp.sign_in(user)
+        assert rp.exchange(callback["code"]).status_code == 200
 
 
 ODD = ["", " ", "\x00", "é", '"\\', "a" * 3000, "%ff", "\n", "none", "login", "0", "²", "{}"]
