@@ -195,6 +195,19 @@ def test_bad_requests_go_back_to_the_registered_uri(make_rp, change, error):
     assert callback["iss"] == ISSUER and "code" not in callback
 
 
+@pytest.mark.parametrize("scope", ["email", "openid", "profile email"])
+def test_a_scope_the_client_is_not_registered_for_is_invalid_scope(make_rp, make_user, scope):
+    """As at the token endpoint: refused, never silently narrowed (to no ID token, say)."""
+    rp, user = make_rp(scope="profile"), make_user()
+    for _ in range(2):  # without a session, then with one
+        callback = rp.callback(rp.authorize(scope=scope, state="s2"))
+        assert callback["error"] == "invalid_scope" and callback["state"] == "s2"
+        assert "code" not in callback
+        rp.sign_in(user, scope="profile")
+    body = rp.tokens_for(user, scope="profile")
+    assert body["scope"] == "profile" and "id_token" not in body
+
+
 @pytest.mark.parametrize("name", ["nonce", "prompt", "max_age", "tenant", "idp_hint", 'a"b'])
 def test_a_repeated_parameter_goes_back_as_invalid_request(make_rp, make_user, name):
     """RFC 6749 §3.1: never silently the first of two values, signed in or not."""
