@@ -149,12 +149,14 @@ class AuthorizationFlow:
         login = (account is None or "login" in prompts
                  or (max_age is not None and self.clock() - session.auth_time > max_age))
         consent = "consent" in prompts
+        # looked up once (a database query), and only for a user who is signed in
+        consent_due = not login and self._consent_due(grant, account, consent)
         if "none" in prompts:
             if login:
                 raise _error(grant, LoginRequiredError)
-            if self._consent_due(grant, account, consent):
+            if consent_due:
                 raise _error(grant, ConsentRequiredError)
-        if not login and not self._consent_due(grant, account, consent):
+        if not login and not consent_due:
             return self._issue(grant, account, session), session
         if session is None:
             session = self.sessions.anonymous()
@@ -165,7 +167,7 @@ class AuthorizationFlow:
         hint = grant.request.payload.data.get("idp_hint")
         if login and hint and hint in self.upstreams():
             return SignInUpstream(interaction, hint), session
-        return self._next(interaction, grant, account, session), session
+        return self._next(interaction, grant, account, session, consent_due), session
 
     def pending(self, interaction_id: str, session: BrowserSession | None) -> Outcome:
         """What a waiting request needs now (the login or the consent page, or nothing)."""
@@ -209,7 +211,7 @@ class AuthorizationFlow:
         if not client.first_party:
             self.consents.grant(account.id, client.client_id, scope_to_list(grant.request.scope))
         interaction = replace(interaction, consent=False)
-        return self._next(interaction, grant, account, session, consented=True)
+        return self._next(interaction, grant, account, session, consent_due=False)
 
     # -- the session ----------------------------------------------------------------------
     def signed_in_account(self, session: BrowserSession | None) -> Account | None:
@@ -249,11 +251,15 @@ class AuthorizationFlow:
         return consent is None or not wanted <= set(consent.scopes)
 
     def _next(self, interaction: Interaction, grant, account: Account | None,
-              session: BrowserSession | None, consented: bool = False) -> Outcome:
+              session: BrowserSession | None, consent_due: bool | None = None) -> Outcome:
+        """The login page, the consent page, or the code; ``consent_due`` when the caller
+        has looked it up already (or the user has just consented)."""
         client = grant.request.client
         if interaction.login or account is None:
             return ShowLogin(interaction, client)
-        if not consented and self._consent_due(grant, account, interaction.consent):
+        if consent_due is None:
+            consent_due = self._consent_due(grant, account, interaction.consent)
+        if consent_due:
             return ShowConsent(interaction, client, scope_to_list(grant.request.scope) or [])
         self._delete(interaction)
         return self._issue(grant, account, session)

@@ -2,7 +2,7 @@
 
 from freezegun import freeze_time
 
-from tests.helpers import bearer
+from tests.helpers import bearer, round_trips
 from tests.oidc import csrf_token
 
 
@@ -44,6 +44,18 @@ def test_denying_consent_is_access_denied(make_rp, make_user):
     callback = rp.callback(_consent(rp, after_login, "deny"))
     assert callback["error"] == "access_denied" and callback["state"] == "s9"
     assert "iss" in callback and "code" not in callback
+
+
+def test_an_authorize_looks_the_consent_up_once(app, make_rp, make_user):
+    rp, user, scope = make_rp(first_party=False), make_user(), "openid email offline_access"
+    after_login = rp.submit_login(rp.authorize(scope=scope), user["username"], user["password"])
+    rp.callback(_consent(rp, after_login, "allow"))
+    for prompt, wider, answer in ((None, False, "code"), ("none", False, "code"),
+                                  ("none", True, "consent_required"), (None, True, "/consent/")):
+        with round_trips(app) as trips:
+            response = rp.authorize(scope=scope + " profile" if wider else scope, prompt=prompt)
+        assert answer in response.headers["Location"]
+        assert trips.statements("consents") == 1, (prompt, wider)
 
 
 def test_prompt_none_for_an_unconsented_client_is_consent_required(make_rp, make_user):
