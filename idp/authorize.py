@@ -89,6 +89,7 @@ class ShowConsent:
     interaction: Interaction
     client: RegisteredClient
     scopes: list[str]
+    username: str  # who is signed in, as the page says
 
 
 Outcome = Union[Redirect, ShowLogin, SignInUpstream, ShowConsent]
@@ -260,7 +261,8 @@ class AuthorizationFlow:
         if consent_due is None:
             consent_due = self._consent_due(grant, account, interaction.consent)
         if consent_due:
-            return ShowConsent(interaction, client, scope_to_list(grant.request.scope) or [])
+            return ShowConsent(interaction, client, scope_to_list(grant.request.scope) or [],
+                               account.username)
         self._delete(interaction)
         return self._issue(grant, account, session)
 

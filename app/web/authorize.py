@@ -49,13 +49,11 @@ def _login_page(outcome: ShowLogin, error: str | None = None, username: str = ""
 
 
 def _consent_page(outcome: ShowConsent):
-    session = browser_session()
-    account = services().accounts.find_by_id(session.user_id)
     return render_template(
-        "consent.html", client_name=outcome.client.client_name, username=account.username,
+        "consent.html", client_name=outcome.client.client_name, username=outcome.username,
         scopes=[SCOPE_DESCRIPTIONS.get(scope, scope) for scope in outcome.scopes],
         action=url_for("web.consent", interaction_id=outcome.interaction.id),
-        csrf_token=session.csrf_token)
+        csrf_token=browser_session().csrf_token)
 
 
 def show_outcome(outcome: Outcome):

@@ -58,6 +58,15 @@ def test_an_authorize_looks_the_consent_up_once(app, make_rp, make_user):
         assert trips.statements("consents") == 1, (prompt, wider)
 
 
+def test_the_consent_page_loads_the_account_once(app, make_rp, make_user):
+    rp, user = make_rp(first_party=False), make_user()
+    after_login = rp.submit_login(rp.authorize(), user["username"], user["password"])
+    with round_trips(app) as trips:
+        page = rp.http.get(after_login.headers["Location"])
+    assert f"<strong>{user['username']}</strong>" in page.get_data(True)
+    assert trips.statements("users") == 1
+
+
 def test_prompt_none_for_an_unconsented_client_is_consent_required(make_rp, make_user):
     first_party, third_party, user = make_rp(), make_rp(first_party=False), make_user()
     first_party.sign_in(user)  # a session exists
