@@ -33,6 +33,7 @@ import secrets
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Mapping, Union
 
+from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oidc.core.errors import (ConsentRequiredError, LoginRequiredError,
@@ -92,7 +93,14 @@ class ShowConsent:
     username: str  # who is signed in, as the page says
 
 
-Outcome = Union[Redirect, ShowLogin, SignInUpstream, ShowConsent]
+@dataclass(frozen=True)
+class Refused:
+    """The request is refused right after a sign-in: the browser keeps its new session,
+    then gets the error (the web layer raises it)."""
+    error: OAuth2Error
+
+
+Outcome = Union[Redirect, ShowLogin, SignInUpstream, ShowConsent, Refused]
 
 
 def _prompts(request) -> set[str]:
@@ -178,8 +186,9 @@ class AuthorizationFlow:
                           session)
 
     def sign_in(self, interaction_id: str, session: BrowserSession | None, username: str,
-                password: str, client_ip: str) -> BrowserSession:
-        """Check the password (brute-force limits apply) and start a new browser session."""
+                password: str, client_ip: str) -> tuple[Outcome, BrowserSession]:
+        """Check the password (brute-force limits apply), start a new browser session and
+        resume the request (``sign_in_as``)."""
         interaction = self._find(interaction_id, session)
         account = self.tokens.authenticate_password(username, password, client_ip)
         return self.sign_in_as(interaction, session, account)
@@ -189,13 +198,25 @@ class AuthorizationFlow:
         return self._find(interaction_id, session)
 
     def sign_in_as(self, interaction: Interaction, session: BrowserSession | None,
-                   account: Account) -> BrowserSession:
+                   account: Account) -> tuple[Outcome, BrowserSession]:
         """Start a new browser session for ``account``, who was authenticated elsewhere
-        (the password above, an upstream identity provider), and move the request to it."""
+        (the password above, an upstream identity provider), and resume the request in it:
+        the consent page or the code, with the new session.
+
+        A refusal of the request now (a client changed meanwhile, a tenant the user holds no
+        role in) is the outcome ``Refused``: the sign-in stands all the same.
+        """
         signed_in = self.sessions.sign_in(session, account.id)
-        self._save(replace(interaction, session=self.sessions.binding(signed_in.id),
-                           login=False))
-        return signed_in
+        interaction = replace(interaction, session=self.sessions.binding(signed_in.id),
+                              login=False)
+        try:
+            outcome = self._next(interaction, self._validate(interaction.params, account),
+                                 account, signed_in)
+        except OAuth2Error as error:
+            return Refused(error), signed_in
+        if isinstance(outcome, ShowConsent):
+            self._save(interaction)  # it waits on, in the new session
+        return outcome, signed_in
 
     def decide(self, interaction_id: str, session: BrowserSession | None,
                allow: bool) -> Outcome:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
-from idp.authorize import Outcome, Redirect, ShowConsent, ShowLogin, SignInUpstream
+from idp.authorize import Outcome, Redirect, Refused, ShowConsent, ShowLogin, SignInUpstream
 from idp.consents import SCOPE_DESCRIPTIONS
 from idp.errors import InvalidCredentials
 
@@ -60,6 +60,8 @@ def show_outcome(outcome: Outcome):
     """A redirect, or the page the outcome asks for (at its own address)."""
     if isinstance(outcome, Redirect):
         return _redirect(outcome.location)
+    if isinstance(outcome, Refused):
+        raise outcome.error  # answered by the error handler: a redirect or a page
     if isinstance(outcome, SignInUpstream):
         return _redirect(services().sso.start(outcome.provider, outcome.interaction))
     endpoint = "web.login" if isinstance(outcome, ShowLogin) else "web.consent"
@@ -90,7 +92,8 @@ def login_submit(interaction_id):
         if not username.strip() or not password or len(username) > _MAX_USERNAME \
                 or len(password) > _MAX_PASSWORD:
             raise InvalidCredentials()
-        signed_in = flow.sign_in(interaction_id, session, username, password, client_ip())
+        outcome, signed_in = flow.sign_in(interaction_id, session, username, password,
+                                          client_ip())
     except InvalidCredentials as failure:
         outcome = flow.pending(interaction_id, session)
         if not isinstance(outcome, ShowLogin):
@@ -98,7 +101,7 @@ def login_submit(interaction_id):
         return _login_page(outcome, error=failure.message, username=username[:_MAX_USERNAME],
                            status=401)
     remember(signed_in)
-    return show_outcome(flow.pending(interaction_id, signed_in))
+    return show_outcome(outcome)
 
 
 @bp.get("/consent/<interaction_id>")

@@ -9,7 +9,7 @@ from joserfc.jwk import KeySet
 from app import create_app
 from app.clients import register_client
 from tests.conftest import base_config
-from tests.helpers import bearer, jwt_parts, login
+from tests.helpers import bearer, jwt_parts, login, round_trips
 from tests.oidc import REDIRECT_URI, RelyingParty, csrf_token
 
 ISSUER = "http://127.0.0.1:8000"
@@ -254,6 +254,27 @@ def test_tenant_scoped_authorization(make_rp, make_user, make_tenant):
     rp.http.delete_cookie("idp_session")
     denied = rp.sign_in(outsider, tenant=tenant)
     assert denied["error"] == "access_denied"
+
+
+def test_a_request_refused_after_the_login_form_keeps_the_sign_in(app, make_rp, make_user,
+                                                                  make_tenant):
+    rp, user = make_rp(), make_user()
+    with round_trips(app) as trips:
+        denied = rp.sign_in(user, tenant=make_tenant(), state="s4")
+    assert denied["error"] == "access_denied" and denied["state"] == "s4"
+    assert trips.commands("GET", "ia") == 2  # the login page's, and the form's
+    assert "code" in rp.callback(rp.authorize())  # signed in: no form
+
+
+def test_the_login_form_resumes_the_request_without_reading_it_again(app, make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    login_url = rp.authorize().headers["Location"]
+    form = {"csrf_token": csrf_token(rp.http.get(login_url).get_data(True)),
+            "username": user["username"], "password": user["password"]}
+    with round_trips(app) as trips:
+        callback = rp.callback(rp.http.post(login_url, data=form))
+    assert rp.exchange(callback["code"]).status_code == 200
+    assert trips.commands("GET", "ia") == 1 and trips.statements("users") == 1
 
 
 def test_a_disabled_user_loses_the_session(app, make_rp, make_user):
