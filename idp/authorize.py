@@ -295,9 +295,7 @@ class AuthorizationFlow:
             raise _error(grant, AccessDeniedError,
                          "The user holds no role in the requested tenant") from None
         grant.request.auth_time = session.auth_time
-        response = self.server.create_authorization_response(
-            request=grant.request, grant_user=account, grant=grant)
-        return Redirect(response.location)
+        return Redirect(self.server.authorization_location(grant, account))
 
     # -- interactions in the store --------------------------------------------------------
     def _key(self, interaction_id: str) -> str:

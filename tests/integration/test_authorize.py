@@ -277,6 +277,26 @@ def test_the_login_form_resumes_the_request_without_reading_it_again(app, make_r
     assert trips.commands("GET", "ia") == 1 and trips.statements("users") == 1
 
 
+def test_a_code_is_issued_without_validating_the_request_again(monkeypatch, make_rp, make_user):
+    from idp.grants.authorization_code import AuthorizationCodeGrant
+
+    validations = []
+    validate = AuthorizationCodeGrant.validate_authorization_request
+
+    def counted(grant):
+        validations.append(grant.request.payload.client_id)
+        return validate(grant)
+
+    monkeypatch.setattr(AuthorizationCodeGrant, "validate_authorization_request", counted)
+    rp, user = make_rp(), make_user()
+    rp.sign_in(user)
+    validations.clear()
+    callback = rp.callback(rp.authorize(state="s5"))
+    assert set(callback) == {"code", "state", "iss"} and callback["state"] == "s5"
+    assert callback["iss"] == ISSUER and len(validations) == 1
+    assert rp.exchange(callback["code"]).status_code == 200
+
+
 def test_a_disabled_user_loses_the_session(app, make_rp, make_user):
     from app.extensions import db
     from app.models import User
