@@ -245,10 +245,7 @@ class AuthorizationFlow:
         """
         if session is None or not session.signed_in:
             return None
-        account = self.tokens.accounts.find_by_id(session.user_id)
-        if not self.tokens.login_still_valid(account, int(session.auth_time)):
-            return None
-        return account
+        return self.tokens.account_if_valid(session.user_id, int(session.auth_time))
 
     # -- steps ----------------------------------------------------------------------------
     def _validate(self, params: Mapping[str, list[str]], account: Account | None):

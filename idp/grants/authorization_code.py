@@ -93,10 +93,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Nothing to do: redeeming consumed the code."""
 
     def authenticate_user(self, authorization_code):
-        account = self.server.tokens.accounts.find_by_id(authorization_code.user_id)
-        if not self.server.tokens.login_still_valid(account, authorization_code.auth_time):
-            return None
-        return account
+        return self.server.tokens.account_if_valid(authorization_code.user_id,
+                                                   authorization_code.auth_time)
 
     @hooked
     def create_token_response(self):
