@@ -9,7 +9,7 @@ from flask import Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp.clients import AUTH_METHODS
+from idp.clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from idp.discovery import oidc_metadata
 from keys.sealing import Sealer
 
@@ -119,6 +119,6 @@ def _register_blueprints(app: Flask) -> None:
         })
         server.extra_metadata.update({
             "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
-            "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
+            "introspection_endpoint_auth_methods_supported": list(CONFIDENTIAL_AUTH_METHODS),
         })
         server.extra_metadata.update(oidc_metadata())

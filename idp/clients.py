@@ -12,7 +12,9 @@ from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 from .hashing import SecretHasher
 
 PUBLIC = "none"
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", PUBLIC)
+# the token endpoint auth methods (RFC 7591 §2); the confidential ones present a secret
+CONFIDENTIAL_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, PUBLIC)
 
 # what a client_id may look like; anything else names no client
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
