@@ -41,10 +41,6 @@ class ParamsRequest(OAuth2Request):
         self.auth_time: int | None = None
 
     @property
-    def params(self) -> dict[str, list[str]]:
-        return dict(self.payload.datalist)
-
-    @property
     def args(self) -> dict[str, str]:
         return self.payload.data
 
