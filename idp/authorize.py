@@ -180,7 +180,7 @@ class AuthorizationFlow:
 
     def pending(self, interaction_id: str, session: BrowserSession | None) -> Outcome:
         """What a waiting request needs now (the login or the consent page, or nothing)."""
-        interaction = self._find(interaction_id, session)
+        interaction = self.waiting(interaction_id, session)
         account = self.signed_in_account(session)
         return self._next(interaction, self._validate(interaction.params, account), account,
                           session)
@@ -189,13 +189,9 @@ class AuthorizationFlow:
                 password: str, client_ip: str) -> tuple[Outcome, BrowserSession]:
         """Check the password (brute-force limits apply), start a new browser session and
         resume the request (``sign_in_as``)."""
-        interaction = self._find(interaction_id, session)
+        interaction = self.waiting(interaction_id, session)
         account = self.tokens.authenticate_password(username, password, client_ip)
         return self.sign_in_as(interaction, session, account)
-
-    def waiting(self, interaction_id: str, session: BrowserSession | None) -> Interaction:
-        """The waiting request, if it belongs to this browser (``InteractionExpired`` if not)."""
-        return self._find(interaction_id, session)
 
     def sign_in_as(self, interaction: Interaction, session: BrowserSession | None,
                    account: Account) -> tuple[Outcome, BrowserSession]:
@@ -221,7 +217,7 @@ class AuthorizationFlow:
     def decide(self, interaction_id: str, session: BrowserSession | None,
                allow: bool) -> Outcome:
         """The user's answer on the consent page."""
-        interaction = self._find(interaction_id, session)
+        interaction = self.waiting(interaction_id, session)
         account = self.signed_in_account(session)
         grant = self._validate(interaction.params, account)
         if account is None or interaction.login:
@@ -303,7 +299,8 @@ class AuthorizationFlow:
         del data["id"]
         self.store.put(self._key(interaction.id), data, INTERACTION_TTL)
 
-    def _find(self, interaction_id: str, session: BrowserSession | None) -> Interaction:
+    def waiting(self, interaction_id: str, session: BrowserSession | None) -> Interaction:
+        """The waiting request, if it belongs to this browser (``InteractionExpired`` if not)."""
         if session is None or not isinstance(interaction_id, str) \
                 or not 16 <= len(interaction_id) <= 64:
             raise InteractionExpired()
