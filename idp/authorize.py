@@ -151,6 +151,10 @@ class AuthorizationFlow:
             raise _error(grant, RequestNotSupportedError)
         if "request_uri" in grant.request.payload.data:
             raise _error(grant, RequestURINotSupportedError)
+        # OAuth 2.0 Multiple Response Type Encoding Practices §2.1: the one mode offered
+        # (response_modes_supported) is query; another is refused, not answered in query
+        if grant.request.payload.data.get("response_mode") not in (None, "", "query"):
+            raise _error(grant, InvalidRequestError, "Only 'response_mode=query' is supported")
         prompts = _prompts(grant.request)
         if "none" in prompts and len(prompts) > 1:
             raise _error(grant, InvalidRequestError, "'prompt=none' cannot be combined")

@@ -187,6 +187,9 @@ def test_max_age(make_rp, make_user):
     ({"code_challenge": "short"}, "invalid_request"),
     ({"scope": "openid admin"}, "invalid_scope"),
     ({"prompt": "none login"}, "invalid_request"),
+    ({"response_mode": "fragment"}, "invalid_request"),
+    ({"response_mode": "form_post"}, "invalid_request"),
+    ({"response_mode": "query.jwt"}, "invalid_request"),
 ])
 def test_bad_requests_go_back_to_the_registered_uri(make_rp, change, error):
     rp = make_rp()
@@ -217,6 +220,11 @@ def test_a_repeated_parameter_goes_back_as_invalid_request(make_rp, make_user, n
         assert callback["error"] == "invalid_request" and "code" not in callback
         assert callback["state"] == "xyz" and callback["iss"] == ISSUER
         rp.sign_in(user)
+
+
+def test_response_mode_query_is_the_default_spelled_out(make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    assert rp.exchange(rp.sign_in(user, response_mode="query")["code"]).status_code == 200
 
 
 @pytest.mark.parametrize("change", [
