@@ -43,7 +43,7 @@ from .accounts import Account
 from .clients import RegisteredClient
 from .clock import now
 from .consents import ConsentDirectory
-from .errors import IdpError, NotFound
+from .errors import IdpError, InvalidRequest, NotFound
 from .oauth_request import refuse_repeated_parameters
 from .sessions import BrowserSession, SessionStore
 from .store import Store
@@ -165,7 +165,7 @@ class AuthorizationFlow:
         # looked up once (a database query), and only for a user who is signed in
         consent_due = not login and self._consent_due(grant, account, consent)
         if "none" in prompts:
-            if login:
+            if login or not self._hint_names(grant, account):
                 raise _error(grant, LoginRequiredError)
             if consent_due:
                 raise _error(grant, ConsentRequiredError)
@@ -258,6 +258,18 @@ class AuthorizationFlow:
         except InvalidRequestError as error:
             raise _error(grant, InvalidRequestError, error.description) from None
         return grant
+
+    def _hint_names(self, grant, account: Account) -> bool:
+        """Does the ``id_token_hint``, if there is one, name ``account``? Another user than
+        the one signed in is ``login_required`` with ``prompt=none`` (OIDC Core §3.1.2.1)."""
+        hint = grant.request.payload.data.get("id_token_hint")
+        if not hint:
+            return True
+        try:
+            claims = self.server.id_tokens.verify_hint(hint)
+        except InvalidRequest as error:
+            raise _error(grant, InvalidRequestError, error.message) from None
+        return claims["sub"] == account.id
 
     def _consent_due(self, grant, account: Account | None, forced: bool) -> bool:
         if forced:

@@ -152,6 +152,21 @@ def test_prompt_none_with_a_session_answers_at_once(make_rp, make_user):
     assert "code" in rp.callback(rp.authorize(prompt="none"))
 
 
+def test_prompt_none_with_an_id_token_hint_of_another_user_is_login_required(app, make_rp,
+                                                                            make_user):
+    rp, user = make_rp(), make_user()
+    own_hint = rp.tokens_for(user)["id_token"]
+    other = RelyingParty(app.test_client(), rp.client_id)
+    other_hint = other.tokens_for(make_user())["id_token"]
+    assert "code" in rp.callback(rp.authorize(prompt="none", id_token_hint=own_hint))
+    refused = rp.callback(rp.authorize(prompt="none", id_token_hint=other_hint, state="s6"))
+    assert refused["error"] == "login_required" and refused["state"] == "s6"
+    assert "code" not in refused
+    for forged in ("e30.e30.", own_hint[:-4] + "AAAA"):
+        bad = rp.callback(rp.authorize(prompt="none", id_token_hint=forged))
+        assert bad["error"] == "invalid_request" and "code" not in bad
+
+
 def test_prompt_login_asks_again_and_moves_auth_time(make_rp, make_user):
     rp, user = make_rp(), make_user()
     with freeze_time("2026-11-29 10:00:00"):
