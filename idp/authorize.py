@@ -33,6 +33,7 @@ import secrets
 from dataclasses import asdict, dataclass, replace
 from typing import Callable, Mapping, Union
 
+from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oidc.core.errors import (ConsentRequiredError, LoginRequiredError,
@@ -42,7 +43,8 @@ from .accounts import Account
 from .clients import RegisteredClient
 from .clock import now
 from .consents import ConsentDirectory
-from .errors import IdpError, NotFound
+from .errors import IdpError, InvalidRequest, NotFound
+from .oauth_request import refuse_repeated_parameters
 from .sessions import BrowserSession, SessionStore
 from .store import Store
 from .token_service import TokenService
@@ -88,9 +90,17 @@ class ShowConsent:
     interaction: Interaction
     client: RegisteredClient
     scopes: list[str]
+    username: str  # who is signed in, as the page says
 
 
-Outcome = Union[Redirect, ShowLogin, SignInUpstream, ShowConsent]
+@dataclass(frozen=True)
+class Refused:
+    """The request is refused right after a sign-in: the browser keeps its new session,
+    then gets the error (the web layer raises it)."""
+    error: OAuth2Error
+
+
+Outcome = Union[Redirect, ShowLogin, SignInUpstream, ShowConsent, Refused]
 
 
 def _prompts(request) -> set[str]:
@@ -131,12 +141,20 @@ class AuthorizationFlow:
         """A new authorization request. Returns what to do next, and the browser session
         (an anonymous one is made when the user must be shown a page)."""
         account = self.signed_in_account(session)
+        if account is None and session is not None and session.signed_in:
+            # a sign-in that no longer stands: like a browser without a session (the
+            # interaction is bound to a fresh anonymous one, should a page be shown)
+            session = None
         grant = self._validate(params, account)
         # OIDC Core §6: request objects are not supported, and must not be silently ignored
         if "request" in grant.request.payload.data:
             raise _error(grant, RequestNotSupportedError)
         if "request_uri" in grant.request.payload.data:
             raise _error(grant, RequestURINotSupportedError)
+        # OAuth 2.0 Multiple Response Type Encoding Practices §2.1: the one mode offered
+        # (response_modes_supported) is query; another is refused, not answered in query
+        if grant.request.payload.data.get("response_mode") not in (None, "", "query"):
+            raise _error(grant, InvalidRequestError, "Only 'response_mode=query' is supported")
         prompts = _prompts(grant.request)
         if "none" in prompts and len(prompts) > 1:
             raise _error(grant, InvalidRequestError, "'prompt=none' cannot be combined")
@@ -144,12 +162,14 @@ class AuthorizationFlow:
         login = (account is None or "login" in prompts
                  or (max_age is not None and self.clock() - session.auth_time > max_age))
         consent = "consent" in prompts
+        # looked up once (a database query), and only for a user who is signed in
+        consent_due = not login and self._consent_due(grant, account, consent)
         if "none" in prompts:
-            if login:
+            if login or not self._hint_names(grant, account):
                 raise _error(grant, LoginRequiredError)
-            if self._consent_due(grant, account, consent):
+            if consent_due:
                 raise _error(grant, ConsentRequiredError)
-        if not login and not self._consent_due(grant, account, consent):
+        if not login and not consent_due:
             return self._issue(grant, account, session), session
         if session is None:
             session = self.sessions.anonymous()
@@ -160,39 +180,48 @@ class AuthorizationFlow:
         hint = grant.request.payload.data.get("idp_hint")
         if login and hint and hint in self.upstreams():
             return SignInUpstream(interaction, hint), session
-        return self._next(interaction, grant, account, session), session
+        return self._next(interaction, grant, account, session, consent_due), session
 
     def pending(self, interaction_id: str, session: BrowserSession | None) -> Outcome:
         """What a waiting request needs now (the login or the consent page, or nothing)."""
-        interaction = self._find(interaction_id, session)
+        interaction = self.waiting(interaction_id, session)
         account = self.signed_in_account(session)
         return self._next(interaction, self._validate(interaction.params, account), account,
                           session)
 
     def sign_in(self, interaction_id: str, session: BrowserSession | None, username: str,
-                password: str, client_ip: str) -> BrowserSession:
-        """Check the password (brute-force limits apply) and start a new browser session."""
-        interaction = self._find(interaction_id, session)
+                password: str, client_ip: str) -> tuple[Outcome, BrowserSession]:
+        """Check the password (brute-force limits apply), start a new browser session and
+        resume the request (``sign_in_as``)."""
+        interaction = self.waiting(interaction_id, session)
         account = self.tokens.authenticate_password(username, password, client_ip)
         return self.sign_in_as(interaction, session, account)
 
-    def waiting(self, interaction_id: str, session: BrowserSession | None) -> Interaction:
-        """The waiting request, if it belongs to this browser (``InteractionExpired`` if not)."""
-        return self._find(interaction_id, session)
-
     def sign_in_as(self, interaction: Interaction, session: BrowserSession | None,
-                   account: Account) -> BrowserSession:
+                   account: Account) -> tuple[Outcome, BrowserSession]:
         """Start a new browser session for ``account``, who was authenticated elsewhere
-        (the password above, an upstream identity provider), and move the request to it."""
+        (the password above, an upstream identity provider), and resume the request in it:
+        the consent page or the code, with the new session.
+
+        A refusal of the request now (a client changed meanwhile, a tenant the user holds no
+        role in) is the outcome ``Refused``: the sign-in stands all the same.
+        """
         signed_in = self.sessions.sign_in(session, account.id)
-        self._save(replace(interaction, session=self.sessions.binding(signed_in.id),
-                           login=False))
-        return signed_in
+        interaction = replace(interaction, session=self.sessions.binding(signed_in.id),
+                              login=False)
+        try:
+            outcome = self._next(interaction, self._validate(interaction.params, account),
+                                 account, signed_in)
+        except OAuth2Error as error:
+            return Refused(error), signed_in
+        if isinstance(outcome, ShowConsent):
+            self._save(interaction)  # it waits on, in the new session
+        return outcome, signed_in
 
     def decide(self, interaction_id: str, session: BrowserSession | None,
                allow: bool) -> Outcome:
         """The user's answer on the consent page."""
-        interaction = self._find(interaction_id, session)
+        interaction = self.waiting(interaction_id, session)
         account = self.signed_in_account(session)
         grant = self._validate(interaction.params, account)
         if account is None or interaction.login:
@@ -204,23 +233,43 @@ class AuthorizationFlow:
         if not client.first_party:
             self.consents.grant(account.id, client.client_id, scope_to_list(grant.request.scope))
         interaction = replace(interaction, consent=False)
-        return self._next(interaction, grant, account, session, consented=True)
+        return self._next(interaction, grant, account, session, consent_due=False)
 
     # -- the session ----------------------------------------------------------------------
     def signed_in_account(self, session: BrowserSession | None) -> Account | None:
-        """The session's user, if the sign-in still stands (user enabled, not revoked)."""
+        """The session's user, if the sign-in still stands (user enabled, not revoked).
+
+        A session whose sign-in no longer stands is not ended here: a waiting request may be
+        bound to it, and it carries the CSRF token of the login form the user is sent to;
+        signing in again ends it (``SessionStore.sign_in``).
+        """
         if session is None or not session.signed_in:
             return None
-        account = self.tokens.accounts.find_by_id(session.user_id)
-        if not self.tokens.login_still_valid(account, int(session.auth_time)):
-            self.sessions.end(session)
-            return None
-        return account
+        return self.tokens.account_if_valid(session.user_id, int(session.auth_time))
 
     # -- steps ----------------------------------------------------------------------------
     def _validate(self, params: Mapping[str, list[str]], account: Account | None):
         request = self.server.authorization_request(params)
-        return self.server.get_consent_grant(request, end_user=account)
+        grant = self.server.get_consent_grant(request, end_user=account)
+        # RFC 6749 §3.1: no parameter twice. Authlib checks five of them before it knows the
+        # redirect_uri; the others (nonce, prompt, max_age, tenant, ...) go back to it.
+        try:
+            refuse_repeated_parameters(grant.request)
+        except InvalidRequestError as error:
+            raise _error(grant, InvalidRequestError, error.description) from None
+        return grant
+
+    def _hint_names(self, grant, account: Account) -> bool:
+        """Does the ``id_token_hint``, if there is one, name ``account``? Another user than
+        the one signed in is ``login_required`` with ``prompt=none`` (OIDC Core §3.1.2.1)."""
+        hint = grant.request.payload.data.get("id_token_hint")
+        if not hint:
+            return True
+        try:
+            claims = self.server.id_tokens.verify_hint(hint)
+        except InvalidRequest as error:
+            raise _error(grant, InvalidRequestError, error.message) from None
+        return claims["sub"] == account.id
 
     def _consent_due(self, grant, account: Account | None, forced: bool) -> bool:
         if forced:
@@ -233,12 +282,17 @@ class AuthorizationFlow:
         return consent is None or not wanted <= set(consent.scopes)
 
     def _next(self, interaction: Interaction, grant, account: Account | None,
-              session: BrowserSession | None, consented: bool = False) -> Outcome:
+              session: BrowserSession | None, consent_due: bool | None = None) -> Outcome:
+        """The login page, the consent page, or the code; ``consent_due`` when the caller
+        has looked it up already (or the user has just consented)."""
         client = grant.request.client
         if interaction.login or account is None:
             return ShowLogin(interaction, client)
-        if not consented and self._consent_due(grant, account, interaction.consent):
-            return ShowConsent(interaction, client, scope_to_list(grant.request.scope) or [])
+        if consent_due is None:
+            consent_due = self._consent_due(grant, account, interaction.consent)
+        if consent_due:
+            return ShowConsent(interaction, client, scope_to_list(grant.request.scope) or [],
+                               account.username)
         self._delete(interaction)
         return self._issue(grant, account, session)
 
@@ -250,9 +304,7 @@ class AuthorizationFlow:
             raise _error(grant, AccessDeniedError,
                          "The user holds no role in the requested tenant") from None
         grant.request.auth_time = session.auth_time
-        response = self.server.create_authorization_response(
-            request=grant.request, grant_user=account, grant=grant)
-        return Redirect(response.location)
+        return Redirect(self.server.authorization_location(grant, account))
 
     # -- interactions in the store --------------------------------------------------------
     def _key(self, interaction_id: str) -> str:
@@ -263,7 +315,8 @@ class AuthorizationFlow:
         del data["id"]
         self.store.put(self._key(interaction.id), data, INTERACTION_TTL)
 
-    def _find(self, interaction_id: str, session: BrowserSession | None) -> Interaction:
+    def waiting(self, interaction_id: str, session: BrowserSession | None) -> Interaction:
+        """The waiting request, if it belongs to this browser (``InteractionExpired`` if not)."""
         if session is None or not isinstance(interaction_id, str) \
                 or not 16 <= len(interaction_id) <= 64:
             raise InteractionExpired()

@@ -12,8 +12,9 @@ from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 from .hashing import SecretHasher
 
 PUBLIC = "none"
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", PUBLIC)
-CONFIDENTIAL_AUTH_METHODS = tuple(m for m in AUTH_METHODS if m != PUBLIC)
+# the token endpoint auth methods (RFC 7591 §2); the confidential ones present a secret
+CONFIDENTIAL_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, PUBLIC)
 
 # what a client_id may look like; anything else names no client
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
@@ -55,11 +56,19 @@ class RegisteredClient(ClientMixin):
         return {"post_logout_redirect_uris": list(self.post_logout_redirect_uris)}
 
     def get_allowed_scope(self, scope):
-        # no scope asked for: the registered one (RFC 6749 §3.3 allows a default)
+        """The scope to grant for the requested ``scope``, or None (``invalid_scope``).
+
+        The one scope rule of both endpoints: no scope asked for is the registered one (RFC
+        6749 §3.3 allows a default); otherwise every requested value must be registered for
+        the client, as asked, never silently narrowed. Authlib answers None with
+        ``invalid_scope`` at the authorization endpoint, the token grants in ``resolve_scope``.
+        """
         if not scope:
             return self.scope
-        allowed = set(scope_to_list(self.scope))
-        return list_to_scope([s for s in scope_to_list(scope) if s in allowed])
+        requested = scope_to_list(scope)
+        if not set(requested) <= set(scope_to_list(self.scope)):
+            return None
+        return list_to_scope(requested)
 
     def check_redirect_uri(self, redirect_uri):
         return redirect_uri in self.redirect_uris  # exact match, RFC 9700 §4.1.3

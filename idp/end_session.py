@@ -5,6 +5,10 @@ Authlib checks that ``client_id`` matches the hint's ``aud`` and that a
 to it; it only redirects when the request carries a valid ``id_token_hint`` (§3). The hint
 itself is checked by our ``IdTokenIssuer``: our signature, ``typ`` JWT (an access token is
 no hint) and our ``iss``; an expired ID token is still a hint (§2).
+
+The endpoint only validates (``validate_endpoint_request``): the browser session is the web
+layer's (``app/web/logout.py``), which ends it itself, so Authlib's ``end_session`` is never
+called.
 """
 
 from __future__ import annotations
@@ -15,9 +19,3 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
 class EndSessionEndpoint(_EndSessionEndpoint):
     def _validate_id_token_hint(self, id_token_hint: str) -> dict:
         return self.server.id_tokens.verify_hint(id_token_hint)
-
-    def end_session(self, end_session_request) -> None:
-        # the browser session is the web layer's (app/web/logout.py), which ends it
-        # itself before it redirects; this endpoint only validates the request
-        raise RuntimeError("not used: the web layer ends the session, after "
-                           "validate_endpoint_request('end_session')")

@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 
 from . import api_keys
-from .clients import AUTH_METHODS, PUBLIC
+from .clients import CONFIDENTIAL_AUTH_METHODS
 from .clock import now
 from .errors import Unauthorized
 from .oauth_request import check_token_parameters
@@ -37,7 +37,8 @@ class _Introspected:
 
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
-    CLIENT_AUTH_METHODS = [m for m in AUTH_METHODS if m != PUBLIC]
+    CLIENT_AUTH_METHODS = list(CONFIDENTIAL_AUTH_METHODS)
+
     def check_params(self, request, client):
         check_token_parameters(request)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
@@ -40,10 +41,6 @@ class ParamsRequest(OAuth2Request):
         self.auth_time: int | None = None
 
     @property
-    def params(self) -> dict[str, list[str]]:
-        return dict(self.payload.datalist)
-
-    @property
     def args(self) -> dict[str, str]:
         return self.payload.data
 
@@ -60,7 +57,15 @@ def refuse_repeated_parameters(request: OAuth2Request) -> None:
     """RFC 6749 §3.1/§3.2: request parameters MUST NOT be included more than once."""
     repeated = sorted(name for name, values in request.payload.datalist.items() if len(values) > 1)
     if repeated:
-        raise InvalidRequestError(f"'{repeated[0]}' is given more than once")
+        raise InvalidRequestError(_repeated_description(repeated[0]))
+
+
+def _repeated_description(name: str) -> str:
+    # the name is quoted only when an error description may hold it (RFC 6749 §5.2:
+    # printable ASCII without double quote or backslash); Authlib raises ValueError otherwise
+    if invalid_error_characters(name):
+        return "A parameter is given more than once"
+    return f"'{name}' is given more than once"
 
 
 def check_token_parameters(request: OAuth2Request) -> None:

@@ -130,6 +130,19 @@ class AuthorizationServer(FlaskAuthorizationServer):
         return client.get_default_redirect_uri()
 
     # -- responses ------------------------------------------------------------------------
+    def authorization_location(self, grant, grant_user) -> str:
+        """Where to send the browser with the code (§4.1.2) for a request ``grant`` has
+        validated: its verified ``redirect_uri`` with ``code``, ``state`` and ``iss``.
+
+        Authlib's ``create_authorization_response`` would validate the request again (the
+        client, the redirect, the scope, the PKCE and ``nonce`` hooks) and turn an error
+        into a response that may have no location; this issues from the validated grant.
+        """
+        response = self.handle_response(
+            *grant.create_authorization_response(grant.redirect_uri, grant_user))
+        self.iss_parameter.add_issuer_parameter(self, response)
+        return response.location
+
     def authorization_error_location(self, error) -> str:
         """Where to send the browser for an authorization error that may redirect (§4.1.2.1):
         the registered ``redirect_uri`` with ``error``, ``error_description``, ``state``, ``iss``."""

@@ -135,12 +135,16 @@ class TokenService:
                                    scope=scope, roles=[], tenants=tenants)
         return TokenResponse(access=access, scope=scope)
 
-    def login_still_valid(self, account: Account | None, auth_time: int) -> bool:
-        """Does a sign-in at ``auth_time`` still stand (user enabled, not revoked since)?"""
+    def account_if_valid(self, user_id: str, auth_time: int) -> Account | None:
+        """The account of a sign-in at ``auth_time``, if that sign-in still stands: the user
+        exists, is enabled, and was not revoked since."""
+        account = self.accounts.find_by_id(user_id)
         if account is None or account.disabled:
-            return False
+            return None
         # the directory loads the watermark with the account, in the same query
-        return account.revoked_before is None or auth_time > account.revoked_before
+        if account.revoked_before is not None and auth_time <= account.revoked_before:
+            return None
+        return account
 
     # -- refreshing ---------------------------------------------------------------------
     def refresh(self, refresh_token: str, client: RegisteredClient,
@@ -154,8 +158,8 @@ class TokenService:
                        target=reuse.family.id, client_id=reuse.family.client_id)
             raise
         family = rotation.family
-        account = self.accounts.find_by_id(family.user_id)
-        if not self.login_still_valid(account, family.auth_time):
+        account = self.account_if_valid(family.user_id, family.auth_time)
+        if account is None:
             self.end_family(family.id)
             raise InvalidGrant()
         granted = " ".join(scope.split()) if scope else family.scope

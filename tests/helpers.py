@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis as redis_lib
@@ -137,3 +139,51 @@ def basic_auth(client_id: str, secret: str) -> dict:
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
+
+
+class RoundTrips:
+    """The SQL statements and Redis commands an app makes, as ``bench/anatomy.py`` counts
+    them: every engine's ``before_cursor_execute``, and the store's Redis client."""
+
+    def __init__(self):
+        self.sql: list[str] = []
+        self.redis: list[tuple[str, str]] = []  # (command, key)
+
+    def statements(self, table: str) -> int:
+        """How many statements read or wrote ``table``."""
+        pattern = re.compile(rf'\b(FROM|INTO|UPDATE)\s+"?{table}\b', re.IGNORECASE)
+        return sum(1 for text in self.sql if pattern.search(text))
+
+    def commands(self, command: str, kind: str) -> int:
+        """How many ``command`` (GET, SET, ...) on keys of ``kind`` (``ia``, ``sess``, ...)."""
+        return sum(1 for name, key in self.redis
+                   if name == command and f":{kind}:" in key)
+
+
+@contextmanager
+def round_trips(app):
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from app.extensions import services
+
+    seen = RoundTrips()
+    with app.app_context():
+        client = services().store.client
+
+    def on_execute(conn, cursor, statement, *args):
+        seen.sql.append(statement)
+
+    original = client.execute_command
+
+    def execute_command(*args, **kwargs):
+        seen.redis.append((str(args[0]).upper(), str(args[1]) if len(args) > 1 else ""))
+        return original(*args, **kwargs)
+
+    event.listen(Engine, "before_cursor_execute", on_execute)
+    client.execute_command = execute_command
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", on_execute)
+        del client.execute_command  # back to the class's method

@@ -200,9 +200,9 @@ class SsoLogins:
         """Broker the identity, sign the browser in, and resume the waiting request."""
         interaction = self.flow.waiting(interaction_id, session)
         brokered = self.accounts.sign_in(connection, identity)
-        signed_in = self.flow.sign_in_as(interaction, session, brokered.account)
+        outcome, signed_in = self.flow.sign_in_as(interaction, session, brokered.account)
         self._signed_in(connection, brokered)
-        return self.flow.pending(interaction.id, signed_in), signed_in
+        return outcome, signed_in
 
     def _idp_initiated(self, connection: Connection, identity: Identity, relay_state: str,
                        session: BrowserSession | None) -> tuple[Outcome, BrowserSession]:

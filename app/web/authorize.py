@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
-from idp.authorize import Outcome, Redirect, ShowConsent, ShowLogin, SignInUpstream
+from idp.accounts import MAX_USERNAME
+from idp.authorize import Outcome, Redirect, Refused, ShowConsent, ShowLogin, SignInUpstream
 from idp.consents import SCOPE_DESCRIPTIONS
 from idp.errors import InvalidCredentials
 
@@ -16,8 +17,6 @@ from ..extensions import services
 from ..services import client_ip
 from . import bp
 from .session import browser_session, remember, require_csrf
-
-_MAX_USERNAME, _MAX_PASSWORD = 150, 1024
 
 
 def sign_in_providers(interaction_id: str) -> list[dict]:
@@ -49,19 +48,19 @@ def _login_page(outcome: ShowLogin, error: str | None = None, username: str = ""
 
 
 def _consent_page(outcome: ShowConsent):
-    session = browser_session()
-    account = services().accounts.find_by_id(session.user_id)
     return render_template(
-        "consent.html", client_name=outcome.client.client_name, username=account.username,
+        "consent.html", client_name=outcome.client.client_name, username=outcome.username,
         scopes=[SCOPE_DESCRIPTIONS.get(scope, scope) for scope in outcome.scopes],
         action=url_for("web.consent", interaction_id=outcome.interaction.id),
-        csrf_token=session.csrf_token)
+        csrf_token=browser_session().csrf_token)
 
 
 def show_outcome(outcome: Outcome):
     """A redirect, or the page the outcome asks for (at its own address)."""
     if isinstance(outcome, Redirect):
         return _redirect(outcome.location)
+    if isinstance(outcome, Refused):
+        raise outcome.error  # answered by the error handler: a redirect or a page
     if isinstance(outcome, SignInUpstream):
         return _redirect(services().sso.start(outcome.provider, outcome.interaction))
     endpoint = "web.login" if isinstance(outcome, ShowLogin) else "web.consent"
@@ -89,18 +88,16 @@ def login_submit(interaction_id):
     username = request.form.get("username", "")
     password = request.form.get("password", "")
     try:
-        if not username.strip() or not password or len(username) > _MAX_USERNAME \
-                or len(password) > _MAX_PASSWORD:
-            raise InvalidCredentials()
-        signed_in = flow.sign_in(interaction_id, session, username, password, client_ip())
+        outcome, signed_in = flow.sign_in(interaction_id, session, username, password,
+                                          client_ip())
     except InvalidCredentials as failure:
         outcome = flow.pending(interaction_id, session)
         if not isinstance(outcome, ShowLogin):
             return show_outcome(outcome)
-        return _login_page(outcome, error=failure.message, username=username[:_MAX_USERNAME],
+        return _login_page(outcome, error=failure.message, username=username[:MAX_USERNAME],
                            status=401)
     remember(signed_in)
-    return show_outcome(flow.pending(interaction_id, signed_in))
+    return show_outcome(outcome)
 
 
 @bp.get("/consent/<interaction_id>")

@@ -74,6 +74,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         record = self.server.codes.peek(code)
         if record is None:
             self._redeem(code, client)  # raises: unknown, expired, or reuse (revoking)
+            raise InvalidGrant("The authorization code is invalid, expired or already used")
         if record.client_id != client.client_id:
             raise InvalidGrant("The authorization code was issued to another client")
         return record
@@ -93,19 +94,16 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Nothing to do: redeeming consumed the code."""
 
     def authenticate_user(self, authorization_code):
-        account = self.server.tokens.accounts.find_by_id(authorization_code.user_id)
-        if not self.server.tokens.login_still_valid(account, authorization_code.auth_time):
-            return None
-        return account
+        return self.server.tokens.account_if_valid(authorization_code.user_id,
+                                                   authorization_code.auth_time)
 
     @hooked
     def create_token_response(self):
         client = self.request.client
-        # every check passed: consume the code now (atomically; a racing second request
-        # finds it used and revokes what this one issues)
+        # every check passed, the client's against the peeked record of this same code:
+        # consume it now (atomically; a racing second request finds it used and revokes
+        # what this one issues)
         code = self._redeem(self.request.form["code"], client)
-        if code.client_id != client.client_id:
-            raise InvalidGrant("The authorization code was issued to another client")
         account = self.authenticate_user(code)
         if account is None:
             raise InvalidGrant("The user of this authorization code can no longer sign in")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
-from authlib.oauth2.rfc6749.util import scope_to_list
 
 from ..clients import RegisteredClient
 
@@ -16,13 +15,11 @@ class TokenGrantMixin:
         client; anything else is ``invalid_scope`` rather than a silent narrowing.
         """
         requested = self.request.payload.scope
-        if not requested:
-            return client.scope
         self.server.validate_requested_scope(requested)
-        allowed = set(scope_to_list(client.scope))
-        if not set(scope_to_list(requested)) <= allowed:
+        scope = client.get_allowed_scope(requested)
+        if scope is None:
             raise InvalidScopeError("The client may not request this scope")
-        return " ".join(scope_to_list(requested))
+        return scope
 
     def requested_tenant(self) -> str | None:
         return self.request.form.get("tenant") or None

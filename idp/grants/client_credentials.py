@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import grants
 
+from ..clients import CONFIDENTIAL_AUTH_METHODS
 from .base import TokenGrantMixin
-
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 class ClientCredentialsGrant(TokenGrantMixin, grants.ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+    TOKEN_ENDPOINT_AUTH_METHODS = list(CONFIDENTIAL_AUTH_METHODS)
 
     def validate_token_request(self):
         super().validate_token_request()  # authenticates the client, checks the grant type

@@ -16,11 +16,9 @@ S256 = "S256"
 
 
 class S256CodeChallenge(CodeChallenge):
-    DEFAULT_CODE_CHALLENGE_METHOD = S256
-    SUPPORTED_CODE_CHALLENGE_METHOD = [S256]
-    CODE_CHALLENGE_METHODS = {S256: CodeChallenge.CODE_CHALLENGE_METHODS[S256]}
-
     def validate_code_challenge(self, grant, redirect_uri):
+        """The one place S256 is enforced: a code is saved, with the method of its
+        challenge, only after this check, so the token endpoint verifies with S256."""
         data = grant.request.payload.data
         challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
         if not challenge and not method and grant.request.client.is_public:

@@ -9,7 +9,7 @@ from joserfc.jwk import KeySet
 from app import create_app
 from app.clients import register_client
 from tests.conftest import base_config
-from tests.helpers import jwt_parts, login
+from tests.helpers import bearer, jwt_parts, login, round_trips
 from tests.oidc import REDIRECT_URI, RelyingParty, csrf_token
 
 ISSUER = "http://127.0.0.1:8000"
@@ -152,6 +152,21 @@ def test_prompt_none_with_a_session_answers_at_once(make_rp, make_user):
     assert "code" in rp.callback(rp.authorize(prompt="none"))
 
 
+def test_prompt_none_with_an_id_token_hint_of_another_user_is_login_required(app, make_rp,
+                                                                            make_user):
+    rp, user = make_rp(), make_user()
+    own_hint = rp.tokens_for(user)["id_token"]
+    other = RelyingParty(app.test_client(), rp.client_id)
+    other_hint = other.tokens_for(make_user())["id_token"]
+    assert "code" in rp.callback(rp.authorize(prompt="none", id_token_hint=own_hint))
+    refused = rp.callback(rp.authorize(prompt="none", id_token_hint=other_hint, state="s6"))
+    assert refused["error"] == "login_required" and refused["state"] == "s6"
+    assert "code" not in refused
+    for forged in ("e30.e30.", own_hint[:-4] + "AAAA"):
+        bad = rp.callback(rp.authorize(prompt="none", id_token_hint=forged))
+        assert bad["error"] == "invalid_request" and "code" not in bad
+
+
 def test_prompt_login_asks_again_and_moves_auth_time(make_rp, make_user):
     rp, user = make_rp(), make_user()
     with freeze_time("2026-11-29 10:00:00"):
@@ -187,12 +202,44 @@ def test_max_age(make_rp, make_user):
     ({"code_challenge": "short"}, "invalid_request"),
     ({"scope": "openid admin"}, "invalid_scope"),
     ({"prompt": "none login"}, "invalid_request"),
+    ({"response_mode": "fragment"}, "invalid_request"),
+    ({"response_mode": "form_post"}, "invalid_request"),
+    ({"response_mode": "query.jwt"}, "invalid_request"),
 ])
 def test_bad_requests_go_back_to_the_registered_uri(make_rp, change, error):
     rp = make_rp()
     callback = rp.callback(rp.authorize(state="xyz", **change))
     assert callback["error"] == error and callback["state"] == "xyz"
     assert callback["iss"] == ISSUER and "code" not in callback
+
+
+@pytest.mark.parametrize("scope", ["email", "openid", "profile email"])
+def test_a_scope_the_client_is_not_registered_for_is_invalid_scope(make_rp, make_user, scope):
+    """As at the token endpoint: refused, never silently narrowed (to no ID token, say)."""
+    rp, user = make_rp(scope="profile"), make_user()
+    for _ in range(2):  # without a session, then with one
+        callback = rp.callback(rp.authorize(scope=scope, state="s2"))
+        assert callback["error"] == "invalid_scope" and callback["state"] == "s2"
+        assert "code" not in callback
+        rp.sign_in(user, scope="profile")
+    body = rp.tokens_for(user, scope="profile")
+    assert body["scope"] == "profile" and "id_token" not in body
+
+
+@pytest.mark.parametrize("name", ["nonce", "prompt", "max_age", "tenant", "idp_hint", 'a"b'])
+def test_a_repeated_parameter_goes_back_as_invalid_request(make_rp, make_user, name):
+    """RFC 6749 §3.1: never silently the first of two values, signed in or not."""
+    rp, user = make_rp(), make_user()
+    for _ in range(2):
+        callback = rp.callback(rp.authorize(state="xyz", **{name: ["1", "2"]}))
+        assert callback["error"] == "invalid_request" and "code" not in callback
+        assert callback["state"] == "xyz" and callback["iss"] == ISSUER
+        rp.sign_in(user)
+
+
+def test_response_mode_query_is_the_default_spelled_out(make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    assert rp.exchange(rp.sign_in(user, response_mode="query")["code"]).status_code == 200
 
 
 @pytest.mark.parametrize("change", [
@@ -232,6 +279,47 @@ def test_tenant_scoped_authorization(make_rp, make_user, make_tenant):
     assert denied["error"] == "access_denied"
 
 
+def test_a_request_refused_after_the_login_form_keeps_the_sign_in(app, make_rp, make_user,
+                                                                  make_tenant):
+    rp, user = make_rp(), make_user()
+    with round_trips(app) as trips:
+        denied = rp.sign_in(user, tenant=make_tenant(), state="s4")
+    assert denied["error"] == "access_denied" and denied["state"] == "s4"
+    assert trips.commands("GET", "ia") == 2  # the login page's, and the form's
+    assert "code" in rp.callback(rp.authorize())  # signed in: no form
+
+
+def test_the_login_form_resumes_the_request_without_reading_it_again(app, make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    login_url = rp.authorize().headers["Location"]
+    form = {"csrf_token": csrf_token(rp.http.get(login_url).get_data(True)),
+            "username": user["username"], "password": user["password"]}
+    with round_trips(app) as trips:
+        callback = rp.callback(rp.http.post(login_url, data=form))
+    assert rp.exchange(callback["code"]).status_code == 200
+    assert trips.commands("GET", "ia") == 1 and trips.statements("users") == 1
+
+
+def test_a_code_is_issued_without_validating_the_request_again(monkeypatch, make_rp, make_user):
+    from idp.grants.authorization_code import AuthorizationCodeGrant
+
+    validations = []
+    validate = AuthorizationCodeGrant.validate_authorization_request
+
+    def counted(grant):
+        validations.append(grant.request.payload.client_id)
+        return validate(grant)
+
+    monkeypatch.setattr(AuthorizationCodeGrant, "validate_authorization_request", counted)
+    rp, user = make_rp(), make_user()
+    rp.sign_in(user)
+    validations.clear()
+    callback = rp.callback(rp.authorize(state="s5"))
+    assert set(callback) == {"code", "state", "iss"} and callback["state"] == "s5"
+    assert callback["iss"] == ISSUER and len(validations) == 1
+    assert rp.exchange(callback["code"]).status_code == 200
+
+
 def test_a_disabled_user_loses_the_session(app, make_rp, make_user):
     from app.extensions import db
     from app.models import User
@@ -242,6 +330,23 @@ def test_a_disabled_user_loses_the_session(app, make_rp, make_user):
         db.session.get(User, user["id"]).disabled = True
         db.session.commit()
     assert rp.authorize().headers["Location"].startswith("/login/")
+
+
+def test_after_a_revoked_sign_in_the_login_form_works_at_the_first_try(app, make_rp, make_user,
+                                                                     token_for):
+    """The revoked session was ended under the request that found it dead: the login page
+    was then a 404, or its form a 400."""
+    rp, user, admin = make_rp(), make_user(), make_user(roles=["admin"])
+    with freeze_time("2026-11-29 10:00:00"):
+        rp.sign_in(user)
+    with freeze_time("2026-11-29 10:01:00"):
+        admin = bearer(token_for(admin))
+        for disabled in (True, False):  # disabling revokes every sign-in so far
+            assert app.test_client().patch(f"/api/v1/admin/users/{user['id']}", headers=admin,
+                                           json={"disabled": disabled}).status_code == 200
+    with freeze_time("2026-11-29 10:02:00"):
+        callback = rp.sign_in(user)
+        assert rp.exchange(callback["code"]).status_code == 200
 
 
 ODD = ["", " ", "\x00", "é", '"\\', "a" * 3000, "%ff", "\n", "none", "login", "0", "²", "{}"]

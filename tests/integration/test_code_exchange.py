@@ -145,6 +145,14 @@ def test_seed_code_exchange_errors_use_the_envelope(client, body, status):
     assert set(response.get_json()["error"]) == {"code", "message"}
 
 
+def test_the_verifier_is_checked_with_s256_never_plain(make_rp, make_user):
+    rp, user = make_rp(), make_user()
+    challenge = "c" * 43  # sent as its own verifier: what "plain" would accept
+    code = rp.sign_in(user, code_challenge=challenge)["code"]
+    failed = rp.exchange(code, code_verifier=challenge)
+    assert failed.status_code == 400 and failed.get_json()["error"] == "invalid_grant"
+
+
 @pytest.mark.parametrize("attempt", ["wrong verifier", "another client"])
 def test_a_failed_exchange_does_not_burn_the_code(make_rp, make_user, attempt):
     """Whoever holds an intercepted code without the verifier (what PKCE is for) must not

@@ -1,6 +1,8 @@
 """Consent for third-party clients: asked once, remembered, revocable by the user."""
 
-from tests.helpers import bearer
+from freezegun import freeze_time
+
+from tests.helpers import bearer, round_trips
 from tests.oidc import csrf_token
 
 
@@ -42,6 +44,27 @@ def test_denying_consent_is_access_denied(make_rp, make_user):
     callback = rp.callback(_consent(rp, after_login, "deny"))
     assert callback["error"] == "access_denied" and callback["state"] == "s9"
     assert "iss" in callback and "code" not in callback
+
+
+def test_an_authorize_looks_the_consent_up_once(app, make_rp, make_user):
+    rp, user, scope = make_rp(first_party=False), make_user(), "openid email offline_access"
+    after_login = rp.submit_login(rp.authorize(scope=scope), user["username"], user["password"])
+    rp.callback(_consent(rp, after_login, "allow"))
+    for prompt, wider, answer in ((None, False, "code"), ("none", False, "code"),
+                                  ("none", True, "consent_required"), (None, True, "/consent/")):
+        with round_trips(app) as trips:
+            response = rp.authorize(scope=scope + " profile" if wider else scope, prompt=prompt)
+        assert answer in response.headers["Location"]
+        assert trips.statements("consents") == 1, (prompt, wider)
+
+
+def test_the_consent_page_loads_the_account_once(app, make_rp, make_user):
+    rp, user = make_rp(first_party=False), make_user()
+    after_login = rp.submit_login(rp.authorize(), user["username"], user["password"])
+    with round_trips(app) as trips:
+        page = rp.http.get(after_login.headers["Location"])
+    assert f"<strong>{user['username']}</strong>" in page.get_data(True)
+    assert trips.statements("users") == 1
 
 
 def test_prompt_none_for_an_unconsented_client_is_consent_required(make_rp, make_user):
@@ -111,3 +134,28 @@ def test_a_third_party_token_carries_no_rights_on_the_infracast_api(client, make
         "grant_type": "refresh_token", "client_id": rp.client_id,
         "refresh_token": tokens["refresh_token"]}).get_json()
     assert jwt_parts(refreshed["access_token"])[1]["tenants"] == {}
+
+
+def test_a_sign_in_revoked_on_the_consent_page_asks_to_sign_in_again(app, make_rp, make_user):
+    from app.extensions import services
+
+    rp, user = make_rp(first_party=False), make_user()
+    with freeze_time("2026-11-29 10:00:00"):
+        after_login = rp.submit_login(rp.authorize(scope="openid email offline_access"),
+                                      user["username"], user["password"])
+        consent_url = after_login.headers["Location"]
+        page = rp.http.get(consent_url).get_data(True)
+    with freeze_time("2026-11-29 10:01:00"), app.app_context():
+        services().tokens.revoke_user(user["id"])
+    with freeze_time("2026-11-29 10:02:00"):
+        answer = rp.http.post(consent_url, data={"csrf_token": csrf_token(page),
+                                                 "decision": "allow"})
+        login_url = answer.headers["Location"]
+        assert answer.status_code == 303 and login_url.startswith("/login/")
+        form = rp.http.get(login_url)
+        assert form.status_code == 200
+        after_login = rp.http.post(login_url, data={
+            "csrf_token": csrf_token(form.get_data(True)), "username": user["username"],
+            "password": user["password"]})
+        callback = rp.callback(_consent(rp, after_login, "allow"))
+        assert rp.exchange(callback["code"]).status_code == 200

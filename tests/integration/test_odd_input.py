@@ -83,3 +83,23 @@ def test_repeated_parameters_and_hints(client, clean):
         answer = client.post(path, data={"token": "x", "token_type_hint": "something_else",
                                          "client_id": client_id, "client_secret": secret})
         assert answer.status_code == 200, (path, answer.get_json())
+
+
+@pytest.mark.parametrize("name", ['a"b', "a\\b", "é", "a\x7fb"])
+def test_a_repeated_parameter_whose_name_cannot_be_quoted_is_400(client, clean, name):
+    """Authlib refuses these characters in an error description (RFC 6749 §5.2): each was a 500."""
+    with clean.app_context():
+        registered = register_client({"client_name": "RS", "grant_types": ["client_credentials"],
+                                      "token_endpoint_auth_method": "client_secret_post",
+                                      "resource_server": True})
+        credentials = {"client_id": registered.client.client_id,
+                       "client_secret": registered.client_secret}
+    for path in ("/oauth/token", "/oauth/revoke", "/oauth/introspect"):
+        response = client.post(path, data={name: ["1", "2"], "grant_type": "client_credentials",
+                                           "token": "x", **credentials})
+        assert response.status_code == 400, (path, response.get_data(True))
+        body = response.get_json()
+        assert body["error"] == "invalid_request" and name not in body["error_description"]
+    quotable = client.post("/oauth/token", data={"a'b": ["1", "2"], **credentials,
+                                                  "grant_type": "client_credentials"})
+    assert quotable.get_json()["error_description"] == "'a'b' is given more than once"
