@@ -285,7 +285,8 @@ class Verifier:
     :param leeway: seconds of clock skew allowed on ``exp``, ``nbf`` and ``iat``
     :param unknown_kid_interval: least seconds between two JWKS fetches caused by an unknown kid
     :param retry_interval: least seconds between fetches after a failed one
-    :param stale_if_error: seconds an expired JWKS still serves while the IdP cannot be reached
+    :param stale_if_error: seconds an expired JWKS still serves while the IdP cannot be
+        reached (and, for its known kids, while another thread is refetching it)
     :param timeout: seconds for each HTTP request to the IdP
     :param revocation: optional ``RevocationCheck`` consulted for every access token
     :param introspection: optional ``Introspector`` for ``ic_live_`` API keys
@@ -432,10 +433,18 @@ class Verifier:
     # -- discovery and keys -----------------------------------------------------------
 
     def _key(self, kid: str) -> RSAKey:
-        jwks = self._jwks
-        if jwks is not None and time.time() < jwks.document.fresh_until and kid in jwks.keys:
+        jwks, now = self._jwks, time.time()
+        known = jwks is not None and kid in jwks.keys
+        if known and now < jwks.document.fresh_until:
             return jwks.keys[kid]
-        with self._lock:
+        if known and now < jwks.document.fresh_until + self.stale_if_error:
+            # stale but usable: one thread refetches, the others go on with the cached key
+            # rather than queue behind a slow IdP
+            if not self._lock.acquire(blocking=False):
+                return jwks.keys[kid]
+        else:
+            self._lock.acquire()
+        try:
             now = time.time()
             jwks = self._jwks
             stale = jwks is None or now >= jwks.document.fresh_until
@@ -444,6 +453,8 @@ class Verifier:
             if (stale or unknown) and now >= self._retry_at:
                 self._refresh(now)
                 jwks = self._jwks
+        finally:
+            self._lock.release()
         if jwks is None or now >= jwks.document.fresh_until + self.stale_if_error:
             raise VerifierUnavailable("no usable JWKS")
         if kid not in jwks.keys:

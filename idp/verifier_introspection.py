@@ -175,7 +175,16 @@ class IntrospectionClient:
     # -- discovery ----------------------------------------------------------------------
 
     def _endpoint(self, now: float) -> str:
-        with self._discovery_lock:
+        document = self._discovery
+        if document is not None and now < document.fresh_until:
+            return document.body[ENDPOINT]
+        if document is not None:
+            # stale: one thread refetches, the others go on with the known endpoint
+            if not self._discovery_lock.acquire(blocking=False):
+                return document.body[ENDPOINT]
+        else:
+            self._discovery_lock.acquire()
+        try:
             document = self._discovery
             if (document is None or now >= document.fresh_until) and now >= self._retry_at:
                 try:
@@ -185,6 +194,8 @@ class IntrospectionClient:
                     # a known endpoint serves on while discovery cannot be refetched
                     self._retry_at = now + self.retry_interval
                     log.warning("could not fetch the discovery of %s: %s", self.issuer, error)
+        finally:
+            self._discovery_lock.release()
         if document is None:
             raise VerifierUnavailable("the introspection endpoint cannot be discovered")
         return document.body[ENDPOINT]

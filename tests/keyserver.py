@@ -41,12 +41,16 @@ class KeyServer:
         self.status = 200  # anything else: every request answers this, as a broken IdP
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._held: str | None = None
+        self._released = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
                 with server._lock:
                     server.requests[self.path] += 1
+                if self.path == server._held:
+                    server._released.wait(timeout=30)
                 server._answer(self)
 
             def log_message(self, *args):
@@ -66,6 +70,25 @@ class KeyServer:
     def discovery_requests(self) -> int:
         return self.requests["/.well-known/openid-configuration"]
 
+    def hold(self, path: str) -> None:
+        """Keep requests to ``path`` waiting until ``release()``: an IdP slower than any
+        timeout, however fast or slow this machine is."""
+        self._released.clear()
+        self._held = path
+
+    def release(self) -> None:
+        self._held = None
+        self._released.set()
+
+    def wait_for(self, path: str, count: int) -> None:
+        """Return once ``path`` has been asked ``count`` times (10 s at most)."""
+        for _ in range(1000):
+            with self._lock:
+                if self.requests[path] >= count:
+                    return
+            time.sleep(0.01)
+        raise AssertionError(f"{path} was not asked {count} times")
+
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         if self.status != 200:
             handler.send_response(self.status)
@@ -73,7 +96,8 @@ class KeyServer:
             handler.end_headers()
             return
         if handler.path == "/.well-known/openid-configuration":
-            body = {"issuer": self.url, "jwks_uri": self.url + "/jwks.json"}
+            body = {"issuer": self.url, "jwks_uri": self.url + "/jwks.json",
+                    "introspection_endpoint": self.url + "/introspect"}
         elif handler.path == "/jwks.json":
             body = {"keys": [public_jwk(key) for key in self.keys]}
         else:
@@ -94,6 +118,7 @@ class KeyServer:
             handler.wfile.write(raw)
 
     def stop(self) -> None:
+        self.release()
         self._httpd.shutdown()
         self._httpd.server_close()
 

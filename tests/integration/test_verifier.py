@@ -209,6 +209,42 @@ def test_an_unreachable_idp_keeps_cached_keys_for_a_while_then_fails_closed(key_
         assert verifier.verify(token).subject == "user-1"
 
 
+def _in_thread(call, *args) -> tuple[threading.Thread, list]:
+    """``call(*args)`` started in a thread; the list gets its result or its exception."""
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append(call(*args))
+        except Exception as error:  # noqa: BLE001 - handed to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_slow_refetch_does_not_hold_up_tokens_whose_key_is_cached(key_server, issuer_key):
+    # real time, not freezegun: a thread's frames can make freezegun hand it the real clock
+    key_server.max_age = 1
+    verifier = _verifier(key_server, timeout=60)  # the held refetch must not time out first
+    token = mint(issuer_key, key_server.url)
+    verifier.verify(token)
+    time.sleep(1.1)  # stale now, well within stale_if_error
+    key_server.hold("/jwks.json")
+    refetching, refetched = _in_thread(verifier.verify, token)
+    try:
+        key_server.wait_for("/jwks.json", 2)  # the refetch is at the IdP, held there
+        answered, answer = _in_thread(verifier.verify, token)
+        answered.join(timeout=10)
+        assert not answered.is_alive(), "a cached key waited for the refetch"
+        assert answer[0].subject == "user-1"
+    finally:
+        key_server.release()
+        refetching.join(timeout=30)
+    assert refetched[0].subject == "user-1"
+
+
 def test_no_keys_at_all_is_unavailable_not_invalid(key_server, issuer_key):
     key_server.status = 500
     verifier = _verifier(key_server)

@@ -217,6 +217,29 @@ def test_a_slow_discovery_refetch_does_not_hold_up_cached_answers(idp_over_http,
             refetching.join(timeout=30)
 
 
+def test_a_slow_discovery_refetch_does_not_hold_up_the_known_endpoint(key_server):
+    # the key server's discovery, fresh for one second (real time: freezegun may hand a
+    # thread the real clock)
+    key_server.max_age = 1
+    client = IntrospectionClient(key_server.url, "nodes-api", "secret", timeout=60)
+    endpoint = client.endpoint
+    time.sleep(1.1)  # stale now; the endpoint it named is still known
+    key_server.hold("/.well-known/openid-configuration")
+    refetching = threading.Thread(target=lambda: client.endpoint)
+    refetching.start()
+    try:
+        key_server.wait_for("/.well-known/openid-configuration", 2)  # held at the IdP
+        answer = []
+        answered = threading.Thread(target=lambda: answer.append(client.endpoint))
+        answered.start()
+        answered.join(timeout=10)
+        assert not answered.is_alive(), "the endpoint waited for the discovery refetch"
+        assert answer == [endpoint]
+    finally:
+        key_server.release()
+        refetching.join(timeout=30)
+
+
 def test_settings_that_would_fail_open_are_refused():
     with pytest.raises(ValueError):
         IntrospectionClient("http://127.0.0.1:1", "nodes-api", "secret", cache_seconds=3600)
