@@ -37,7 +37,8 @@ Two hooks are protocols so that their implementations drop in without touching t
   ``/oauth/introspect`` with a short positive cache. Without one, API keys are refused.
 
 Failures are ``InvalidToken`` (answer 401) or ``VerifierUnavailable`` (answer 503: the IdP
-cannot be reached and no usable keys are cached, or a hook failed; never fail open).
+cannot be reached and no usable keys are cached, or a token names a kid that only a JWKS we
+cannot refetch could hold, or a hook failed; never fail open).
 """
 
 from __future__ import annotations
@@ -458,6 +459,9 @@ class Verifier:
         if jwks is None or now >= jwks.document.fresh_until + self.stale_if_error:
             raise VerifierUnavailable("no usable JWKS")
         if kid not in jwks.keys:
+            if now >= jwks.document.fresh_until:
+                # stale and not refetched: the token may be signed by a key we could not fetch
+                raise VerifierUnavailable("unknown kid, and the JWKS cannot be refetched")
             raise InvalidToken("unknown kid")
         return jwks.keys[kid]
 

@@ -245,6 +245,27 @@ def test_a_slow_refetch_does_not_hold_up_tokens_whose_key_is_cached(key_server, 
     assert refetched[0].subject == "user-1"
 
 
+def test_an_unknown_kid_while_the_idp_is_unreachable_is_unavailable_not_invalid(key_server,
+                                                                               issuer_key):
+    key_server.max_age = 60
+    verifier = _verifier(key_server, retry_interval=5)
+    with freeze_time() as clock:
+        verifier.verify(mint(issuer_key, key_server.url))
+        added = new_key()  # a key the IdP published while we could not ask it
+        key_server.keys.append(added)
+        token = mint(added, key_server.url)
+        key_server.status = 503
+        clock.tick(61)
+        with pytest.raises(VerifierUnavailable):
+            verifier.verify(token)
+        with pytest.raises(VerifierUnavailable):  # within retry_interval: not asked again
+            verifier.verify(token)
+        assert verifier.verify(mint(issuer_key, key_server.url)).subject == "user-1"
+        key_server.status = 200
+        clock.tick(5)
+        assert verifier.verify(token).subject == "user-1"
+
+
 def test_no_keys_at_all_is_unavailable_not_invalid(key_server, issuer_key):
     key_server.status = 500
     verifier = _verifier(key_server)
