@@ -1,7 +1,8 @@
 """Verifying Infracast access tokens and API keys in a resource server (contract §6).
 
 Downstream services import this module (and ``idp.verifier_flask`` for Flask); it needs
-``requests``, ``joserfc`` and ``idp.permissions``, never the identity provider's app::
+``requests``, ``joserfc``, ``idp.permissions`` and ``idp.rfc9068``, never the identity
+provider's app::
 
     from idp.verifier import Verifier, InvalidToken
 
@@ -20,9 +21,11 @@ An access token (RFC 9068) is accepted only when all of these hold:
   most once per ``unknown_kid_interval``, so a flood of made-up kids cannot stampede the IdP
   (the IdP publishes every key before it signs, so a real token never needs that refetch);
 - the RS256 signature verifies with that key;
-- ``iss`` is the issuer, ``aud`` holds the audience, ``exp`` is in the future and ``nbf`` and
-  ``iat`` are not, each with ``leeway`` seconds of clock skew; ``sub``, ``client_id`` and
-  ``jti`` are present and ``tenants`` is an object of permission lists;
+- the claims follow ``idp.rfc9068`` (the IdP checks its own tokens by the same rules):
+  ``iss`` is the issuer, ``aud`` holds the audience, ``exp`` is in the future and ``nbf``
+  and ``iat`` are not, each a finite number, with ``leeway`` seconds of clock skew;
+  ``sub``, ``client_id`` and ``jti`` are present; and ``tenants`` is an object of
+  permission lists;
 - the revocation check, when one is configured, says the token is still good; with
   ``introspect_access_tokens``, the IdP's introspection endpoint says it is still active.
 
@@ -57,7 +60,9 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from . import rfc9068
 from .permissions import allows as _allows
+from .rfc9068 import ALGORITHM, MAX_TOKEN_LENGTH
 
 __all__ = [
     "API_KEY_PREFIX", "ACCESS_TOKEN", "API_KEY", "Principal", "RevocationCheck",
@@ -66,12 +71,8 @@ __all__ = [
 
 log = logging.getLogger("infracast.verifier")
 
-ALGORITHM = "RS256"
 API_KEY_PREFIX = "ic_live_"
-# RFC 9068 §4: "at+jwt", or the full media type
-ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 MIN_RSA_BITS = 2048
-MAX_TOKEN_LENGTH = 16 * 1024
 # a document without Cache-Control is kept this long; none is kept longer than a day
 DEFAULT_MAX_AGE = 300
 MAX_MAX_AGE = 86400
@@ -153,12 +154,10 @@ def _optional(claims: Mapping[str, Any], name: str, kind: type | tuple[type, ...
 
 
 def _instant(claims: Mapping[str, Any], name: str) -> int | None:
-    value = _optional(claims, name, (int, float))
+    value = claims.get(name)
+    if value is not None and not rfc9068.is_number(value):
+        raise InvalidToken(f"'{name}' is not a finite number")
     return None if value is None else int(value)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _principal(claims: Mapping[str, Any], token_type: str) -> Principal:
@@ -348,7 +347,7 @@ class Verifier:
             raise InvalidToken("not a compact JWS") from None
         header = compact.protected
         typ, alg, kid = header.get("typ"), header.get("alg"), header.get("kid")
-        if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+        if not rfc9068.is_access_token_typ(typ):
             raise InvalidToken("typ is not at+jwt")
         if alg != ALGORITHM:
             raise InvalidToken("alg is not RS256")
@@ -363,7 +362,11 @@ class Verifier:
             raise InvalidToken("bad signature or payload") from None
         if not isinstance(claims, dict):
             raise InvalidToken("payload is not a JSON object")
-        self._check_claims(claims)
+        try:
+            rfc9068.check_claims(claims, issuer=self.issuer, audience=self.audience,
+                                 now=time.time(), leeway=self.leeway)
+        except rfc9068.InvalidClaims as error:
+            raise InvalidToken(f"claims: {error.reason}") from None
         principal = _principal(claims, ACCESS_TOKEN)
         if self.revocation is not None:
             if not self._ask("revocation check", self.revocation, principal.claims):
@@ -384,7 +387,7 @@ class Verifier:
         if answer.get("token_type", API_KEY) != API_KEY:
             raise InvalidToken("introspection answered for another kind of token")
         expires_at = answer.get("exp")
-        if isinstance(expires_at, (int, float)) and expires_at <= time.time() - self.leeway:
+        if rfc9068.is_number(expires_at) and expires_at <= time.time() - self.leeway:
             raise InvalidToken("expired API key")
         return _principal(answer, API_KEY)
 
@@ -396,31 +399,7 @@ class Verifier:
             if self._retry_at:
                 raise VerifierUnavailable("discovery or the JWKS cannot be fetched")
 
-    # -- claims, hooks ----------------------------------------------------------------
-
-    def _check_claims(self, claims: dict) -> None:
-        """RFC 7519 §4.1 and RFC 9068 §4: ours, for us, current, and naming who and what.
-
-        A handful of comparisons, written out: this runs on every request a resource
-        server takes, and a general claims registry costs more than the signature check.
-        """
-        now, leeway = time.time(), self.leeway
-        if claims.get("iss") != self.issuer:
-            raise InvalidToken("claims: iss is not the issuer")
-        aud = claims.get("aud")
-        if aud != self.audience and not (isinstance(aud, list) and self.audience in aud):
-            raise InvalidToken("claims: aud is not this audience")
-        exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
-        if not _is_number(exp) or exp + leeway < now:
-            raise InvalidToken("claims: expired, or no exp")
-        if not _is_number(iat) or iat - leeway > now:
-            raise InvalidToken("claims: issued in the future, or no iat")
-        if nbf is not None and (not _is_number(nbf) or nbf - leeway > now):
-            raise InvalidToken("claims: not valid yet")
-        for name in ("sub", "jti", "client_id"):
-            value = claims.get(name)
-            if not isinstance(value, str) or not value:
-                raise InvalidToken(f"claims: no {name}")
+    # -- hooks ------------------------------------------------------------------------
 
     @staticmethod
     def _ask(what: str, hook, *args):

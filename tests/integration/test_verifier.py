@@ -104,7 +104,8 @@ COLLECTED_AT = int(time.time())
     {"exp": COLLECTED_AT - 31},          # past the 30 s leeway
     {"nbf": COLLECTED_AT + 120},
     {"iat": COLLECTED_AT + 120},
-    {"exp": None}, {"sub": None}, {"jti": None}, {"client_id": None},
+    {"exp": None}, {"sub": None}, {"jti": None}, {"client_id": None}, {"iat": None},
+    {"iat": float("nan")}, {"exp": float("inf")}, {"nbf": float("nan")}, {"exp": True},
     {"tenants": ["acme"]},
     {"tenants": {"acme": "nodes:read"}},
     {"roles": "admin"},
@@ -330,6 +331,17 @@ def test_an_introspection_answer_for_another_kind_of_token_is_refused(key_server
     def introspect(token, client_ip):
         return {"active": True, "sub": "user-1", "token_type": "Bearer",
                 "tenants": {"acme": ["nodes:read"]}}
+
+    with pytest.raises(InvalidToken):
+        _verifier(key_server, introspection=introspect).verify("ic_live_" + "a" * 43)
+
+
+@pytest.mark.parametrize("instant", [{"exp": float("nan")}, {"iat": float("inf")},
+                                     {"exp": True}])
+def test_an_introspection_answer_with_a_broken_instant_is_refused(key_server, instant):
+    def introspect(token, client_ip):
+        return {"active": True, "sub": "key-1", "token_type": "api_key",
+                "tenants": {"acme": ["nodes:read"]}, **instant}
 
     with pytest.raises(InvalidToken):
         _verifier(key_server, introspection=introspect).verify("ic_live_" + "a" * 43)
