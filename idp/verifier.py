@@ -61,6 +61,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 from . import rfc9068
+from .api_key_format import PREFIX as API_KEY_PREFIX
+from .api_key_format import looks_like_api_key
 from .permissions import allows as _allows
 from .rfc9068 import ALGORITHM, MAX_TOKEN_LENGTH
 
@@ -71,7 +73,6 @@ __all__ = [
 
 log = logging.getLogger("infracast.verifier")
 
-API_KEY_PREFIX = "ic_live_"
 MIN_RSA_BITS = 2048
 # a document without Cache-Control is kept this long; none is kept longer than a day
 DEFAULT_MAX_AGE = 300
@@ -378,7 +379,10 @@ class Verifier:
         return principal
 
     def verify_api_key(self, token: str, *, client_ip: str | None = None) -> Principal:
-        """An opaque ``ic_live_`` key, through the configured ``Introspector``."""
+        """An opaque ``ic_live_`` key, through the configured ``Introspector``; one that
+        cannot be a key of ours (``idp.api_key_format``) is refused without asking."""
+        if not looks_like_api_key(token):
+            raise InvalidToken("not the shape of an API key")
         if self.introspection is None:
             raise InvalidToken("API keys need an introspector")
         answer = self._ask("introspection", self.introspection, token, client_ip)

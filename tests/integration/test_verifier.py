@@ -306,25 +306,40 @@ def test_a_failing_revocation_hook_fails_closed(key_server, issuer_key):
         _verifier(key_server, revocation=unreachable).verify(mint(issuer_key, key_server.url))
 
 
+GOOD_KEY, REVOKED_KEY = "ic_live_" + "g" * 43, "ic_live_" + "r" * 43
+
+
 def test_api_keys_go_through_the_introspector_with_the_callers_address(key_server):
     asked = []
 
     def introspect(token, client_ip):
         asked.append((token, client_ip))
-        if token == "ic_live_good":
+        if token == GOOD_KEY:
             return {"active": True, "sub": "key-1", "client_id": "key-1",
                     "tenants": {"acme": ["nodes:read"]}, "exp": int(time.time()) + 60,
                     "token_type": "api_key"}
         return {"active": False}
 
     verifier = _verifier(key_server, introspection=introspect)
-    principal = verifier.verify("ic_live_good", client_ip="203.0.113.7")
+    principal = verifier.verify(GOOD_KEY, client_ip="203.0.113.7")
     assert (principal.token_type, principal.subject) == (API_KEY, "key-1")
     assert principal.allows("acme", "nodes:read") and not principal.allows("acme", "nodes:write")
-    assert asked == [("ic_live_good", "203.0.113.7")]
+    assert asked == [(GOOD_KEY, "203.0.113.7")]
     with pytest.raises(InvalidToken):
-        verifier.verify("ic_live_revoked", client_ip="203.0.113.7")
+        verifier.verify(REVOKED_KEY, client_ip="203.0.113.7")
     assert key_server.jwks_requests == 0  # API keys never need the JWKS
+
+
+@pytest.mark.parametrize("junk", ["ic_live_", "ic_live_good", "ic_live_" + "a" * 31,
+                                  "ic_live_" + "a" * 93])
+def test_a_malformed_api_key_is_refused_without_asking_the_idp(key_server, junk):
+    asked = []
+    verifier = _verifier(key_server, introspection=lambda *args: asked.append(args))
+    with pytest.raises(InvalidToken):
+        verifier.verify(junk)
+    with pytest.raises(InvalidToken):
+        verifier.verify_api_key(junk)
+    assert asked == [] and key_server.jwks_requests == 0
 
 
 def test_an_introspection_answer_for_another_kind_of_token_is_refused(key_server):
