@@ -42,6 +42,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -104,7 +105,8 @@ class IntrospectionClient:
         self._authorization = client_secret_basic(client_id, client_secret)
         self._session = session or requests.Session()
         self._lock = threading.Lock()  # the cache
-        self._cache: dict[bytes, _Cached] = {}
+        # oldest first: answers arrive in roughly the order they expire
+        self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
         # its own lock: a slow discovery fetch must not hold up answers from the cache
         self._discovery_lock = threading.Lock()
         self._discovery: _Document | None = None
@@ -164,13 +166,17 @@ class IntrospectionClient:
         if until <= now:
             return
         with self._lock:
-            self._cache.pop(cache_key, None)
-            if len(self._cache) >= self.max_cached:
-                self._cache = {key: entry for key, entry in self._cache.items()
-                               if now < entry.until}
-                while len(self._cache) >= self.max_cached:
-                    del self._cache[next(iter(self._cache))]  # the oldest
-            self._cache[cache_key] = _Cached(answer, until)
+            cache = self._cache
+            cache.pop(cache_key, None)
+            # from the front: the expired, and the oldest while full; each entry is dropped
+            # once, so an insert costs O(1) however full the cache is (an expired entry
+            # behind a live one waits its turn; lookups never return it)
+            while cache:
+                oldest = next(iter(cache.values()))
+                if len(cache) < self.max_cached and now < oldest.until:
+                    break
+                cache.popitem(last=False)
+            cache[cache_key] = _Cached(answer, until)
 
     # -- discovery ----------------------------------------------------------------------
 
