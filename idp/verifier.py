@@ -17,7 +17,7 @@ An access token (RFC 9068) is accepted only when all of these hold:
   and names a ``kid``; the algorithm is fixed by our keys, never taken from the header, so
   ``none``, ``HS256`` keyed with the public key and every other algorithm are refused;
 - ``kid`` is in the issuer's JWKS, found through discovery (``/.well-known/openid-configuration``)
-  and cached as its ``Cache-Control: max-age`` says; an unknown ``kid`` refetches the JWKS at
+  and cached as its ``Cache-Control: max-age`` less its ``Age`` says; an unknown ``kid`` refetches the JWKS at
   most once per ``unknown_kid_interval``, so a flood of made-up kids cannot stampede the IdP
   (the IdP publishes every key before it signs, so a real token never needs that refetch);
 - the RS256 signature verifies with that key;
@@ -216,6 +216,19 @@ def _max_age(cache_control: str | None) -> int:
     return min(max(seconds, 1), MAX_MAX_AGE)
 
 
+def _age(age: str | None) -> int:
+    """RFC 9111 §5.1: the seconds a response has already spent in caches (a CDN) since
+    the IdP made it; absent or not delta-seconds, 0."""
+    value = (age or "").strip()
+    return int(value) if value.isascii() and value.isdigit() else 0
+
+
+def _freshness(headers: Mapping[str, str]) -> int:
+    """RFC 9111 §4.2: seconds a response stays fresh here, its max-age less its Age
+    (§4.2.3), at least one; so a copy served by a CDN expires when the IdP's would."""
+    return max(1, _max_age(headers.get("Cache-Control")) - _age(headers.get("Age")))
+
+
 class _FetchError(Exception):
     pass
 
@@ -230,7 +243,7 @@ def _fetch(session: requests.Session, url: str, timeout: float,
         response = session.get(url, headers=headers, timeout=timeout)
     except requests.RequestException as error:
         raise _FetchError(f"{url}: {type(error).__name__}") from None
-    fresh_until = now + _max_age(response.headers.get("Cache-Control"))
+    fresh_until = now + _freshness(response.headers)
     if response.status_code == 304 and previous is not None:
         return _Document(previous.body, previous.etag, now, fresh_until)
     if response.status_code != 200:

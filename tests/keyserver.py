@@ -38,6 +38,7 @@ class KeyServer:
     def __init__(self, max_age: int = 300):
         self.keys: list[RSAKey] = []
         self.max_age = max_age
+        self.age: str | None = None  # an Age header, as a CDN in front would add
         self.status = 200  # anything else: every request answers this, as a broken IdP
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -110,6 +111,8 @@ class KeyServer:
         status = 304 if handler.headers.get("If-None-Match") == etag else 200
         handler.send_response(status)
         handler.send_header("Cache-Control", f"public, max-age={self.max_age}")
+        if self.age is not None:
+            handler.send_header("Age", self.age)
         handler.send_header("ETag", etag)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", "0" if status == 304 else str(len(raw)))

@@ -188,6 +188,24 @@ def test_documents_are_cached_for_their_max_age_and_revalidated(key_server, issu
         assert key_server.discovery_requests == 2
 
 
+@pytest.mark.parametrize("age, fresh_for", [("100", 20), ("500", 1), ("0", 120),
+                                            ("soon", 120), ("-5", 120)])
+def test_the_age_a_cdn_adds_counts_against_max_age(key_server, issuer_key, age, fresh_for):
+    """RFC 9111 §4.2.3: a JWKS that waited in a CDN for 100 of its 120 s is fresh for 20 s
+    more, never for another 120 (key rotation's publish delay counts on it)."""
+    key_server.max_age, key_server.age = 120, age
+    verifier = _verifier(key_server)
+    token = mint(issuer_key, key_server.url, exp=int(time.time()) + 3600)
+    with freeze_time() as clock:
+        verifier.verify(token)
+        clock.tick(fresh_for - 0.5)
+        verifier.verify(token)
+        assert key_server.jwks_requests == 1
+        clock.tick(0.5)
+        verifier.verify(token)
+        assert key_server.jwks_requests == 2
+
+
 def test_an_unreachable_idp_keeps_cached_keys_for_a_while_then_fails_closed(key_server, issuer_key):
     key_server.max_age = 60
     verifier = _verifier(key_server, retry_interval=5, stale_if_error=600)
