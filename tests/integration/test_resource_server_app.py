@@ -1,11 +1,13 @@
 """``require()`` and the example resource server, in process, against a local key server."""
 
 import pytest
+from flask import Flask
 
 from examples.resource_server import create_app
 from examples.resource_server.app import settings_from_environment
 from idp.verifier import Verifier
-from idp.verifier_flask import EXTENSION
+from idp import verifier_flask
+from idp.verifier_flask import EXTENSION, require
 from idp.verifier_introspection import IntrospectionClient
 from idp.verifier_redis import SharedRedisRevocationCheck
 from tests.keyserver import AUDIENCE, mint
@@ -151,3 +153,29 @@ def test_the_callers_address_is_the_peer_unless_a_proxy_is_trusted(key_server, p
                                         "X-Forwarded-For": "203.0.113.7"})
     assert answer.status_code == 200
     assert asked == [caller]
+
+
+def test_a_view_that_cannot_take_the_tenant_is_refused_when_decorated():
+    with pytest.raises(TypeError, match="tenant"):
+        require("nodes:read")(lambda: "never")
+    with pytest.raises(TypeError, match="account"):
+        require("nodes:read", tenant_arg="account")(lambda tenant: "never")
+    require()(lambda: "any valid token")  # no permission, no tenant needed
+    require("nodes:read")(lambda **view_args: "cannot tell: checked per request")
+
+
+def test_a_route_without_the_tenant_fails_before_any_token_is_checked(key_server, issuer_key):
+    app = Flask(__name__)
+    app.testing = True  # the view's exception reaches the test instead of a 500
+    verifier_flask.init_app(app, Verifier(key_server.url, AUDIENCE))
+
+    @app.get("/nodes")
+    @require("nodes:read")
+    def nodes(**view_args):
+        return {"nodes": []}
+
+    client = app.test_client()
+    for headers in ({}, _bearer("garbage"), _bearer(mint(issuer_key, key_server.url))):
+        with pytest.raises(LookupError, match="<tenant>"):
+            client.get("/nodes", headers=headers)
+    assert key_server.jwks_requests == 0  # no token was verified for a view that cannot run
