@@ -68,9 +68,6 @@ class KeyRepository(Protocol):
         sees zero or two active keys.
         """
 
-    def transition(self, kid: str, from_state: str, to_state: str, **fields) -> bool:
-        """Compare-and-swap the state of one key; False when it was not in from_state."""
-
 
 @dataclass
 class SigningKey:
