@@ -274,14 +274,11 @@ def _signing_keys(jwks: dict) -> dict[str, RSAKey]:
     return keys
 
 
-def _discovery_url(issuer: str) -> str:
-    return f"{issuer.rstrip('/')}/.well-known/openid-configuration"
-
-
 def _discover(session: requests.Session, issuer: str, endpoint: str, timeout: float,
               previous: _Document | None, now: float) -> _Document:
     """The issuer's discovery document, which must name ``endpoint`` (``jwks_uri``...)."""
-    document = _fetch(session, _discovery_url(issuer), timeout, previous, now)
+    document = _fetch(session, f"{issuer.rstrip('/')}/.well-known/openid-configuration",
+                      timeout, previous, now)
     # OpenID Connect Discovery 1.0 §4.3: the document must name the issuer we asked
     if document.body.get("issuer") != issuer:
         raise _FetchError("discovery names another issuer")
@@ -334,10 +331,6 @@ class Verifier:
         self._discovery: _Document | None = None
         self._jwks: _KeySet | None = None
         self._retry_at = 0.0
-
-    @property
-    def discovery_url(self) -> str:
-        return _discovery_url(self.issuer)
 
     # -- the public API ---------------------------------------------------------------
 
@@ -467,7 +460,8 @@ class Verifier:
             discovery = self._discovery
             if discovery is None or now >= discovery.fresh_until:
                 try:
-                    discovery = self._discovery = self._fetch_discovery(discovery, now)
+                    discovery = self._discovery = _discover(
+                        self._session, self.issuer, "jwks_uri", self.timeout, discovery, now)
                 except _FetchError:
                     if discovery is None:
                         raise
@@ -480,6 +474,3 @@ class Verifier:
         except _FetchError as error:
             self._retry_at = now + self.retry_interval
             log.warning("could not refresh the keys of %s: %s", self.issuer, error)
-
-    def _fetch_discovery(self, previous: _Document | None, now: float) -> _Document:
-        return _discover(self._session, self.issuer, "jwks_uri", self.timeout, previous, now)
