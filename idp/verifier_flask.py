@@ -51,7 +51,8 @@ from flask import Flask, Response, current_app, g, jsonify, request
 
 from .verifier import InvalidToken, Principal, Verifier, VerifierUnavailable
 
-__all__ = ["EXTENSION", "init_app", "build_verifier", "require", "current_principal"]
+__all__ = ["EXTENSION", "init_app", "build_verifier", "require", "current_principal",
+           "error_response"]
 
 log = logging.getLogger("infracast.verifier")
 
@@ -94,7 +95,10 @@ def build_verifier(config: Mapping[str, Any]) -> Verifier:
                     introspect_access_tokens=bool(config.get("IDP_INTROSPECT_ACCESS_TOKENS")))
 
 
-def _error(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+def error_response(status: int, code: str, message: str,
+                   headers: dict | None = None) -> Response:
+    """The Infracast error envelope (contract §2), never cached: for the service's own
+    errors too, so that they look like the refusals ``require`` answers."""
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
@@ -105,7 +109,7 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
 def _unauthorized(token_presented: bool) -> Response:
     # RFC 6750 §3.1: no error code when the request carried no token at all
     challenge = 'Bearer error="invalid_token"' if token_presented else "Bearer"
-    return _error(401, "UNAUTHORIZED", "Invalid or expired token",
+    return error_response(401, "UNAUTHORIZED", "Invalid or expired token",
                   {"WWW-Authenticate": challenge})
 
 
@@ -163,9 +167,9 @@ def require(permission: str | None = None, *, tenant_arg: str = "tenant") -> Cal
                 return _unauthorized(True)
             except VerifierUnavailable as error:
                 log.warning("token not checked: %s", error.reason)
-                return _error(503, "UNAVAILABLE", "Service temporarily unavailable")
+                return error_response(503, "UNAVAILABLE", "Service temporarily unavailable")
             if permission is not None and not principal.allows(kwargs[tenant_arg], permission):
-                return _error(403, "FORBIDDEN", "Insufficient permissions")
+                return error_response(403, "FORBIDDEN", "Insufficient permissions")
             g.infracast_principal = principal
             return view(*args, **kwargs)
 

@@ -83,6 +83,18 @@ def test_bad_bodies_are_400_and_unknown_paths_404(client, key_server, issuer_key
     assert client.get("/api/v1/nope").get_json()["error"]["code"] == "NOT_FOUND"
 
 
+def test_every_error_of_the_service_is_never_cached(client, key_server, issuer_key):
+    writer = mint(issuer_key, key_server.url, tenants={"acme": ["nodes:write"]})
+    answers = [client.post(NODES, headers=_bearer(writer), json={}),       # its own 400
+               client.get("/api/v1/nope"),                                  # 404
+               client.delete(NODES, headers=_bearer(writer)),               # 405
+               client.get(NODES)]                                           # require's 401
+    assert [a.status_code for a in answers] == [400, 404, 405, 401]
+    for answer in answers:
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert set(answer.get_json()["error"]) == {"code", "message"}
+
+
 def test_an_unreachable_idp_is_503_not_401(key_server, issuer_key):
     key_server.status = 503
     client = create_app(verifier=Verifier(key_server.url, AUDIENCE)).test_client()
