@@ -17,9 +17,10 @@ An access token (RFC 9068) is accepted only when all of these hold:
   and names a ``kid``; the algorithm is fixed by our keys, never taken from the header, so
   ``none``, ``HS256`` keyed with the public key and every other algorithm are refused;
 - ``kid`` is in the issuer's JWKS, found through discovery (``/.well-known/openid-configuration``)
-  and cached as its ``Cache-Control: max-age`` less its ``Age`` says; an unknown ``kid`` refetches the JWKS at
-  most once per ``unknown_kid_interval``, so a flood of made-up kids cannot stampede the IdP
-  (the IdP publishes every key before it signs, so a real token never needs that refetch);
+  and cached for its ``Cache-Control: max-age`` less its ``Age``; an unknown ``kid``
+  refetches the JWKS at most once per ``unknown_kid_interval``, so a flood of made-up kids
+  cannot stampede the IdP (the IdP publishes every key before it signs, so a real token
+  never needs that refetch);
 - the RS256 signature verifies with that key;
 - the claims follow ``idp.rfc9068`` (the IdP checks its own tokens by the same rules):
   ``iss`` is the issuer, ``aud`` holds the audience, ``exp`` is in the future and ``nbf``
