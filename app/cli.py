@@ -8,7 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from keys.manager import RETIRED, KeyRecord
+from keys.manager import RETIRED, KeyRecord, KeyStates
 from keys.rotation import CREATED, LOST_RACE, PROMOTED, WAITING, KeyRotator, RotationStep
 
 from .bootstrap import bootstrap
@@ -95,11 +95,10 @@ def list_command():
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    click.echo(_schedule(rotator, now))
+    click.echo(_schedule(rotator, now, KeyStates.of(records)))
 
 
-def _schedule(rotator: KeyRotator, now: datetime) -> str:
-    keys = rotator.states()
+def _schedule(rotator: KeyRotator, now: datetime, keys: KeyStates) -> str:
     if keys.next is not None:
         return f"\nNext key {keys.next.kid} can be promoted from {_ready(rotator, keys.next, now)}."
     if keys.active is None:

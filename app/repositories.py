@@ -294,15 +294,6 @@ class SqlKeyRepository:
             return False
         return True
 
-    def transition(self, kid: str, from_state: str, to_state: str, **fields) -> bool:
-        with db.engine.begin() as conn:
-            result = conn.execute(
-                sa.update(self.table)
-                .where(self.table.c.kid == kid, self.table.c.state == from_state)
-                .values(state=to_state, **fields)
-            )
-        return result.rowcount == 1
-
 
 class SqlDurableRevocations:
     """Revocation records in their own short transactions, committed before Redis is told."""

@@ -32,12 +32,16 @@ class Anatomy:
     cpu_ms: float  # this process's CPU per request, one request at a time, no WSGI server
 
     def describe_sql(self) -> str:
-        counts = Counter(self.sql)
-        return ", ".join(f"{n}× {what}" if n > 1 else what for what, n in counts.items()) or "-"
+        return _describe(self.sql)
 
     def describe_redis(self) -> str:
-        counts = Counter(self.redis)
-        return ", ".join(f"{n}× {what}" if n > 1 else what for what, n in counts.items()) or "-"
+        return _describe(self.redis)
+
+
+def _describe(calls: tuple[str, ...]) -> str:
+    """``SELECT users, 2× INSERT audit_events``: each call once, counted, in first-seen order."""
+    counts = Counter(calls)
+    return ", ".join(f"{n}× {what}" if n > 1 else what for what, n in counts.items()) or "-"
 
 
 def statement(sql: str) -> str:

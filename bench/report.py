@@ -147,8 +147,8 @@ class Measurement:
     rate: float
     p50_ms: float | None
     p99_ms: float | None
-    errors: int
-    non_2xx: int = 0
+    errors: int  # every failed request: socket errors, non-2xx answers, starved requests
+    non_2xx: int = 0  # of which answers other than 2xx (shown, already counted in errors)
     requests: int = 0
     note: str = ""
     # CPU milliseconds per request by group (bench/cpu.py), and the machine's busy and
@@ -159,7 +159,8 @@ class Measurement:
 
     @property
     def valid(self) -> bool:
-        return self.errors == 0 and self.non_2xx == 0 and self.requests > 0
+        # errors already counts the non-2xx answers (WrkResult.errors)
+        return self.errors == 0 and self.requests > 0
 
     @classmethod
     def from_wrk(cls, row: str, server: str, result: WrkResult, note: str = "",

@@ -8,7 +8,6 @@ shows up as INVALID instead of as a fast row.
 
 from __future__ import annotations
 
-import base64
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import requests
+
+from idp.verifier_introspection import client_secret_basic
 
 from .backends import ADMIN_USERNAME, TENANTS, USER_PASSWORD, RegisteredClient, Seed
 from .wrk import Request
@@ -28,8 +29,7 @@ ROW_GRANTS = {"password": "password", "refresh": "refresh_token",
 
 
 def basic(client: RegisteredClient) -> tuple[str, str]:
-    raw = f"{client.client_id}:{client.client_secret}".encode()
-    return ("Authorization", "Basic " + base64.b64encode(raw).decode())
+    return ("Authorization", client_secret_basic(client.client_id, client.client_secret))
 
 
 class Fixture:

@@ -137,5 +137,5 @@ class Server:
 
 def _configured_gunicorn_threads() -> int:
     """The threads gunicorn.conf.py gives each worker (it reads GUNICORN_THREADS itself)."""
-    config = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     return int(config["threads"])

@@ -1,4 +1,5 @@
-"""``ic_live_`` API keys: their format, their rules, and what introspection says of them.
+"""``ic_live_`` API keys: their rules, and what introspection says of them (their format
+is ``idp.api_key_format``, which resource servers import too).
 
 A key holds ``permissions`` in each of its ``tenants``. It can never exceed its creator:
 at creation the creator must hold ``admin`` in every named tenant (or be a platform
@@ -15,19 +16,15 @@ from datetime import datetime
 from typing import Iterable, Mapping, Protocol
 
 from .accounts import Account
+from .api_key_format import PREFIX, looks_like_api_key  # noqa: F401 - re-exported
 from .errors import Forbidden, InvalidRequest
 from .permissions import ADMIN_ALL, PERMISSIONS, allows, tenant_permissions
 
-PREFIX = "ic_live_"
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 
 
 def new_api_key() -> str:
     return PREFIX + secrets.token_urlsafe(32)  # 256 bits
-
-
-def looks_like_api_key(value: str) -> bool:
-    return isinstance(value, str) and value.startswith(PREFIX) and 40 <= len(value) <= 100
 
 
 def parse_permissions(values) -> list[str]:

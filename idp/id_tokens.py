@@ -21,6 +21,7 @@ from .token_validation import signed_claims
 from .userinfo import user_claims
 
 ID_TOKEN_TYP = "JWT"
+ID_TOKEN_TYPES = frozenset({ID_TOKEN_TYP.lower()})  # compared case-insensitively
 ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp")
 
 
@@ -57,7 +58,7 @@ class IdTokenIssuer:
         Signature by one of our published keys, ``typ`` JWT and our ``iss``; an expired
         token is accepted, as the spec asks for a hint from a recent session.
         """
-        claims = signed_claims(self.keyring, token, ID_TOKEN_TYP)
+        claims = signed_claims(self.keyring, token, ID_TOKEN_TYPES)
         if claims is None or claims.get("iss") != self.issuer or not claims.get("sub") \
                 or not claims.get("aud"):
             raise InvalidRequest("'id_token_hint' is not an ID token issued here")

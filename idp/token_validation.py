@@ -1,8 +1,9 @@
 """Is this access token still good? One answer for every place that checks our tokens.
 
 Signature by our own key (chosen by ``kid``; the algorithm is fixed to RS256 by the key,
-never taken from the header), ``typ`` ``at+jwt``, ``iss``, ``aud``, ``exp``/``nbf``, then the
-revocation list in one Redis round trip (fails closed).
+never taken from the header), then the RFC 9068 header and claim rules of ``idp.rfc9068``
+(the same ones resource servers apply through ``idp.verifier``), then the revocation list
+in one Redis round trip (fails closed).
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ from joserfc import jws
 from joserfc.errors import JoseError
 
 from keys.keyring import Keyring
-from keys.manager import ALGORITHM
 
+from . import rfc9068
 from .clock import now
 from .errors import Unauthorized
 from .revocation import RevocationList
-from .tokens import ACCESS_TOKEN_TYP
 
 LEEWAY_SECONDS = 30
-_MAX_TOKEN_LENGTH = 8192
 
 
 class AccessTokenValidator:
@@ -38,19 +37,14 @@ class AccessTokenValidator:
 
         Revocation is not consulted here; ``validate`` does both.
         """
-        claims = signed_claims(self.keyring, token, ACCESS_TOKEN_TYP)
+        claims = signed_claims(self.keyring, token, rfc9068.ACCESS_TOKEN_TYPES)
         if claims is None:
             raise Unauthorized()
-        now = self.clock()
-        if claims.get("iss") != self.issuer or not _audience_matches(claims.get("aud"), self.audience):
-            raise Unauthorized()
-        exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat"))
-        if not isinstance(exp, (int, float)) or exp + LEEWAY_SECONDS <= now:
-            raise Unauthorized()
-        if isinstance(nbf, (int, float)) and nbf - LEEWAY_SECONDS > now:
-            raise Unauthorized()
-        if not claims.get("sub") or not claims.get("jti"):
-            raise Unauthorized()
+        try:
+            rfc9068.check_claims(claims, issuer=self.issuer, audience=self.audience,
+                                 now=self.clock(), leeway=LEEWAY_SECONDS)
+        except rfc9068.InvalidClaims:
+            raise Unauthorized() from None
         return claims
 
     def validate(self, token: str) -> dict:
@@ -61,28 +55,27 @@ class AccessTokenValidator:
         return claims
 
 
-def signed_claims(keyring: Keyring, token, typ: str) -> dict | None:
+def signed_claims(keyring: Keyring, token, types: frozenset[str]) -> dict | None:
     """Claims of a compact JWT signed by one of our published keys (chosen by ``kid``; RS256,
-    fixed by the key, never taken from the header) whose header ``typ`` is ``typ``; else None.
+    fixed by the key, never taken from the header) whose header ``typ`` is one of ``types``
+    (lower case; compared case-insensitively, as media types are); else None.
 
     Only the signature and the header are checked; the caller checks the claims.
     """
-    if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_LENGTH \
+    if not isinstance(token, str) or not token or len(token) > rfc9068.MAX_TOKEN_LENGTH \
             or token.count(".") != 2:
         return None
     try:
         compact = jws.extract_compact(token.encode())  # parsed once: header, then signature
         header = compact.protected
-        if header.get("alg") != ALGORITHM or header.get("typ") != typ:
+        typ = header.get("typ")
+        if header.get("alg") != rfc9068.ALGORITHM or not isinstance(typ, str) \
+                or typ.lower() not in types:
             return None
         key = keyring.verification_key(str(header.get("kid", "")))
-        if key is None or not jws.validate_compact(compact, key, algorithms=[ALGORITHM]):
+        if key is None or not jws.validate_compact(compact, key, algorithms=[rfc9068.ALGORITHM]):
             return None
         claims = json.loads(compact.payload)
     except (JoseError, ValueError, TypeError):
         return None
     return claims if isinstance(claims, dict) else None
-
-
-def _audience_matches(aud, expected: str) -> bool:
-    return aud == expected or (isinstance(aud, list) and expected in aud)

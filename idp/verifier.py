@@ -1,7 +1,8 @@
 """Verifying Infracast access tokens and API keys in a resource server (contract §6).
 
 Downstream services import this module (and ``idp.verifier_flask`` for Flask); it needs
-``requests``, ``joserfc`` and ``idp.permissions``, never the identity provider's app::
+``requests``, ``joserfc``, ``idp.permissions`` and ``idp.rfc9068``, never the identity
+provider's app::
 
     from idp.verifier import Verifier, InvalidToken
 
@@ -16,13 +17,16 @@ An access token (RFC 9068) is accepted only when all of these hold:
   and names a ``kid``; the algorithm is fixed by our keys, never taken from the header, so
   ``none``, ``HS256`` keyed with the public key and every other algorithm are refused;
 - ``kid`` is in the issuer's JWKS, found through discovery (``/.well-known/openid-configuration``)
-  and cached as its ``Cache-Control: max-age`` says; an unknown ``kid`` refetches the JWKS at
-  most once per ``unknown_kid_interval``, so a flood of made-up kids cannot stampede the IdP
-  (the IdP publishes every key before it signs, so a real token never needs that refetch);
+  and cached for its ``Cache-Control: max-age`` less its ``Age``; an unknown ``kid``
+  refetches the JWKS at most once per ``unknown_kid_interval``, so a flood of made-up kids
+  cannot stampede the IdP (the IdP publishes every key before it signs, so a real token
+  never needs that refetch);
 - the RS256 signature verifies with that key;
-- ``iss`` is the issuer, ``aud`` holds the audience, ``exp`` is in the future and ``nbf`` and
-  ``iat`` are not, each with ``leeway`` seconds of clock skew; ``sub``, ``client_id`` and
-  ``jti`` are present and ``tenants`` is an object of permission lists;
+- the claims follow ``idp.rfc9068`` (the IdP checks its own tokens by the same rules):
+  ``iss`` is the issuer, ``aud`` holds the audience, ``exp`` is in the future and ``nbf``
+  and ``iat`` are not, each a finite number, with ``leeway`` seconds of clock skew;
+  ``sub``, ``client_id`` and ``jti`` are present; and ``tenants`` is an object of
+  permission lists;
 - the revocation check, when one is configured, says the token is still good; with
   ``introspect_access_tokens``, the IdP's introspection endpoint says it is still active.
 
@@ -37,7 +41,8 @@ Two hooks are protocols so that their implementations drop in without touching t
   ``/oauth/introspect`` with a short positive cache. Without one, API keys are refused.
 
 Failures are ``InvalidToken`` (answer 401) or ``VerifierUnavailable`` (answer 503: the IdP
-cannot be reached and no usable keys are cached, or a hook failed; never fail open).
+cannot be reached and no usable keys are cached, or a token names a kid that only a JWKS we
+cannot refetch could hold, or a hook failed; never fail open).
 """
 
 from __future__ import annotations
@@ -56,7 +61,11 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from . import rfc9068
+from .api_key_format import PREFIX as API_KEY_PREFIX
+from .api_key_format import looks_like_api_key
 from .permissions import allows as _allows
+from .rfc9068 import ALGORITHM, MAX_TOKEN_LENGTH
 
 __all__ = [
     "API_KEY_PREFIX", "ACCESS_TOKEN", "API_KEY", "Principal", "RevocationCheck",
@@ -65,12 +74,7 @@ __all__ = [
 
 log = logging.getLogger("infracast.verifier")
 
-ALGORITHM = "RS256"
-API_KEY_PREFIX = "ic_live_"
-# RFC 9068 §4: "at+jwt", or the full media type
-ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 MIN_RSA_BITS = 2048
-MAX_TOKEN_LENGTH = 16 * 1024
 # a document without Cache-Control is kept this long; none is kept longer than a day
 DEFAULT_MAX_AGE = 300
 MAX_MAX_AGE = 86400
@@ -152,12 +156,10 @@ def _optional(claims: Mapping[str, Any], name: str, kind: type | tuple[type, ...
 
 
 def _instant(claims: Mapping[str, Any], name: str) -> int | None:
-    value = _optional(claims, name, (int, float))
+    value = claims.get(name)
+    if value is not None and not rfc9068.is_number(value):
+        raise InvalidToken(f"'{name}' is not a finite number")
     return None if value is None else int(value)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _principal(claims: Mapping[str, Any], token_type: str) -> Principal:
@@ -215,6 +217,19 @@ def _max_age(cache_control: str | None) -> int:
     return min(max(seconds, 1), MAX_MAX_AGE)
 
 
+def _age(age: str | None) -> int:
+    """RFC 9111 §5.1: the seconds a response has already spent in caches (a CDN) since
+    the IdP made it; absent or not delta-seconds, 0."""
+    value = (age or "").strip()
+    return int(value) if value.isascii() and value.isdigit() else 0
+
+
+def _freshness(headers: Mapping[str, str]) -> int:
+    """RFC 9111 §4.2: seconds a response stays fresh here, its max-age less its Age
+    (§4.2.3), at least one; so a copy served by a CDN expires when the IdP's would."""
+    return max(1, _max_age(headers.get("Cache-Control")) - _age(headers.get("Age")))
+
+
 class _FetchError(Exception):
     pass
 
@@ -229,7 +244,7 @@ def _fetch(session: requests.Session, url: str, timeout: float,
         response = session.get(url, headers=headers, timeout=timeout)
     except requests.RequestException as error:
         raise _FetchError(f"{url}: {type(error).__name__}") from None
-    fresh_until = now + _max_age(response.headers.get("Cache-Control"))
+    fresh_until = now + _freshness(response.headers)
     if response.status_code == 304 and previous is not None:
         return _Document(previous.body, previous.etag, now, fresh_until)
     if response.status_code != 200:
@@ -260,14 +275,11 @@ def _signing_keys(jwks: dict) -> dict[str, RSAKey]:
     return keys
 
 
-def _discovery_url(issuer: str) -> str:
-    return f"{issuer.rstrip('/')}/.well-known/openid-configuration"
-
-
 def _discover(session: requests.Session, issuer: str, endpoint: str, timeout: float,
               previous: _Document | None, now: float) -> _Document:
     """The issuer's discovery document, which must name ``endpoint`` (``jwks_uri``...)."""
-    document = _fetch(session, _discovery_url(issuer), timeout, previous, now)
+    document = _fetch(session, f"{issuer.rstrip('/')}/.well-known/openid-configuration",
+                      timeout, previous, now)
     # OpenID Connect Discovery 1.0 §4.3: the document must name the issuer we asked
     if document.body.get("issuer") != issuer:
         raise _FetchError("discovery names another issuer")
@@ -285,7 +297,8 @@ class Verifier:
     :param leeway: seconds of clock skew allowed on ``exp``, ``nbf`` and ``iat``
     :param unknown_kid_interval: least seconds between two JWKS fetches caused by an unknown kid
     :param retry_interval: least seconds between fetches after a failed one
-    :param stale_if_error: seconds an expired JWKS still serves while the IdP cannot be reached
+    :param stale_if_error: seconds an expired JWKS still serves while the IdP cannot be
+        reached (and, for its known kids, while another thread is refetching it)
     :param timeout: seconds for each HTTP request to the IdP
     :param revocation: optional ``RevocationCheck`` consulted for every access token
     :param introspection: optional ``Introspector`` for ``ic_live_`` API keys
@@ -320,10 +333,6 @@ class Verifier:
         self._jwks: _KeySet | None = None
         self._retry_at = 0.0
 
-    @property
-    def discovery_url(self) -> str:
-        return _discovery_url(self.issuer)
-
     # -- the public API ---------------------------------------------------------------
 
     def verify(self, token: str, *, client_ip: str | None = None) -> Principal:
@@ -346,7 +355,7 @@ class Verifier:
             raise InvalidToken("not a compact JWS") from None
         header = compact.protected
         typ, alg, kid = header.get("typ"), header.get("alg"), header.get("kid")
-        if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+        if not rfc9068.is_access_token_typ(typ):
             raise InvalidToken("typ is not at+jwt")
         if alg != ALGORITHM:
             raise InvalidToken("alg is not RS256")
@@ -361,7 +370,11 @@ class Verifier:
             raise InvalidToken("bad signature or payload") from None
         if not isinstance(claims, dict):
             raise InvalidToken("payload is not a JSON object")
-        self._check_claims(claims)
+        try:
+            rfc9068.check_claims(claims, issuer=self.issuer, audience=self.audience,
+                                 now=time.time(), leeway=self.leeway)
+        except rfc9068.InvalidClaims as error:
+            raise InvalidToken(f"claims: {error.reason}") from None
         principal = _principal(claims, ACCESS_TOKEN)
         if self.revocation is not None:
             if not self._ask("revocation check", self.revocation, principal.claims):
@@ -373,7 +386,10 @@ class Verifier:
         return principal
 
     def verify_api_key(self, token: str, *, client_ip: str | None = None) -> Principal:
-        """An opaque ``ic_live_`` key, through the configured ``Introspector``."""
+        """An opaque ``ic_live_`` key, through the configured ``Introspector``; one that
+        cannot be a key of ours (``idp.api_key_format``) is refused without asking."""
+        if not looks_like_api_key(token):
+            raise InvalidToken("not the shape of an API key")
         if self.introspection is None:
             raise InvalidToken("API keys need an introspector")
         answer = self._ask("introspection", self.introspection, token, client_ip)
@@ -382,7 +398,7 @@ class Verifier:
         if answer.get("token_type", API_KEY) != API_KEY:
             raise InvalidToken("introspection answered for another kind of token")
         expires_at = answer.get("exp")
-        if isinstance(expires_at, (int, float)) and expires_at <= time.time() - self.leeway:
+        if rfc9068.is_number(expires_at) and expires_at <= time.time() - self.leeway:
             raise InvalidToken("expired API key")
         return _principal(answer, API_KEY)
 
@@ -394,31 +410,7 @@ class Verifier:
             if self._retry_at:
                 raise VerifierUnavailable("discovery or the JWKS cannot be fetched")
 
-    # -- claims, hooks ----------------------------------------------------------------
-
-    def _check_claims(self, claims: dict) -> None:
-        """RFC 7519 §4.1 and RFC 9068 §4: ours, for us, current, and naming who and what.
-
-        A handful of comparisons, written out: this runs on every request a resource
-        server takes, and a general claims registry costs more than the signature check.
-        """
-        now, leeway = time.time(), self.leeway
-        if claims.get("iss") != self.issuer:
-            raise InvalidToken("claims: iss is not the issuer")
-        aud = claims.get("aud")
-        if aud != self.audience and not (isinstance(aud, list) and self.audience in aud):
-            raise InvalidToken("claims: aud is not this audience")
-        exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
-        if not _is_number(exp) or exp + leeway < now:
-            raise InvalidToken("claims: expired, or no exp")
-        if not _is_number(iat) or iat - leeway > now:
-            raise InvalidToken("claims: issued in the future, or no iat")
-        if nbf is not None and (not _is_number(nbf) or nbf - leeway > now):
-            raise InvalidToken("claims: not valid yet")
-        for name in ("sub", "jti", "client_id"):
-            value = claims.get(name)
-            if not isinstance(value, str) or not value:
-                raise InvalidToken(f"claims: no {name}")
+    # -- hooks ------------------------------------------------------------------------
 
     @staticmethod
     def _ask(what: str, hook, *args):
@@ -432,10 +424,18 @@ class Verifier:
     # -- discovery and keys -----------------------------------------------------------
 
     def _key(self, kid: str) -> RSAKey:
-        jwks = self._jwks
-        if jwks is not None and time.time() < jwks.document.fresh_until and kid in jwks.keys:
+        jwks, now = self._jwks, time.time()
+        known = jwks is not None and kid in jwks.keys
+        if known and now < jwks.document.fresh_until:
             return jwks.keys[kid]
-        with self._lock:
+        if known and now < jwks.document.fresh_until + self.stale_if_error:
+            # stale but usable: one thread refetches, the others go on with the cached key
+            # rather than queue behind a slow IdP
+            if not self._lock.acquire(blocking=False):
+                return jwks.keys[kid]
+        else:
+            self._lock.acquire()
+        try:
             now = time.time()
             jwks = self._jwks
             stale = jwks is None or now >= jwks.document.fresh_until
@@ -444,9 +444,14 @@ class Verifier:
             if (stale or unknown) and now >= self._retry_at:
                 self._refresh(now)
                 jwks = self._jwks
+        finally:
+            self._lock.release()
         if jwks is None or now >= jwks.document.fresh_until + self.stale_if_error:
             raise VerifierUnavailable("no usable JWKS")
         if kid not in jwks.keys:
+            if now >= jwks.document.fresh_until:
+                # stale and not refetched: the token may be signed by a key we could not fetch
+                raise VerifierUnavailable("unknown kid, and the JWKS cannot be refetched")
             raise InvalidToken("unknown kid")
         return jwks.keys[kid]
 
@@ -456,7 +461,8 @@ class Verifier:
             discovery = self._discovery
             if discovery is None or now >= discovery.fresh_until:
                 try:
-                    discovery = self._discovery = self._fetch_discovery(discovery, now)
+                    discovery = self._discovery = _discover(
+                        self._session, self.issuer, "jwks_uri", self.timeout, discovery, now)
                 except _FetchError:
                     if discovery is None:
                         raise
@@ -469,6 +475,3 @@ class Verifier:
         except _FetchError as error:
             self._retry_at = now + self.retry_interval
             log.warning("could not refresh the keys of %s: %s", self.issuer, error)
-
-    def _fetch_discovery(self, previous: _Document | None, now: float) -> _Document:
-        return _discover(self._session, self.issuer, "jwks_uri", self.timeout, previous, now)

@@ -42,6 +42,7 @@ service runs behind a proxy.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Mapping
 from typing import Any, Callable, TypeVar
@@ -50,7 +51,8 @@ from flask import Flask, Response, current_app, g, jsonify, request
 
 from .verifier import InvalidToken, Principal, Verifier, VerifierUnavailable
 
-__all__ = ["EXTENSION", "init_app", "build_verifier", "require", "current_principal"]
+__all__ = ["EXTENSION", "init_app", "build_verifier", "require", "current_principal",
+           "error_response"]
 
 log = logging.getLogger("infracast.verifier")
 
@@ -93,7 +95,10 @@ def build_verifier(config: Mapping[str, Any]) -> Verifier:
                     introspect_access_tokens=bool(config.get("IDP_INTROSPECT_ACCESS_TOKENS")))
 
 
-def _error(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+def error_response(status: int, code: str, message: str,
+                   headers: dict | None = None) -> Response:
+    """The Infracast error envelope (contract §2), never cached: for the service's own
+    errors too, so that they look like the refusals ``require`` answers."""
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
@@ -104,7 +109,7 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
 def _unauthorized(token_presented: bool) -> Response:
     # RFC 6750 §3.1: no error code when the request carried no token at all
     challenge = 'Bearer error="invalid_token"' if token_presented else "Bearer"
-    return _error(401, "UNAUTHORIZED", "Invalid or expired token",
+    return error_response(401, "UNAUTHORIZED", "Invalid or expired token",
                   {"WWW-Authenticate": challenge})
 
 
@@ -120,16 +125,37 @@ def current_principal() -> Principal:
     return g.infracast_principal
 
 
+def _takes(view: Callable, name: str) -> bool:
+    """Can ``view`` be called with the keyword argument ``name``? True when unknowable."""
+    try:
+        parameters = inspect.signature(view).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind is p.VAR_KEYWORD or (p.name == name and p.kind in (
+        p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)) for p in parameters)
+
+
 def require(permission: str | None = None, *, tenant_arg: str = "tenant") -> Callable[[View], View]:
     """Guard a view: a valid token, and ``permission`` in the tenant named by the URL.
 
     The tenant is the view argument ``tenant_arg``; with ``permission=None`` any valid
     token will do. The principal is then ``current_principal()``.
+
+    A view that cannot take ``tenant_arg`` is refused here (``TypeError``); a route that
+    does not pass it fails every request (``LookupError``) before any token is looked at,
+    so the mistake shows on the first request, whoever sends it.
     """
 
     def decorator(view: View) -> View:
+        if permission is not None and not _takes(view, tenant_arg):
+            raise TypeError(f"require({permission!r}) guards {view.__name__}(), which takes no "
+                            f"{tenant_arg!r} argument: its route needs a <{tenant_arg}>")
+
         @functools.wraps(view)
         def guarded(*args, **kwargs):
+            if permission is not None and tenant_arg not in kwargs:
+                raise LookupError(f"require({permission!r}) guards a view without "
+                                  f"a <{tenant_arg}> URL variable")
             token = _bearer_token()
             if token is None:
                 return _unauthorized("Authorization" in request.headers)
@@ -141,13 +167,9 @@ def require(permission: str | None = None, *, tenant_arg: str = "tenant") -> Cal
                 return _unauthorized(True)
             except VerifierUnavailable as error:
                 log.warning("token not checked: %s", error.reason)
-                return _error(503, "UNAVAILABLE", "Service temporarily unavailable")
-            if permission is not None:
-                if tenant_arg not in kwargs:
-                    raise LookupError(f"require({permission!r}) guards a view without "
-                                      f"a <{tenant_arg}> URL variable")
-                if not principal.allows(kwargs[tenant_arg], permission):
-                    return _error(403, "FORBIDDEN", "Insufficient permissions")
+                return error_response(503, "UNAVAILABLE", "Service temporarily unavailable")
+            if permission is not None and not principal.allows(kwargs[tenant_arg], permission):
+                return error_response(403, "FORBIDDEN", "Insufficient permissions")
             g.infracast_principal = principal
             return view(*args, **kwargs)
 

@@ -21,7 +21,7 @@ from typing import Callable
 from joserfc.jwk import RSAKey
 
 from .jwks import JwksDocument, render_jwks
-from .manager import ACTIVE, KeyManager, KeyRecord, SigningKey
+from .manager import KeyManager, KeyRecord, KeyStates, SigningKey
 
 log = logging.getLogger("infracast.keys")
 
@@ -58,10 +58,11 @@ class Keyring:
         records = self.manager.published()
         if self._rotate(records):
             records = self.manager.published()
-        active = next((r for r in records if r.state == ACTIVE), None)
+        active = KeyStates.of(records).active
         if active is None:
-            active = self.manager.ensure_active()
-            records = self.manager.published()
+            active = self.manager.ensure_active(records)
+            # the one key added since the read: ours, or the winner's of a race to make it
+            records = [*records, active]
         if previous is not None and previous.signing.kid == active.kid:
             signing = previous.signing  # already opened: parse each private key once
         else:

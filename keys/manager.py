@@ -68,9 +68,6 @@ class KeyRepository(Protocol):
         sees zero or two active keys.
         """
 
-    def transition(self, kid: str, from_state: str, to_state: str, **fields) -> bool:
-        """Compare-and-swap the state of one key; False when it was not in from_state."""
-
 
 @dataclass
 class SigningKey:
@@ -121,19 +118,20 @@ class KeyManager:
         """Every stored key, retired ones past their publication included."""
         return self.repository.list_all()
 
-    def ensure_active(self) -> KeyRecord:
-        """The active key, made now if there is none.
+    def ensure_active(self, records: list[KeyRecord] | None = None) -> KeyRecord:
+        """The active key, made now if there is none; ``records`` are the published keys
+        if the caller has just read them (else they are read here).
 
         Two workers starting on an empty database both try to insert; the unique index on
         the active state lets exactly one win and the other reads the winner's key.
         """
-        active = _find_active(self.published())
+        active = KeyStates.of(self.published() if records is None else records).active
         if active is not None:
             return active
         candidate = self.generate(ACTIVE)
         if self.repository.insert(candidate):
             return candidate
-        active = _find_active(self.published())
+        active = KeyStates.of(self.published()).active
         if active is None:
             raise RuntimeError("no active signing key after a lost insert race")
         return active
@@ -144,5 +142,20 @@ class KeyManager:
         return record if self.repository.insert_next(record) else None
 
 
-def _find_active(records: list[KeyRecord]) -> KeyRecord | None:
-    return next((record for record in records if record.state == ACTIVE), None)
+@dataclass(frozen=True)
+class KeyStates:
+    """Keys by role: the one active key, the next key if any, the retired ones. The one
+    way to find them in a list of records, whoever read it."""
+
+    active: KeyRecord | None
+    next: KeyRecord | None
+    retired: tuple[KeyRecord, ...] = ()
+
+    @classmethod
+    def of(cls, records: list[KeyRecord]) -> KeyStates:
+        by_age = sorted(records, key=lambda r: (r.created_at, r.kid))
+        return cls(
+            active=next((r for r in by_age if r.state == ACTIVE), None),
+            next=next((r for r in by_age if r.state == NEXT), None),
+            retired=tuple(r for r in by_age if r.state == RETIRED),
+        )

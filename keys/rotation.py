@@ -31,7 +31,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from .manager import ACTIVE, NEXT, RETIRED, KeyManager, KeyRecord
+from .manager import ACTIVE, RETIRED, KeyManager, KeyRecord, KeyStates
 
 log = logging.getLogger("infracast.keys")
 
@@ -60,24 +60,6 @@ class RotationPolicy:
             publish_delay=timedelta(seconds=jwks_max_age) + cache,
             retire_publish=cache + timedelta(seconds=access_token_ttl) + PUBLISH_LEEWAY,
             rotate_every=timedelta(days=rotation_days) if rotation_days > 0 else None,
-        )
-
-
-@dataclass(frozen=True)
-class KeyStates:
-    """The published keys by role: the one active key, the next key if any."""
-
-    active: KeyRecord | None
-    next: KeyRecord | None
-    retired: tuple[KeyRecord, ...] = ()
-
-    @classmethod
-    def of(cls, records: list[KeyRecord]) -> KeyStates:
-        by_age = sorted(records, key=lambda r: (r.created_at, r.kid))
-        return cls(
-            active=next((r for r in by_age if r.state == ACTIVE), None),
-            next=next((r for r in by_age if r.state == NEXT), None),
-            retired=tuple(r for r in by_age if r.state == RETIRED),
         )
 
 
@@ -114,8 +96,10 @@ class KeyRotator:
 
     def step(self) -> RotationStep:
         """One manual step: make a next key if there is none, else promote it once ready."""
-        self.manager.ensure_active()
-        keys = self.states()
+        records = self.manager.published()
+        keys = KeyStates.of(records)
+        if keys.active is None:  # then there is no next key either: make the first key
+            keys = replace(keys, active=self.manager.ensure_active(records))
         if keys.next is None:
             return self._add_next(keys)
         now = self.manager.clock()

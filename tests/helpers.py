@@ -14,6 +14,8 @@ from pathlib import Path
 import redis as redis_lib
 import requests
 
+from idp.verifier_introspection import client_secret_basic
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -133,8 +135,7 @@ def login(client, username: str, password: str, **extra):
 
 
 def basic_auth(client_id: str, secret: str) -> dict:
-    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {raw}"}
+    return {"Authorization": client_secret_basic(client_id, secret)}
 
 
 def bearer(token: str) -> dict:

@@ -38,15 +38,20 @@ class KeyServer:
     def __init__(self, max_age: int = 300):
         self.keys: list[RSAKey] = []
         self.max_age = max_age
+        self.age: str | None = None  # an Age header, as a CDN in front would add
         self.status = 200  # anything else: every request answers this, as a broken IdP
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._held: str | None = None
+        self._released = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
                 with server._lock:
                     server.requests[self.path] += 1
+                if self.path == server._held:
+                    server._released.wait(timeout=30)
                 server._answer(self)
 
             def log_message(self, *args):
@@ -66,6 +71,25 @@ class KeyServer:
     def discovery_requests(self) -> int:
         return self.requests["/.well-known/openid-configuration"]
 
+    def hold(self, path: str) -> None:
+        """Keep requests to ``path`` waiting until ``release()``: an IdP slower than any
+        timeout, however fast or slow this machine is."""
+        self._released.clear()
+        self._held = path
+
+    def release(self) -> None:
+        self._held = None
+        self._released.set()
+
+    def wait_for(self, path: str, count: int) -> None:
+        """Return once ``path`` has been asked ``count`` times (10 s at most)."""
+        for _ in range(1000):
+            with self._lock:
+                if self.requests[path] >= count:
+                    return
+            time.sleep(0.01)
+        raise AssertionError(f"{path} was not asked {count} times")
+
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         if self.status != 200:
             handler.send_response(self.status)
@@ -73,7 +97,8 @@ class KeyServer:
             handler.end_headers()
             return
         if handler.path == "/.well-known/openid-configuration":
-            body = {"issuer": self.url, "jwks_uri": self.url + "/jwks.json"}
+            body = {"issuer": self.url, "jwks_uri": self.url + "/jwks.json",
+                    "introspection_endpoint": self.url + "/introspect"}
         elif handler.path == "/jwks.json":
             body = {"keys": [public_jwk(key) for key in self.keys]}
         else:
@@ -86,6 +111,8 @@ class KeyServer:
         status = 304 if handler.headers.get("If-None-Match") == etag else 200
         handler.send_response(status)
         handler.send_header("Cache-Control", f"public, max-age={self.max_age}")
+        if self.age is not None:
+            handler.send_header("Age", self.age)
         handler.send_header("ETag", etag)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", "0" if status == 304 else str(len(raw)))
@@ -94,6 +121,7 @@ class KeyServer:
             handler.wfile.write(raw)
 
     def stop(self) -> None:
+        self.release()
         self._httpd.shutdown()
         self._httpd.server_close()
 

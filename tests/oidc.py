@@ -8,6 +8,8 @@ import re
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
+from idp.verifier_introspection import client_secret_basic
+
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -90,8 +92,7 @@ class RelyingParty:
         headers = {}
         if self.secret:
             form.pop("client_id")
-            raw = base64.b64encode(f"{self.client_id}:{self.secret}".encode()).decode()
-            headers["Authorization"] = f"Basic {raw}"
+            headers["Authorization"] = client_secret_basic(self.client_id, self.secret)
         form.update(overrides)
         return self.http.post("/oauth/token", headers=headers,
                               data={k: v for k, v in form.items() if v is not None})

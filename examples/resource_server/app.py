@@ -28,7 +28,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp import verifier_flask
 from idp.verifier import Verifier
-from idp.verifier_flask import current_principal, require
+from idp.verifier_flask import current_principal, error_response, require
 
 MAX_NAME = 200
 
@@ -87,12 +87,6 @@ class Nodes:
         return node
 
 
-def _envelope(status: int, code: str, message: str):
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
-
-
 def _text(body: dict, name: str, required: bool) -> str | None:
     value = body.get(name)
     if value is None and not required:
@@ -123,11 +117,11 @@ def create_app(config: dict | None = None, verifier: Verifier | None = None) -> 
     def create_node(tenant: str):
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            return _envelope(400, "INVALID_REQUEST", "The request body must be a JSON object")
+            return error_response(400, "INVALID_REQUEST", "The request body must be a JSON object")
         try:
             name, address = _text(body, "name", True), _text(body, "address", False)
         except ValueError as error:
-            return _envelope(400, "INVALID_REQUEST", str(error))
+            return error_response(400, "INVALID_REQUEST", str(error))
         node = nodes.add(tenant, name, address, created_by=current_principal().subject)
         response = jsonify(node)
         response.status_code = 201
@@ -140,6 +134,6 @@ def create_app(config: dict | None = None, verifier: Verifier | None = None) -> 
         codes = {404: ("NOT_FOUND", "Not found"), 405: ("INVALID_REQUEST", "Method not allowed")}
         fallback = ("INTERNAL", "Internal server error") if status >= 500 else (
             "INVALID_REQUEST", "Invalid request")
-        return _envelope(status, *codes.get(status, fallback))
+        return error_response(status, *codes.get(status, fallback))
 
     return app

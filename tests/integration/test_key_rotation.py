@@ -16,6 +16,7 @@ from app import create_app
 from app.extensions import db, dispose_engines, services
 from app.models import SigningKey
 from keys.keyring import Keyring
+from keys.manager import KeyManager
 from keys.rotation import (CREATED, PROMOTED, WAITING, KeyRotator, KeyStates,
                            RotationPolicy)
 from tests.conftest import PgSchema, base_config
@@ -141,6 +142,35 @@ def test_a_failing_schedule_never_stops_signing(svc):
 
     keyring = Keyring(svc.keys, cache_seconds=0, auto_rotate=broken)
     assert keyring.signing_key().kid == svc.keys.ensure_active().kid
+
+
+class _CountingReads:
+    """The app's key repository, counting how often the published keys are read."""
+
+    def __init__(self, repository):
+        self._repository = repository
+        self.reads = 0
+
+    def list_published(self, now):
+        self.reads += 1
+        return self._repository.list_published(now)
+
+    def __getattr__(self, name):
+        return getattr(self._repository, name)
+
+
+def test_one_operation_reads_the_published_keys_once(svc):
+    repository = _CountingReads(svc.keys.repository)
+    manager = KeyManager(repository, svc.keys.sealer, svc.keys.clock)
+    keyring = Keyring(manager, cache_seconds=0)
+    first = keyring.signing_key()  # no key yet: read, make one, sign with it
+    assert repository.reads == 1
+    assert _published(keyring) == {first.kid} and repository.reads == 2
+    rotator = KeyRotator(manager, RotationPolicy(timedelta(0), RETIRE_PUBLISH, None))
+    repository.reads = 0
+    assert rotator.step().outcome == CREATED
+    assert rotator.step().outcome == PROMOTED
+    assert repository.reads == 2
 
 
 def test_promotion_is_compare_and_swap_and_rolls_back_half_done_work(svc):

@@ -1,11 +1,13 @@
 """``require()`` and the example resource server, in process, against a local key server."""
 
 import pytest
+from flask import Flask
 
 from examples.resource_server import create_app
 from examples.resource_server.app import settings_from_environment
 from idp.verifier import Verifier
-from idp.verifier_flask import EXTENSION
+from idp import verifier_flask
+from idp.verifier_flask import EXTENSION, require
 from idp.verifier_introspection import IntrospectionClient
 from idp.verifier_redis import SharedRedisRevocationCheck
 from tests.keyserver import AUDIENCE, mint
@@ -81,6 +83,18 @@ def test_bad_bodies_are_400_and_unknown_paths_404(client, key_server, issuer_key
     assert client.get("/api/v1/nope").get_json()["error"]["code"] == "NOT_FOUND"
 
 
+def test_every_error_of_the_service_is_never_cached(client, key_server, issuer_key):
+    writer = mint(issuer_key, key_server.url, tenants={"acme": ["nodes:write"]})
+    answers = [client.post(NODES, headers=_bearer(writer), json={}),       # its own 400
+               client.get("/api/v1/nope"),                                  # 404
+               client.delete(NODES, headers=_bearer(writer)),               # 405
+               client.get(NODES)]                                           # require's 401
+    assert [a.status_code for a in answers] == [400, 404, 405, 401]
+    for answer in answers:
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert set(answer.get_json()["error"]) == {"code", "message"}
+
+
 def test_an_unreachable_idp_is_503_not_401(key_server, issuer_key):
     key_server.status = 503
     client = create_app(verifier=Verifier(key_server.url, AUDIENCE)).test_client()
@@ -151,3 +165,29 @@ def test_the_callers_address_is_the_peer_unless_a_proxy_is_trusted(key_server, p
                                         "X-Forwarded-For": "203.0.113.7"})
     assert answer.status_code == 200
     assert asked == [caller]
+
+
+def test_a_view_that_cannot_take_the_tenant_is_refused_when_decorated():
+    with pytest.raises(TypeError, match="tenant"):
+        require("nodes:read")(lambda: "never")
+    with pytest.raises(TypeError, match="account"):
+        require("nodes:read", tenant_arg="account")(lambda tenant: "never")
+    require()(lambda: "any valid token")  # no permission, no tenant needed
+    require("nodes:read")(lambda **view_args: "cannot tell: checked per request")
+
+
+def test_a_route_without_the_tenant_fails_before_any_token_is_checked(key_server, issuer_key):
+    app = Flask(__name__)
+    app.testing = True  # the view's exception reaches the test instead of a 500
+    verifier_flask.init_app(app, Verifier(key_server.url, AUDIENCE))
+
+    @app.get("/nodes")
+    @require("nodes:read")
+    def nodes(**view_args):
+        return {"nodes": []}
+
+    client = app.test_client()
+    for headers in ({}, _bearer("garbage"), _bearer(mint(issuer_key, key_server.url))):
+        with pytest.raises(LookupError, match="<tenant>"):
+            client.get("/nodes", headers=headers)
+    assert key_server.jwks_requests == 0  # no token was verified for a view that cannot run

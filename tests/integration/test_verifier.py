@@ -104,7 +104,8 @@ COLLECTED_AT = int(time.time())
     {"exp": COLLECTED_AT - 31},          # past the 30 s leeway
     {"nbf": COLLECTED_AT + 120},
     {"iat": COLLECTED_AT + 120},
-    {"exp": None}, {"sub": None}, {"jti": None}, {"client_id": None},
+    {"exp": None}, {"sub": None}, {"jti": None}, {"client_id": None}, {"iat": None},
+    {"iat": float("nan")}, {"exp": float("inf")}, {"nbf": float("nan")}, {"exp": True},
     {"tenants": ["acme"]},
     {"tenants": {"acme": "nodes:read"}},
     {"roles": "admin"},
@@ -187,6 +188,24 @@ def test_documents_are_cached_for_their_max_age_and_revalidated(key_server, issu
         assert key_server.discovery_requests == 2
 
 
+@pytest.mark.parametrize("age, fresh_for", [("100", 20), ("500", 1), ("0", 120),
+                                            ("soon", 120), ("-5", 120)])
+def test_the_age_a_cdn_adds_counts_against_max_age(key_server, issuer_key, age, fresh_for):
+    """RFC 9111 §4.2.3: a JWKS that waited in a CDN for 100 of its 120 s is fresh for 20 s
+    more, never for another 120 (key rotation's publish delay counts on it)."""
+    key_server.max_age, key_server.age = 120, age
+    verifier = _verifier(key_server)
+    token = mint(issuer_key, key_server.url, exp=int(time.time()) + 3600)
+    with freeze_time() as clock:
+        verifier.verify(token)
+        clock.tick(fresh_for - 0.5)
+        verifier.verify(token)
+        assert key_server.jwks_requests == 1
+        clock.tick(0.5)
+        verifier.verify(token)
+        assert key_server.jwks_requests == 2
+
+
 def test_an_unreachable_idp_keeps_cached_keys_for_a_while_then_fails_closed(key_server, issuer_key):
     key_server.max_age = 60
     verifier = _verifier(key_server, retry_interval=5, stale_if_error=600)
@@ -204,6 +223,63 @@ def test_an_unreachable_idp_keeps_cached_keys_for_a_while_then_fails_closed(key_
         clock.tick(600)
         with pytest.raises(VerifierUnavailable):
             verifier.verify(token)
+        key_server.status = 200
+        clock.tick(5)
+        assert verifier.verify(token).subject == "user-1"
+
+
+def _in_thread(call, *args) -> tuple[threading.Thread, list]:
+    """``call(*args)`` started in a thread; the list gets its result or its exception."""
+    outcome: list = []
+
+    def run():
+        try:
+            outcome.append(call(*args))
+        except Exception as error:  # noqa: BLE001 - handed to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_slow_refetch_does_not_hold_up_tokens_whose_key_is_cached(key_server, issuer_key):
+    # real time, not freezegun: a thread's frames can make freezegun hand it the real clock
+    key_server.max_age = 1
+    verifier = _verifier(key_server, timeout=60)  # the held refetch must not time out first
+    token = mint(issuer_key, key_server.url)
+    verifier.verify(token)
+    time.sleep(1.1)  # stale now, well within stale_if_error
+    key_server.hold("/jwks.json")
+    refetching, refetched = _in_thread(verifier.verify, token)
+    try:
+        key_server.wait_for("/jwks.json", 2)  # the refetch is at the IdP, held there
+        answered, answer = _in_thread(verifier.verify, token)
+        answered.join(timeout=10)
+        assert not answered.is_alive(), "a cached key waited for the refetch"
+        assert answer[0].subject == "user-1"
+    finally:
+        key_server.release()
+        refetching.join(timeout=30)
+    assert refetched[0].subject == "user-1"
+
+
+def test_an_unknown_kid_while_the_idp_is_unreachable_is_unavailable_not_invalid(key_server,
+                                                                               issuer_key):
+    key_server.max_age = 60
+    verifier = _verifier(key_server, retry_interval=5)
+    with freeze_time() as clock:
+        verifier.verify(mint(issuer_key, key_server.url))
+        added = new_key()  # a key the IdP published while we could not ask it
+        key_server.keys.append(added)
+        token = mint(added, key_server.url)
+        key_server.status = 503
+        clock.tick(61)
+        with pytest.raises(VerifierUnavailable):
+            verifier.verify(token)
+        with pytest.raises(VerifierUnavailable):  # within retry_interval: not asked again
+            verifier.verify(token)
+        assert verifier.verify(mint(issuer_key, key_server.url)).subject == "user-1"
         key_server.status = 200
         clock.tick(5)
         assert verifier.verify(token).subject == "user-1"
@@ -248,31 +324,57 @@ def test_a_failing_revocation_hook_fails_closed(key_server, issuer_key):
         _verifier(key_server, revocation=unreachable).verify(mint(issuer_key, key_server.url))
 
 
+GOOD_KEY, REVOKED_KEY = "ic_live_" + "g" * 43, "ic_live_" + "r" * 43
+
+
 def test_api_keys_go_through_the_introspector_with_the_callers_address(key_server):
     asked = []
 
     def introspect(token, client_ip):
         asked.append((token, client_ip))
-        if token == "ic_live_good":
+        if token == GOOD_KEY:
             return {"active": True, "sub": "key-1", "client_id": "key-1",
                     "tenants": {"acme": ["nodes:read"]}, "exp": int(time.time()) + 60,
                     "token_type": "api_key"}
         return {"active": False}
 
     verifier = _verifier(key_server, introspection=introspect)
-    principal = verifier.verify("ic_live_good", client_ip="203.0.113.7")
+    principal = verifier.verify(GOOD_KEY, client_ip="203.0.113.7")
     assert (principal.token_type, principal.subject) == (API_KEY, "key-1")
     assert principal.allows("acme", "nodes:read") and not principal.allows("acme", "nodes:write")
-    assert asked == [("ic_live_good", "203.0.113.7")]
+    assert asked == [(GOOD_KEY, "203.0.113.7")]
     with pytest.raises(InvalidToken):
-        verifier.verify("ic_live_revoked", client_ip="203.0.113.7")
+        verifier.verify(REVOKED_KEY, client_ip="203.0.113.7")
     assert key_server.jwks_requests == 0  # API keys never need the JWKS
+
+
+@pytest.mark.parametrize("junk", ["ic_live_", "ic_live_good", "ic_live_" + "a" * 31,
+                                  "ic_live_" + "a" * 93])
+def test_a_malformed_api_key_is_refused_without_asking_the_idp(key_server, junk):
+    asked = []
+    verifier = _verifier(key_server, introspection=lambda *args: asked.append(args))
+    with pytest.raises(InvalidToken):
+        verifier.verify(junk)
+    with pytest.raises(InvalidToken):
+        verifier.verify_api_key(junk)
+    assert asked == [] and key_server.jwks_requests == 0
 
 
 def test_an_introspection_answer_for_another_kind_of_token_is_refused(key_server):
     def introspect(token, client_ip):
         return {"active": True, "sub": "user-1", "token_type": "Bearer",
                 "tenants": {"acme": ["nodes:read"]}}
+
+    with pytest.raises(InvalidToken):
+        _verifier(key_server, introspection=introspect).verify("ic_live_" + "a" * 43)
+
+
+@pytest.mark.parametrize("instant", [{"exp": float("nan")}, {"iat": float("inf")},
+                                     {"exp": True}])
+def test_an_introspection_answer_with_a_broken_instant_is_refused(key_server, instant):
+    def introspect(token, client_ip):
+        return {"active": True, "sub": "key-1", "token_type": "api_key",
+                "tenants": {"acme": ["nodes:read"]}, **instant}
 
     with pytest.raises(InvalidToken):
         _verifier(key_server, introspection=introspect).verify("ic_live_" + "a" * 43)

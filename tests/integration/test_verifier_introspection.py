@@ -142,6 +142,26 @@ def test_the_cache_never_outlives_the_key(idp_over_http, rs_client, admin_token,
         assert idp_over_http.count(*INTROSPECT) == asked + 1
 
 
+def test_a_full_cache_lets_the_oldest_answer_go(idp_over_http, rs_client, admin_token, tenant):
+    first, second, third = (_new_key(idp_over_http, admin_token, tenant)["key"]
+                            for _ in range(3))
+    client = IntrospectionClient(idp_over_http.url, *rs_client, cache_seconds=5, max_cached=2)
+    verifier = Verifier(idp_over_http.url, AUDIENCE, introspection=client)
+
+    def asks(key) -> int:
+        before = idp_over_http.count(*INTROSPECT)
+        verifier.verify(key)
+        return idp_over_http.count(*INTROSPECT) - before
+
+    with freeze_time() as clock:
+        assert [asks(first), asks(second), asks(third)] == [1, 1, 1]  # the first made room
+        assert [asks(second), asks(third), asks(first)] == [0, 0, 1]  # the second made room
+        assert len(client._cache) == 2
+        clock.tick(5)  # every answer has expired: none is used, each goes once asked again
+        assert [asks(third), asks(first), asks(third)] == [1, 1, 0]
+        assert len(client._cache) == 2
+
+
 def test_access_tokens_through_introspection(idp_over_http, rs_client, make_user, tenant):
     user = make_user(password=PASSWORD, tenants={tenant: "viewer"})
     token = _login(idp_over_http, user["username"])
@@ -215,6 +235,29 @@ def test_a_slow_discovery_refetch_does_not_hold_up_cached_answers(idp_over_http,
         finally:
             idp_over_http.release()
             refetching.join(timeout=30)
+
+
+def test_a_slow_discovery_refetch_does_not_hold_up_the_known_endpoint(key_server):
+    # the key server's discovery, fresh for one second (real time: freezegun may hand a
+    # thread the real clock)
+    key_server.max_age = 1
+    client = IntrospectionClient(key_server.url, "nodes-api", "secret", timeout=60)
+    endpoint = client.endpoint
+    time.sleep(1.1)  # stale now; the endpoint it named is still known
+    key_server.hold("/.well-known/openid-configuration")
+    refetching = threading.Thread(target=lambda: client.endpoint)
+    refetching.start()
+    try:
+        key_server.wait_for("/.well-known/openid-configuration", 2)  # held at the IdP
+        answer = []
+        answered = threading.Thread(target=lambda: answer.append(client.endpoint))
+        answered.start()
+        answered.join(timeout=10)
+        assert not answered.is_alive(), "the endpoint waited for the discovery refetch"
+        assert answer == [endpoint]
+    finally:
+        key_server.release()
+        refetching.join(timeout=30)
 
 
 def test_settings_that_would_fail_open_are_refused():

@@ -53,6 +53,14 @@ def test_errors_add_socket_errors_non_2xx_and_starved_requests():
     assert result.errors == 1 + 2 + 1 + 5 + 2
 
 
+def test_a_run_whose_only_failures_are_refusals_counts_them_once_and_is_invalid():
+    result = WrkResult(requests=100, duration_us=1_000_000, p50_us=1, p90_us=1, p99_us=1,
+                       max_us=1, connect=0, read=0, timeout=0, status=3, bad=3, starved=0)
+    measurement = Measurement.from_wrk("refresh", "gunicorn", result)
+    assert (measurement.errors, measurement.non_2xx) == (3, 3)
+    assert not measurement.valid and verdict(measurement, CEILINGS) == "INVALID"
+
+
 def _row(row="refresh", rate=1500.0, p99=20.0, errors=0, non_2xx=0, requests=1000):
     return Measurement(row=row, server="gunicorn", rate=rate, p50_ms=5.0, p99_ms=p99,
                        errors=errors, non_2xx=non_2xx, requests=requests)
