@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Iterable, Mapping, Protocol
 
 from .accounts import Account
-from .api_key_format import PREFIX, looks_like_api_key  # noqa: F401 - re-exported
+from .api_key_format import PREFIX
 from .errors import Forbidden, InvalidRequest
 from .permissions import ADMIN_ALL, PERMISSIONS, allows, tenant_permissions
 

@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 
 from . import api_keys
+from .api_key_format import looks_like_api_key
 from .clients import CONFIDENTIAL_AUTH_METHODS
 from .clock import now
 from .errors import Unauthorized
@@ -51,7 +52,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
     def authenticate_token(self, request, client):
         self.check_params(request, client)
         token = request.form["token"]
-        if api_keys.looks_like_api_key(token):
+        if looks_like_api_key(token):
             client_ip = (request.form.get("client_ip") or "").strip() or None
             return self._api_key(token, client_ip)
         return self._access_token(token)
