@@ -25,7 +25,6 @@ import hashlib
 import logging
 import re
 import secrets
-import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -97,8 +96,8 @@ class FederatedAccounts:
         if created:
             self.audit("sso.user.create", "success", actor=f"sso:{connection.provider}",
                        target=user_id, provider=connection.provider)
-        elif changed:
-            self._revoke_access_tokens(user_id)
+        elif changed:  # tokens issued with the old memberships stop working
+            self.revocations.revoke_user_access_tokens(user_id)
         return BrokeredLogin(self.accounts.find_by_id(user_id), created, changed)
 
     def _link(self, connection: Connection, identity: Identity) -> tuple[str, bool, bool]:
@@ -143,14 +142,6 @@ class FederatedAccounts:
         while db.session.execute(sa.select(User.id).where(User.username == candidate)).first():
             candidate = f"{base[:MAX_USERNAME - 13]}-{secrets.token_hex(6)}"
         return candidate
-
-    def _revoke_access_tokens(self, user_id: str) -> None:
-        """Tokens issued with the old memberships stop working. The watermark has whole
-        seconds (a token of the same second is revoked too), so this login's own code must
-        not be redeemed within that second: wait for the next one (at most a second, and
-        only on a login that changed the user's memberships)."""
-        self.revocations.revoke_user_access_tokens(user_id)
-        time.sleep(max(0.0, int(time.time()) + 1 - time.time()))
 
 
 def _email(value: str | None) -> str | None:
