@@ -25,7 +25,8 @@ from .repositories import account_from
 from .tenants import require_tenants
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,149}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+# no control characters (PostgreSQL refuses a NUL; none belongs in an address)
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}$")
 MIN_PASSWORD_LENGTH = 8
 PATCHABLE = ("roles", "tenants", "disabled", "password", "email")
 
