@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, Protocol
+
+from federation.grants import MAX_GROUP_NAME_LENGTH
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,41 @@ class ConnectorError(Exception):
 class UpstreamUnavailable(ConnectorError):
     """The upstream cannot be used right now: unreachable, timing out, failing, or answering
     with something that is not the protocol. The server answers 503 rather than 401."""
+
+
+# an optional string of an upstream (name, e-mail, user name) longer than this is dropped
+MAX_TEXT_LENGTH = 1024
+
+
+def checked_subject(value: object, max_length: int, message: str, *, name: str = "subject",
+                    ascii_only: bool = False) -> str:
+    """``value`` as an ``Identity.subject``: a non-empty string of at most ``max_length``
+    printable characters (ASCII only with ``ascii_only``); else ``ConnectorError(message)``
+    whose reason calls it ``name``. A subject the database could not store fails the login
+    here, where it is audited, and not at the insert."""
+    if not isinstance(value, str) or not value:
+        raise ConnectorError(message, f"{name} is missing, empty or not a string")
+    if len(value) > max_length:
+        raise ConnectorError(message, f"{name} is longer than {max_length} characters")
+    if not value.isprintable() or (ascii_only and not value.isascii()):
+        kinds = "control or non-ASCII" if ascii_only else "control"
+        raise ConnectorError(message, f"{name} has {kinds} characters")
+    return value
+
+
+def optional_text(value: object, max_length: int = MAX_TEXT_LENGTH) -> str | None:
+    """An optional string of the upstream, or None when it is not a non-empty string of
+    at most ``max_length`` printable characters: such a value is dropped, not refused."""
+    if isinstance(value, str) and value and len(value) <= max_length and value.isprintable():
+        return value
+    return None
+
+
+def group_names(values: Iterable[object]) -> tuple[str, ...]:
+    """The groups an ``Identity`` keeps: each once, in order, without those no group mapping
+    could name (not printable, or longer than ``MAX_GROUP_NAME_LENGTH``)."""
+    return tuple(dict.fromkeys(value for value in values
+                               if optional_text(value, MAX_GROUP_NAME_LENGTH)))
 
 
 class CallbackConnector(Protocol):

@@ -24,12 +24,14 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from federation.config import CONFIG_BUILDERS, InvalidConfig, OIDCConfig, url_problem
-from federation.connector import ConnectorError, Identity, LoginStart, UpstreamUnavailable
+from federation.connector import (ConnectorError, Identity, LoginStart, UpstreamUnavailable,
+                                  checked_subject, group_names, optional_text)
 
 # Fixed by us, never taken from the token or the upstream: no "none", no HS* (RFC 8725 §3.1).
 ALLOWED_ALGORITHMS = {"RS256": RSAKey, "ES256": ECKey}
 LEEWAY_SECONDS = 60
 TOKEN_ENDPOINT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+MAX_SUBJECT_LENGTH = 255  # OIDC Core §2: sub
 
 UNREACHABLE = "The identity provider could not be reached. Try again later."
 BAD_RESPONSE = "The identity provider sent an invalid response. Try again later."
@@ -307,21 +309,19 @@ def find_key(keys: list, kid: str | None, alg: str):
 
 
 def identity_from_claims(claims: Mapping) -> Identity:
-    """Standard claims (OIDC Core §5.1) to an ``Identity``. A missing ``email_verified``
-    (usual with Azure AD) means not verified."""
+    """Standard claims (OIDC Core §5.1) to an ``Identity``. ``sub`` is at most 255 ASCII
+    characters (§2): another is refused; an optional claim that is not a printable string
+    of a sane length is dropped. A missing ``email_verified`` (usual with Azure AD) means
+    not verified."""
     groups = claims.get("groups", [])
     if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
         raise ConnectorError(NOT_VERIFIED, "groups claim is not a list of strings")
     return Identity(
-        subject=claims["sub"],
-        email=_optional_string(claims, "email"),
+        subject=checked_subject(claims.get("sub"), MAX_SUBJECT_LENGTH, NOT_VERIFIED,
+                                name="sub claim", ascii_only=True),
+        email=optional_text(claims.get("email")),
         email_verified=claims.get("email_verified") is True,
-        name=_optional_string(claims, "name"),
-        username=_optional_string(claims, "preferred_username"),
-        groups=tuple(groups),
+        name=optional_text(claims.get("name")),
+        username=optional_text(claims.get("preferred_username")),
+        groups=group_names(groups),
     )
-
-
-def _optional_string(claims: Mapping, name: str) -> str | None:
-    value = claims.get(name)
-    return value if isinstance(value, str) and value else None

@@ -53,7 +53,8 @@ from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
 
-from federation.connector import ConnectorError, Identity, LoginStart, SeenAssertion
+from federation.connector import (ConnectorError, Identity, LoginStart, SeenAssertion,
+                                  checked_subject, group_names, optional_text)
 from federation.config import is_loopback
 from federation.grants import InvalidConfig, TenantMapping
 
@@ -126,7 +127,7 @@ MAX_RESPONSE_CHARS = 512 * 1024
 MAX_RELAY_STATE_BYTES = 80  # saml-bindings §3.4.3
 MAX_ENTITY_ID_LENGTH = 1024  # saml-core §8.3.6
 MAX_ATTRIBUTE_NAME_LENGTH = 256
-MAX_SUBJECT_LENGTH = 1024
+MAX_SUBJECT_LENGTH = 1024  # what FederatedIdentity.subject holds
 MAX_RELAY_STATES = 50
 
 # messages a user may see
@@ -504,22 +505,23 @@ class SAMLServiceProvider:
             subject = _first(attributes, (self.config.subject_attribute,))
             if not subject:
                 raise ConnectorError(NO_SUBJECT, "the subject attribute is missing")
+            subject = checked_subject(subject, MAX_SUBJECT_LENGTH, NO_SUBJECT,
+                                      name="the subject attribute")
         else:
             if not name_id_value:
                 raise ConnectorError(NO_SUBJECT, "no NameID")
             if name_id_format == NAME_ID_FORMATS["transient"]:
                 raise ConnectorError(NO_SUBJECT, "transient NameID and no subject_attribute configured")
-            subject = name_id_value
-        if len(subject) > MAX_SUBJECT_LENGTH:
-            raise ConnectorError(NO_SUBJECT, "subject longer than allowed")
-        email = _first(attributes, self._names("email"))
+            subject = checked_subject(name_id_value, MAX_SUBJECT_LENGTH, NO_SUBJECT, name="NameID")
+        email = optional_text(_first(attributes, self._names("email")))
         if email is None and name_id_format == NAME_ID_FORMATS["emailAddress"]:
-            email = name_id_value
+            email = optional_text(name_id_value)
         if email is not None and ("@" not in email or len(email) > 254):
             email = None
-        groups = tuple(dict.fromkeys(value for name in self._names("groups")
-                                     for value in attributes.get(name, ())))
-        return Identity(subject=subject, email=email, name=_first(attributes, self._names("name")),
+        groups = group_names(value for name in self._names("groups")
+                             for value in attributes.get(name, ()))
+        return Identity(subject=subject, email=email,
+                        name=optional_text(_first(attributes, self._names("name"))),
                         groups=groups)
 
     def _names(self, kind: str) -> tuple[str, ...]:

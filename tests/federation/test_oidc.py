@@ -273,6 +273,33 @@ def test_id_token_claims_checked(request, upstream, connector_name, claims, reas
     assert reason in error.reason
 
 
+@pytest.mark.parametrize("sub, reason", [
+    ("s" * 256, "sub claim is longer than 255 characters"),  # OIDC Core §2
+    ("a\x00b", "sub claim has control or non-ASCII characters"),
+    ("line\nbreak", "control"),
+    ("ünïcode", "non-ASCII"),
+    (12345, "sub"),
+])
+def test_a_subject_the_database_could_not_hold_is_refused(okta_connector, upstream, sub, reason):
+    upstream.set(user={**DEFAULT_USER, "sub": sub})
+    error = refused_sign_in(okta_connector)
+    assert error.message == NOT_VERIFIED
+    assert reason in error.reason
+
+
+def test_a_subject_of_255_characters_is_accepted(okta_connector, upstream):
+    upstream.set(user={**DEFAULT_USER, "sub": "s" * 255})
+    assert sign_in(okta_connector).subject == "s" * 255
+
+
+def test_optional_claims_that_are_not_printable_or_too_long_are_dropped(okta_connector,
+                                                                       upstream):
+    upstream.set(user={"sub": "someone", "name": "Ada\x00Lovelace", "email": "ada@x.example\x7f",
+                       "preferred_username": "a" * 1025,
+                       "groups": ["ops", "bad\x00group", "g" * 257, "ops", "infra"]})
+    assert sign_in(okta_connector) == Identity(subject="someone", groups=("ops", "infra"))
+
+
 def test_several_audiences_with_our_azp(okta_connector, upstream):
     upstream.set(claims={"aud": [CLIENT_ID, "another-client"], "azp": CLIENT_ID})
     assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]

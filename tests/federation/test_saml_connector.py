@@ -380,6 +380,26 @@ def test_a_transient_name_id_is_refused_as_the_subject(flow):
     flow.refused(xml, saml.NO_SUBJECT, "transient NameID")
 
 
+@pytest.mark.parametrize("name_id, reason", [
+    ("user\t1", "NameID has control characters"),
+    ("u" * 1025, "NameID is longer than 1024 characters"),
+])
+def test_a_name_id_the_database_could_not_hold_is_refused(flow, name_id, reason):
+    flow.refused(flow.respond(name_id=name_id), saml.NO_SUBJECT, reason)
+
+
+def test_a_subject_attribute_with_control_characters_is_refused(idp):
+    flow = start_flow(idp, subject_attribute="employeeNumber")
+    xml = flow.respond(attributes={"employeeNumber": ["E-10\x7f42"]})
+    flow.refused(xml, saml.NO_SUBJECT, "the subject attribute has control characters")
+
+
+def test_attribute_values_that_are_not_printable_or_too_long_are_dropped(flow):
+    xml = flow.respond(attributes={"email": ["ada@exam\u2028ple.test"], "name": ["Ada\tLovelace"],
+                                   "groups": ["engineering", "g" * 257, "o\u200bps", "ops"]})
+    assert flow.post(xml) == Identity(subject="user-1", groups=("engineering", "ops"))
+
+
 def test_a_missing_subject_attribute_is_refused(idp):
     flow = start_flow(idp, subject_attribute="employeeNumber")
     flow.refused(flow.respond(), saml.NO_SUBJECT, "subject attribute is missing")

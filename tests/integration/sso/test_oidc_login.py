@@ -285,6 +285,29 @@ def test_an_upstream_that_is_down_or_garbled_before_the_login_is_a_503_page(
     refused(sso_app, rp.authorize(idp_hint="okta"), 503, "invalid response")
 
 
+def test_a_subject_the_database_could_not_hold_is_a_401_page_and_audited(
+        sso_app, browser, rp, upstream, configure):
+    configure("okta", okta_body(upstream))
+    upstream.set(user={**DEFAULT_USER, "sub": "s" * 2000})
+    refused(sso_app, sso_sign_in(browser, rp, upstream), 401, "Sign-in failed")
+    [failure] = audit_events(sso_app, "sso.login")
+    assert failure["outcome"] == "failure" and failure["details"]["reason"] == "rejected"
+    assert "longer than 255" in failure["details"]["detail"]
+
+
+def test_a_name_or_email_with_a_nul_is_dropped_and_never_locks_the_user_out(
+        sso_app, browser, rp, upstream, configure):
+    configure("okta", okta_body(upstream))
+    upstream.set(user={**DEFAULT_USER, "name": "Ada\x00Lovelace", "email": "ada\x00@customer.example"})
+    tokens(rp, sso_sign_in(browser, rp, upstream))
+    [user] = federated_users(sso_app)
+    assert (user["name"], user["email"], user["email_verified"]) == (None, None, False)
+    again = sso_app.test_client()
+    rp.http = again
+    tokens(rp, sso_sign_in(again, rp, upstream))
+    assert created(sso_app) == (2, 1)
+
+
 # -- no takeover, disabled users ---------------------------------------------------------
 
 def test_a_local_user_with_the_same_email_or_user_name_is_never_taken_over(

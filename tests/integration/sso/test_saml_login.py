@@ -123,6 +123,15 @@ def test_a_replayed_response_is_refused(sso_app, browser, rp, saml_idp, saml):
     assert created(sso_app) == (2, 1)
 
 
+def test_a_name_id_the_database_could_not_hold_is_refused_and_audited(sso_app, browser, rp,
+                                                                      saml_idp, saml):
+    login = start_saml(browser, rp, saml_idp)
+    refused_at_the_acs(sso_app, login.post(login.respond(name_id="user\x7f1")))
+    [failure] = audit_events(sso_app, "sso.login")
+    assert failure["details"]["reason"] == "rejected"
+    assert "NameID has control characters" in failure["details"]["detail"]
+
+
 def test_a_tampered_relay_state_is_refused(sso_app, browser, rp, saml_idp, saml):
     login = start_saml(browser, rp, saml_idp)
     refused_at_the_acs(sso_app, login.post(login.respond(), relay_state="x" * 43))
