@@ -73,8 +73,11 @@ class OIDCConfig:
         return self.tenants.tenant_roles(groups)
 
 
-def url_problem(url: str, allow_http: bool) -> str | None:
-    """Why ``url`` cannot name an upstream endpoint, or None when it can."""
+def url_problem(url: str, allow_http: bool, allow_query: bool = False) -> str | None:
+    """Why ``url`` cannot name an upstream endpoint (or a page to send the browser to), or
+    None when it can: absolute, ``https://`` (``http://`` only on a loopback host and only
+    with ``allow_http``), no user name or password, no fragment, and a query only with
+    ``allow_query``."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -82,7 +85,9 @@ def url_problem(url: str, allow_http: bool) -> str | None:
         return "is not a valid URL"
     if "@" in parts.netloc or not parts.hostname:
         return "must be an absolute URL with a host and no user name or password"
-    if parts.query or parts.fragment or "?" in url or "#" in url:
+    if parts.fragment or "#" in url:
+        return "must not have a fragment" if allow_query else "must not have a query or fragment"
+    if not allow_query and (parts.query or "?" in url):
         return "must not have a query or fragment"
     if parts.scheme == "https":
         return None

@@ -42,7 +42,6 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Mapping
-from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
 import defusedxml.ElementTree as SafeET
@@ -55,7 +54,7 @@ from saml2.metadata import entity_descriptor
 
 from federation.connector import (ConnectorError, Identity, LoginStart, SeenAssertion,
                                   checked_subject, group_names, optional_text)
-from federation.config import is_loopback
+from federation.config import url_problem
 from federation.grants import InvalidConfig, TenantMapping
 
 # pysaml2 logs whole SAML documents (personal data, attacker-supplied markup) when a check
@@ -281,22 +280,10 @@ def _attribute_name(name: str, value: object) -> str | None:
 
 def _sso_url(value: object, allow_http: bool) -> str:
     url = _printable("sso_url", value, 2048)
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise InvalidConfig("sso_url", "is not a valid URL") from None
-    if "@" in parts.netloc or not parts.hostname:
-        raise InvalidConfig("sso_url", "must be an absolute URL with a host and no user name or password")
-    if parts.fragment or "#" in url:
-        raise InvalidConfig("sso_url", "must not have a fragment")
-    if parts.scheme == "https":
-        return url
-    if parts.scheme == "http" and allow_http and is_loopback(parts.hostname):
-        return url
-    if allow_http:
-        raise InvalidConfig("sso_url", "must be an https:// URL (http:// only on a loopback host)")
-    raise InvalidConfig("sso_url", "must be an https:// URL")
+    problem = url_problem(url, allow_http, allow_query=True)
+    if problem:
+        raise InvalidConfig("sso_url", problem)
+    return url
 
 
 def _clock_skew(value: object) -> int:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 from typing import Mapping
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from cryptography import x509
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from federation.config import CONFIG_BUILDERS, OIDCConfig, is_loopback
+from federation.config import CONFIG_BUILDERS, OIDCConfig, url_problem
 from federation.grants import InvalidConfig
 from federation.saml import SAMLConfig
 from idp.errors import Conflict, InvalidRequest, NotFound
@@ -99,10 +98,7 @@ def _check_idp_initiated_targets(relay_states: tuple[str, ...]) -> None:
     """With IdP-initiated login on, a RelayState names the page the browser goes to once
     signed in (``app/sso/login.py``): each must be an https URL (http only on loopback)."""
     for value in relay_states:
-        parts = urlsplit(value)
-        secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname
-                                             and is_loopback(parts.hostname))
-        if parts.fragment or not parts.hostname or "@" in parts.netloc or not secure:
+        if url_problem(value, allow_http=True, allow_query=True):
             raise InvalidConfig("relay_state_allowlist",
                                 "entries must be https URLs (http only on loopback) of the pages "
                                 "an IdP-initiated login may go to")
