@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from federation.grants import InvalidConfig, TenantGrant, TenantMapping
+from federation.grants import (MAPPING_FIELDS, InvalidConfig, TenantGrant, TenantMapping,
+                               known_fields, printable)
 
 __all__ = ["CONFIG_BUILDERS", "InvalidConfig", "OIDCConfig", "TenantGrant", "azure_config",
            "is_loopback", "okta_config", "url_problem"]
@@ -109,8 +110,8 @@ def is_loopback(host: str) -> bool:
 
 def okta_config(raw: object, settings: Mapping) -> OIDCConfig:
     """An Okta connection: ``domain``, ``client_id``, ``client_secret``, ``issuer``?"""
-    fields = _fields(raw, required=("domain", "client_id", "client_secret"),
-                     optional=("issuer",))
+    fields = known_fields(raw, ("domain", "client_id", "client_secret"),
+                          ("issuer", *MAPPING_FIELDS))
     allow_http = bool(settings.get("ALLOW_HTTP_UPSTREAMS", False))
     domain = _host_name(fields["domain"])
     issuer = f"https://{domain}"
@@ -121,7 +122,7 @@ def okta_config(raw: object, settings: Mapping) -> OIDCConfig:
 
 def azure_config(raw: object, settings: Mapping) -> OIDCConfig:
     """An Azure AD (Entra ID) connection: ``tenant_id``, ``client_id``, ``client_secret``."""
-    fields = _fields(raw, required=("tenant_id", "client_id", "client_secret"), optional=())
+    fields = known_fields(raw, ("tenant_id", "client_id", "client_secret"), MAPPING_FIELDS)
     allow_http = bool(settings.get("ALLOW_HTTP_UPSTREAMS", False))
     tenant_id = fields["tenant_id"]
     if not isinstance(tenant_id, str) or not _GUID.fullmatch(tenant_id.lower()):
@@ -144,44 +145,17 @@ CONFIG_BUILDERS: dict[str, Callable[[object, Mapping], OIDCConfig]] = {
     "azure": azure_config,
 }
 
-_MAPPING_FIELDS = ("default_tenants", "group_mappings")
-
-
-def _fields(raw: object, required: tuple[str, ...], optional: tuple[str, ...]) -> dict:
-    if not isinstance(raw, Mapping):
-        raise InvalidConfig("configuration", "must be a JSON object")
-    known = set(required) | set(optional) | set(_MAPPING_FIELDS)
-    unknown = sorted(str(name) for name in raw if name not in known)
-    if unknown:
-        expected = ", ".join(sorted(known))
-        raise InvalidConfig(unknown[0], f"is not a known field (expected {expected})")
-    for name in required:
-        if raw.get(name) in (None, ""):
-            raise InvalidConfig(name, "is required")
-    return dict(raw)
-
-
 def _build(provider: str, fields: dict, issuer: str, scopes: tuple[str, ...],
            allow_http: bool) -> OIDCConfig:
     return OIDCConfig(
         provider=provider,
         issuer=issuer,
-        client_id=_credential("client_id", fields["client_id"]),
-        client_secret=_credential("client_secret", fields["client_secret"]),
+        client_id=printable("client_id", fields["client_id"], MAX_CREDENTIAL_LENGTH),
+        client_secret=printable("client_secret", fields["client_secret"], MAX_CREDENTIAL_LENGTH),
         scopes=scopes,
         allow_http=allow_http,
         tenants=TenantMapping.parse(fields.get("default_tenants"), fields.get("group_mappings")),
     )
-
-
-def _credential(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidConfig(name, "must be a string")
-    if not 0 < len(value) <= MAX_CREDENTIAL_LENGTH:
-        raise InvalidConfig(name, f"must be 1 to {MAX_CREDENTIAL_LENGTH} characters")
-    if not value.isprintable() or value != value.strip():
-        raise InvalidConfig(name, "must not contain control characters or surrounding spaces")
-    return value
 
 
 def _host_name(value: object) -> str:

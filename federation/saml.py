@@ -55,7 +55,8 @@ from saml2.metadata import entity_descriptor
 from federation.connector import (ConnectorError, Identity, LoginStart, SeenAssertion,
                                   checked_subject, group_names, optional_text)
 from federation.config import url_problem
-from federation.grants import InvalidConfig, TenantMapping
+from federation.grants import (MAPPING_FIELDS, InvalidConfig, TenantMapping, known_fields,
+                               printable)
 
 # pysaml2 logs whole SAML documents (personal data, attacker-supplied markup) when a check
 # fails; our own reasons are logged by the server instead.
@@ -182,10 +183,10 @@ class SAMLConfig:
     relay_state_allowlist: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
-    FIELDS = ("entity_id", "sso_url", "certificate", "name_id_format", "subject_attribute",
-              "email_attribute", "name_attribute", "groups_attribute", "default_tenants",
-              "group_mappings", "allowed_clock_skew", "allow_idp_initiated",
-              "relay_state_allowlist")
+    REQUIRED = ("entity_id", "sso_url", "certificate")
+    OPTIONAL = ("name_id_format", "subject_attribute", "email_attribute", "name_attribute",
+                "groups_attribute", *MAPPING_FIELDS, "allowed_clock_skew", "allow_idp_initiated",
+                "relay_state_allowlist")
 
     @classmethod
     def from_dict(cls, raw: object, *, allow_http: bool = False,
@@ -197,14 +198,7 @@ class SAMLConfig:
         loopback host. An expired certificate is refused; one expiring within
         ``CERTIFICATE_WARNING_DAYS`` adds a warning.
         """
-        if not isinstance(raw, Mapping):
-            raise InvalidConfig("configuration", "must be a JSON object")
-        unknown = sorted(str(name) for name in raw if name not in cls.FIELDS)
-        if unknown:
-            raise InvalidConfig(unknown[0], f"is not a known field (expected {', '.join(cls.FIELDS)})")
-        for name in ("entity_id", "sso_url", "certificate"):
-            if raw.get(name) in (None, ""):
-                raise InvalidConfig(name, "is required")
+        raw = known_fields(raw, cls.REQUIRED, cls.OPTIONAL)
         now = time.time() if now is None else now
         skew = _clock_skew(raw.get("allowed_clock_skew", DEFAULT_CLOCK_SKEW))
         certificate, not_after, warnings = _certificate(raw["certificate"], now, skew)
@@ -223,7 +217,7 @@ class SAMLConfig:
             raise InvalidConfig("name_id_format", "transient NameIDs change at every login: "
                                 "set subject_attribute to name a stable attribute")
         return cls(
-            entity_id=_printable("entity_id", raw["entity_id"], MAX_ENTITY_ID_LENGTH),
+            entity_id=printable("entity_id", raw["entity_id"], MAX_ENTITY_ID_LENGTH),
             sso_url=_sso_url(raw["sso_url"], allow_http),
             certificate=certificate,
             certificate_not_after=not_after,
@@ -264,22 +258,12 @@ class SAMLConfig:
         return "".join(self.certificate.strip().splitlines()[1:-1])
 
 
-def _printable(name: str, value: object, max_length: int) -> str:
-    if not isinstance(value, str):
-        raise InvalidConfig(name, "must be a string")
-    if not 0 < len(value) <= max_length:
-        raise InvalidConfig(name, f"must be 1 to {max_length} characters")
-    if not value.isprintable() or value != value.strip():
-        raise InvalidConfig(name, "must not contain control characters or surrounding spaces")
-    return value
-
-
 def _attribute_name(name: str, value: object) -> str | None:
-    return None if value is None else _printable(name, value, MAX_ATTRIBUTE_NAME_LENGTH)
+    return None if value is None else printable(name, value, MAX_ATTRIBUTE_NAME_LENGTH)
 
 
 def _sso_url(value: object, allow_http: bool) -> str:
-    url = _printable("sso_url", value, 2048)
+    url = printable("sso_url", value, 2048)
     problem = url_problem(url, allow_http, allow_query=True)
     if problem:
         raise InvalidConfig("sso_url", problem)
@@ -405,7 +389,7 @@ class SAMLServiceProvider:
 
     def __init__(self, config: SAMLConfig, sp_entity_id: str):
         self.config = config
-        self.sp_entity_id = _printable("sp_entity_id", sp_entity_id, MAX_ENTITY_ID_LENGTH)
+        self.sp_entity_id = printable("sp_entity_id", sp_entity_id, MAX_ENTITY_ID_LENGTH)
 
     def _client(self, acs_url: str, allow_unsolicited: bool = False) -> Saml2Client:
         # built per call: a Saml2Client caches identities in memory, and we keep no state
