@@ -487,8 +487,6 @@ class SAMLServiceProvider:
         email = optional_text(_first(attributes, self._names("email")))
         if email is None and name_id_format == NAME_ID_FORMATS["emailAddress"]:
             email = optional_text(name_id_value)
-        if email is not None and ("@" not in email or len(email) > 254):
-            email = None
         groups = group_names(value for name in self._names("groups")
                              for value in attributes.get(name, ()))
         return Identity(subject=subject, email=email,

@@ -132,6 +132,14 @@ def test_a_name_id_the_database_could_not_hold_is_refused_and_audited(sso_app, b
     assert "NameID has control characters" in failure["details"]["detail"]
 
 
+def test_an_email_attribute_that_is_no_address_is_not_kept(sso_app, browser, rp, saml_idp, saml):
+    # the connector passes it on; brokering keeps only what validate_email accepts
+    login = start_saml(browser, rp, saml_idp)
+    assert lands_on_relying_party(login.complete(login.respond(
+        attributes={"email": ["not-an-address"], "name": ["Ada"]})))
+    assert federated_users(sso_app)[0]["email"] is None
+
+
 def test_a_tampered_relay_state_is_refused(sso_app, browser, rp, saml_idp, saml):
     login = start_saml(browser, rp, saml_idp)
     refused_at_the_acs(sso_app, login.post(login.respond(), relay_state="x" * 43))
