@@ -38,14 +38,14 @@ from idp.errors import Forbidden, InvalidRequest, Unavailable
 
 from ..extensions import db
 from ..models import FederatedIdentity, Membership, Tenant, User, utcnow
-from ..users import validate_email
+from ..users import (MAX_USERNAME, USERNAME_CHARACTERS, validate_email,
+                     validate_username)
 from .registry import Connection
 
 log = logging.getLogger("infracast.sso")
 
-MAX_USERNAME = 150
 MAX_NAME = 200
-_NOT_IN_USERNAMES = re.compile(r"[^a-z0-9._@+-]+")
+_NOT_IN_USERNAMES = re.compile(f"[^{USERNAME_CHARACTERS}]+")
 _ATTEMPTS = 3
 
 
@@ -65,12 +65,12 @@ def link_id(provider: str, upstream: str, subject: str) -> str:
 
 
 def base_username(provider: str, identity: Identity) -> str:
-    """``{provider}.{preferred_username or subject}`` within the user-name rules
-    (``app/users.py``): lower case, accents dropped, other characters as ``-``."""
+    """``{provider}.{preferred_username or subject}`` made a user name (``validate_username``):
+    lower case, accents dropped, other characters as ``-``, cut to ``MAX_USERNAME``."""
     local = unicodedata.normalize("NFKD", identity.username or identity.subject)
     local = local.encode("ascii", "ignore").decode().lower()
     local = _NOT_IN_USERNAMES.sub("-", local).strip("-.") or "user"
-    return f"{provider}.{local}"[:MAX_USERNAME]
+    return validate_username(f"{provider}.{local}"[:MAX_USERNAME])
 
 
 class FederatedAccounts:
