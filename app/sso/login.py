@@ -33,7 +33,6 @@ default.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import secrets
@@ -50,7 +49,7 @@ from idp.sessions import BrowserSession, SessionStore
 from idp.store import Store
 
 from . import DISPLAY_NAMES, acs_url, callback_url, sp_entity_id
-from .identities import BrokeredLogin, FederatedAccounts, FederatedUserDisabled
+from .identities import BrokeredLogin, FederatedAccounts, FederatedUserDisabled, link_id
 from .registry import Connection, ConnectionUnusable, ConnectorRegistry, SamlUnavailable
 
 STATE_TTL = 600
@@ -249,8 +248,7 @@ class SsoLogins:
     def _seen(self, connection: Connection):
         """The SAML replay cache: ``SET NX`` until the assertion would expire."""
         def seen(assertion_id: str, expires_at: float) -> bool:
-            digest = hashlib.sha256("\x00".join((connection.provider, connection.upstream,
-                                                 assertion_id)).encode()).hexdigest()
+            digest = link_id(connection.provider, connection.upstream, assertion_id)
             ttl = max(1, math.ceil(expires_at - time.time()))
             return not self.store.add(self._key("sso-seen", digest), {}, ttl)
         return seen
