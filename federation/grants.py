@@ -19,7 +19,6 @@ an admin's fields (``known_fields``) and of a configured string (``printable``).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Mapping
@@ -29,8 +28,8 @@ from idp.permissions import TENANT_ROLES
 MAX_GRANTS = 100
 MAX_GROUP_MAPPINGS = 500
 MAX_GROUP_NAME_LENGTH = 256
-# a tenant id as the tenants table holds it (String(64))
-_TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# what the tenants table's id holds (String(64)); the server checks that the tenant exists
+MAX_TENANT_ID_LENGTH = 64
 _GRANT_SHAPE = '{"id": tenant, "role": role}'
 
 
@@ -126,9 +125,9 @@ def _grants(name: str, value: object) -> tuple[TenantGrant, ...]:
         if not isinstance(entry, Mapping) or set(entry) != {"id", "role"}:
             raise InvalidConfig(name, f"entries must be {_GRANT_SHAPE}")
         tenant, role = entry["id"], entry["role"]
-        if not isinstance(tenant, str) or not _TENANT_ID.fullmatch(tenant):
-            raise InvalidConfig(name, "has an invalid tenant id (letters, digits, '.', '_', '-'; "
-                                      "at most 64)")
+        if not isinstance(tenant, str) or not 0 < len(tenant) <= MAX_TENANT_ID_LENGTH:
+            raise InvalidConfig(name, "has an invalid tenant id (a string of 1 to "
+                                      f"{MAX_TENANT_ID_LENGTH} characters)")
         if role not in TENANT_ROLES:
             raise InvalidConfig(name, f"role must be one of {', '.join(TENANT_ROLES)}")
         grants.append(TenantGrant(tenant, role))

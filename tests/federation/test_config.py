@@ -156,7 +156,7 @@ def test_group_mappings_and_default_tenants():
     ({"default_tenants": [{"id": "acme", "role": "owner"}]}, "default_tenants",
      "role must be one of viewer, editor, admin"),
     ({"default_tenants": [{"id": "", "role": "viewer"}]}, "default_tenants", "invalid tenant id"),
-    ({"default_tenants": [{"id": "a b", "role": "viewer"}]}, "default_tenants", "invalid tenant"),
+    ({"default_tenants": [{"id": 7, "role": "viewer"}]}, "default_tenants", "invalid tenant"),
     ({"default_tenants": [{"id": "t" * 65, "role": "viewer"}]}, "default_tenants", "invalid"),
     ({"default_tenants": [{"id": "acme", "role": "viewer"}] * 101}, "default_tenants",
      "at most 100"),

@@ -149,6 +149,10 @@ def test_tenants_named_in_the_mapping_must_exist(browser, admin, upstream, make_
         assert response.status_code == 404
         assert response.get_json()["error"] == {"code": "NOT_FOUND",
                                                 "message": "Unknown tenant: nope"}
+    # the connector checks only the shape of an id; one no tenant can have is unknown too
+    odd = browser.post("/api/v1/admin/sso/okta", headers=admin, json=okta_body(
+        upstream, default_tenants=[{"id": "not a tenant!", "role": "viewer"}]))
+    assert odd.status_code == 404 and odd.get_json()["error"]["message"].startswith("Unknown tenant")
 
 
 def test_a_saml_connection_shows_what_to_register_and_when_its_certificate_expires(
