@@ -23,7 +23,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
-from federation.config import CONFIG_BUILDERS, InvalidConfig, OIDCConfig, url_problem
+from federation.config import OIDCConfig, url_problem
 from federation.connector import (ConnectorError, Identity, LoginStart, UpstreamUnavailable,
                                   checked_subject, group_names, optional_text)
 
@@ -207,26 +207,6 @@ class OIDCConnector:
     def _may_refetch_jwks(self) -> bool:
         """An unknown kid refetches the JWKS, at most once per ``jwks_refetch_interval``."""
         return self.clock() - self._keys_at >= self.jwks_refetch_interval
-
-
-def open_connector(provider: str, raw: object, settings: Mapping, **options) -> OIDCConnector:
-    """Validate a connection's configuration (``CONFIG_BUILDERS``) and build its connector.
-
-    ``settings`` is the app config (``ALLOW_HTTP_UPSTREAMS``, ``AZURE_AUTHORITY_HOST``);
-    ``options`` go to ``OIDCConnector`` (timeouts, cache lifetimes, clock).
-    """
-    build = CONFIG_BUILDERS.get(provider)
-    if build is None:
-        raise InvalidConfig("provider", f"must be one of {', '.join(CONFIG_BUILDERS)}")
-    return OIDCConnector(build(raw, settings), **options)
-
-
-def okta(raw: object, settings: Mapping, **options) -> OIDCConnector:
-    return open_connector("okta", raw, settings, **options)
-
-
-def azure(raw: object, settings: Mapping, **options) -> OIDCConnector:
-    return open_connector("azure", raw, settings, **options)
 
 
 def get_json(url: str, what: str, timeout: float) -> object:

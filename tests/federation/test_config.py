@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from federation.config import (
-    AZURE_SCOPES, OKTA_SCOPES, InvalidConfig, TenantGrant, azure_config, okta_config,
+    AZURE_SCOPES, CONFIG_BUILDERS, OKTA_SCOPES, InvalidConfig, TenantGrant, azure_config,
+    okta_config,
 )
 
 CREDENTIALS = {"client_id": "0oa1b2c3d4", "client_secret": "s3cret-value"}
@@ -27,6 +28,14 @@ def refused(build, field, *args, **fields) -> str:
         build(*args, **fields)
     assert caught.value.field == field
     return caught.value.message
+
+
+def test_the_config_builders_know_the_providers():
+    bodies = {"okta": {"domain": "dev-123456.okta.com", **CREDENTIALS},
+              "azure": {"tenant_id": GUID, **CREDENTIALS}}
+    assert set(CONFIG_BUILDERS) == set(bodies)
+    for provider, build in CONFIG_BUILDERS.items():
+        assert build(bodies[provider], PRODUCTION).provider == provider
 
 
 def test_okta_issuer_is_the_domain_by_default():

@@ -15,10 +15,9 @@ import pytest
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from federation.connector import ConnectorError, Identity, UpstreamUnavailable
-from federation.config import InvalidConfig
-from federation.oidc import find_key, okta, open_connector, parse_jwks
+from federation.oidc import find_key, parse_jwks
 from tests.federation.conftest import (
-    AZURE_TENANT, CALLBACK, CLIENT_ID, CONNECTOR_OPTIONS, CREDENTIALS, authorize, sign_in,
+    AZURE_TENANT, CALLBACK, CLIENT_ID, CONNECTOR_OPTIONS, CREDENTIALS, authorize, okta, sign_in,
 )
 from tests.federation.upstream import DEFAULT_USER, UpstreamProcess
 from tests.helpers import free_port
@@ -53,13 +52,6 @@ def rejected(connector, params, saved, error=ConnectorError) -> ConnectorError:
 def refused_sign_in(connector, error=ConnectorError) -> ConnectorError:
     params, saved = authorize(connector)
     return rejected(connector, params, saved, error)
-
-
-def test_open_connector_knows_the_providers(settings):
-    assert open_connector("azure", {"tenant_id": AZURE_TENANT, **CREDENTIALS},
-                          settings).config.provider == "azure"
-    with pytest.raises(InvalidConfig, match="provider must be one of okta, azure"):
-        open_connector("saml", {}, settings)
 
 
 # -- happy paths ---------------------------------------------------------------------------
