@@ -26,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 from federation.grants import (MAPPING_FIELDS, InvalidConfig, TenantGrant, TenantMapping,
@@ -60,18 +60,6 @@ class OIDCConfig:
     # whether the upstream's endpoints may be http:// on loopback (IDP_ALLOW_HTTP_UPSTREAMS)
     allow_http: bool = False
     tenants: TenantMapping = field(default_factory=TenantMapping)
-
-    @property
-    def default_tenants(self) -> tuple[TenantGrant, ...]:
-        return self.tenants.default_tenants
-
-    @property
-    def group_mappings(self) -> Mapping[str, tuple[TenantGrant, ...]]:
-        return self.tenants.group_mappings
-
-    def tenant_roles(self, groups: Iterable[str]) -> dict[str, str]:
-        """Tenant id -> role for a user in ``groups``: defaults plus mapped groups."""
-        return self.tenants.tenant_roles(groups)
 
 
 def url_problem(url: str, allow_http: bool, allow_query: bool = False) -> str | None:

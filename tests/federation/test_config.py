@@ -147,15 +147,15 @@ def test_group_mappings_and_default_tenants():
             "auditors": [{"id": "ops", "role": "viewer"}],
         },
     )
-    assert config.default_tenants == (TenantGrant("acme", "viewer"),)
-    assert config.group_mappings["auditors"] == (TenantGrant("ops", "viewer"),)
-    assert config.tenant_roles([]) == {"acme": "viewer"}
-    assert config.tenant_roles(["Everyone"]) == {"acme": "viewer"}
-    assert config.tenant_roles(["auditors"]) == {"acme": "viewer", "ops": "viewer"}
+    assert config.tenants.default_tenants == (TenantGrant("acme", "viewer"),)
+    assert config.tenants.group_mappings["auditors"] == (TenantGrant("ops", "viewer"),)
+    assert config.tenants.tenant_roles([]) == {"acme": "viewer"}
+    assert config.tenants.tenant_roles(["Everyone"]) == {"acme": "viewer"}
+    assert config.tenants.tenant_roles(["auditors"]) == {"acme": "viewer", "ops": "viewer"}
     # the strongest role wins, whatever the order of the groups
-    assert config.tenant_roles(["auditors", "infra-admins"]) == {"acme": "admin", "ops": "editor"}
-    assert config.tenant_roles(["infra-admins", "auditors"]) == {"acme": "admin", "ops": "editor"}
-    assert okta().tenant_roles(["infra-admins"]) == {}
+    assert config.tenants.tenant_roles(["auditors", "infra-admins"]) == {"acme": "admin", "ops": "editor"}
+    assert config.tenants.tenant_roles(["infra-admins", "auditors"]) == {"acme": "admin", "ops": "editor"}
+    assert okta().tenants.tenant_roles(["infra-admins"]) == {}
 
 
 @pytest.mark.parametrize("fields, field, problem", [

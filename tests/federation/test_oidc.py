@@ -89,7 +89,7 @@ def test_groups_map_to_tenant_roles(upstream, settings):
                       "group_mappings": {"infra-admins": [{"id": "ops", "role": "admin"}]}},
                      settings, **CONNECTOR_OPTIONS)
     identity = sign_in(connector)
-    assert connector.config.tenant_roles(identity.groups) == {"acme": "viewer", "ops": "admin"}
+    assert connector.config.tenants.tenant_roles(identity.groups) == {"acme": "viewer", "ops": "admin"}
 
 
 def test_minimal_claims(okta_connector, upstream):
