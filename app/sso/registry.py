@@ -78,15 +78,13 @@ class Connection:
 
 class ConnectorRegistry:
     def __init__(self, connections: SqlConnections, settings: Mapping, sealer: Sealer, *,
-                 sp_entity_id: str, saml_unavailable: str | None = None,
-                 connector_options: Mapping | None = None):
+                 sp_entity_id: str, saml_unavailable: str | None = None):
         self.connections = connections
         self.settings = settings
         self.sealer = sealer
         self.sp_entity_id = sp_entity_id
         # why SAML cannot be used in this process (xmlsec1 missing), or None
         self.saml_unavailable = saml_unavailable
-        self.connector_options = dict(connector_options or {})
         self._lock = threading.Lock()
         self._built: dict[str, Connection] = {}
 
@@ -124,7 +122,7 @@ class ConnectorRegistry:
             if stored.provider == "saml":
                 connector = SAMLServiceProvider(config, self.sp_entity_id)
             else:
-                connector = OIDCConnector(config, **self.connector_options)
+                connector = OIDCConnector(config)
             return Connection(provider=stored.provider,
                               upstream=upstream_of(stored.provider, stored.config),
                               config=config, connector=connector, version=stored.updated_at)
