@@ -189,6 +189,7 @@ def render(stored: StoredConnection) -> dict:
     """The connection as configured — never a secret — with what to register upstream and
     whether it can be used now (``usable``, ``warnings``)."""
     svc = services()
+    saml_unavailable = svc.connectors.saml_unavailable
     issuer = str(current_app.config["ISSUER"])
     body = {"provider": stored.provider, **stored.config}
     warnings: list[str] = []
@@ -210,9 +211,9 @@ def render(stored: StoredConnection) -> dict:
                     metadata_url=sp_entity_id(issuer))
         if config is not None:
             warnings.extend(config.warnings)
-        if svc.saml_unavailable:
-            warnings.append(svc.saml_unavailable)
-    usable = config is not None and not (stored.provider == "saml" and svc.saml_unavailable)
+        if saml_unavailable:
+            warnings.append(saml_unavailable)
+    usable = config is not None and not (stored.provider == "saml" and saml_unavailable)
     body.update(login_url=login_url(issuer, stored.provider), usable=usable, warnings=warnings,
                 created_at=rfc3339(stored.created_at.timestamp()),
                 updated_at=rfc3339(stored.updated_at.timestamp()))
