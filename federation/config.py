@@ -53,6 +53,8 @@ class OIDCConfig:
     """One upstream OpenID Connect provider, as the connector uses it."""
 
     provider: str
+    # what its subjects are unique within: the Okta domain, the Azure AD tenant id
+    upstream: str
     issuer: str
     client_id: str
     client_secret: str = field(repr=False)
@@ -60,6 +62,17 @@ class OIDCConfig:
     # whether the upstream's endpoints may be http:// on loopback (IDP_ALLOW_HTTP_UPSTREAMS)
     allow_http: bool = False
     tenants: TenantMapping = field(default_factory=TenantMapping)
+
+    def to_dict(self) -> dict:
+        """The stored (and listed) form: the fields its builder reads back, without the
+        client secret (which is stored sealed)."""
+        if self.provider == "okta":
+            fields = {"domain": self.upstream}
+            if self.issuer != f"https://{self.upstream}":
+                fields["issuer"] = self.issuer
+        else:
+            fields = {"tenant_id": self.upstream}
+        return {**fields, "client_id": self.client_id, **self.tenants.to_dict()}
 
 
 def url_problem(url: str, allow_http: bool, allow_query: bool = False) -> str | None:
@@ -105,7 +118,7 @@ def okta_config(raw: object, settings: Mapping) -> OIDCConfig:
     issuer = f"https://{domain}"
     if "issuer" in fields:
         issuer = _okta_issuer(fields["issuer"], domain, allow_http)
-    return _build("okta", fields, issuer, OKTA_SCOPES, allow_http)
+    return _build("okta", domain, fields, issuer, OKTA_SCOPES, allow_http)
 
 
 def azure_config(raw: object, settings: Mapping) -> OIDCConfig:
@@ -123,8 +136,9 @@ def azure_config(raw: object, settings: Mapping) -> OIDCConfig:
         problem = "must be a scheme and host only, such as https://login.microsoftonline.com"
     if problem:
         raise InvalidConfig("AZURE_AUTHORITY_HOST", problem)
-    issuer = f"{authority}/{tenant_id.lower()}/v2.0"
-    return _build("azure", fields, issuer, AZURE_SCOPES, allow_http)
+    tenant_id = tenant_id.lower()
+    issuer = f"{authority}/{tenant_id}/v2.0"
+    return _build("azure", tenant_id, fields, issuer, AZURE_SCOPES, allow_http)
 
 
 # provider type -> how its configuration is validated and built
@@ -133,10 +147,11 @@ CONFIG_BUILDERS: dict[str, Callable[[object, Mapping], OIDCConfig]] = {
     "azure": azure_config,
 }
 
-def _build(provider: str, fields: dict, issuer: str, scopes: tuple[str, ...],
+def _build(provider: str, upstream: str, fields: dict, issuer: str, scopes: tuple[str, ...],
            allow_http: bool) -> OIDCConfig:
     return OIDCConfig(
         provider=provider,
+        upstream=upstream,
         issuer=issuer,
         client_id=printable("client_id", fields["client_id"], MAX_CREDENTIAL_LENGTH),
         client_secret=printable("client_secret", fields["client_secret"], MAX_CREDENTIAL_LENGTH),

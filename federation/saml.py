@@ -253,6 +253,11 @@ class SAMLConfig:
         }
 
     @property
+    def upstream(self) -> str:
+        """What its subjects are unique within: the IdP's entity id."""
+        return self.entity_id
+
+    @property
     def certificate_base64(self) -> str:
         """The DER certificate in base64, as metadata and KeyInfo carry it."""
         return "".join(self.certificate.strip().splitlines()[1:-1])

@@ -61,13 +61,7 @@ def parse(provider: str, body: object, settings: Mapping) -> Parsed:
     """Validate an admin's body for ``provider``; raises ``InvalidConfig`` naming the field."""
     if provider in OIDC_PROVIDERS:
         config = CONFIG_BUILDERS[provider](body, settings)
-        # the fields the builder reads back, normalised, without the secret
-        key = "domain" if provider == "okta" else "tenant_id"
-        stored = {key: str(body[key]).lower(), "client_id": config.client_id}
-        if provider == "okta" and "issuer" in body:
-            stored["issuer"] = config.issuer
-        stored.update(config.tenants.to_dict())
-        return Parsed(stored, config.client_secret, config)
+        return Parsed(config.to_dict(), config.client_secret, config)
     config = SAMLConfig.from_dict(body, allow_http=bool(settings.get("ALLOW_HTTP_UPSTREAMS")))
     if config.allow_idp_initiated:
         _check_idp_initiated_targets(config.relay_state_allowlist)
@@ -86,12 +80,6 @@ def upstream_config(stored: StoredConnection, settings: Mapping, sealer: Sealer)
             {**stored.config, "client_secret": secret.decode()}, settings)
     return SAMLConfig.from_dict(stored.config,
                                 allow_http=bool(settings.get("ALLOW_HTTP_UPSTREAMS")))
-
-
-def upstream_of(provider: str, config: Mapping) -> str:
-    """What an upstream subject is unique within (see ``FederatedIdentity``)."""
-    key = {"okta": "domain", "azure": "tenant_id", "saml": "entity_id"}[provider]
-    return str(config[key])
 
 
 def _check_idp_initiated_targets(relay_states: tuple[str, ...]) -> None:

@@ -29,8 +29,7 @@ from idp.errors import Unavailable
 from keys.sealing import Sealer, SealingError
 
 from . import PROVIDERS
-from .connections import (SqlConnections, StoredConnection, UpstreamConfig, upstream_config,
-                          upstream_of)
+from .connections import SqlConnections, StoredConnection, UpstreamConfig, upstream_config
 
 log = logging.getLogger("infracast.sso")
 
@@ -65,11 +64,14 @@ class Connection:
     """A usable connection: its connector and how its users are brokered."""
 
     provider: str
-    # what upstream subjects are unique within (see ``FederatedIdentity``)
-    upstream: str
     config: UpstreamConfig
     connector: CallbackConnector | SAMLConnector = field(repr=False)
     version: datetime
+
+    @property
+    def upstream(self) -> str:
+        """What upstream subjects are unique within (see ``FederatedIdentity``)."""
+        return self.config.upstream
 
     def tenant_roles(self, groups: Iterable[str]) -> dict[str, str]:
         """Tenant id -> role from ``default_tenants`` and ``group_mappings``."""
@@ -123,9 +125,8 @@ class ConnectorRegistry:
                 connector = SAMLServiceProvider(config, self.sp_entity_id)
             else:
                 connector = OIDCConnector(config)
-            return Connection(provider=stored.provider,
-                              upstream=upstream_of(stored.provider, stored.config),
-                              config=config, connector=connector, version=stored.updated_at)
+            return Connection(provider=stored.provider, config=config, connector=connector,
+                              version=stored.updated_at)
         log.error("sso connection unusable", extra={"fields": {
             "provider": stored.provider, "problem": message}})
         raise ConnectionUnusable()

@@ -135,6 +135,20 @@ def test_required_and_unknown_fields():
     assert "JSON object" in refused(okta_config, "configuration", ["domain"], PRODUCTION)
 
 
+@pytest.mark.parametrize("build, fields, subjects_within", [
+    (okta_config, {"domain": "Dev-123456.okta.com"}, "dev-123456.okta.com"),
+    (okta_config, {"domain": "dev-123456.okta.com",
+                   "issuer": "https://dev-123456.okta.com/oauth2/default"}, "dev-123456.okta.com"),
+    (azure_config, {"tenant_id": GUID.upper()}, GUID),
+])
+def test_the_stored_form_reads_back_to_the_same_config(build, fields, subjects_within):
+    config = build({**fields, **CREDENTIALS,
+                    "group_mappings": {"ops": [{"id": "acme", "role": "admin"}]}}, PRODUCTION)
+    stored = config.to_dict()
+    assert config.upstream == subjects_within and "client_secret" not in stored
+    assert build({**stored, "client_secret": config.client_secret}, PRODUCTION) == config
+
+
 def test_client_secret_stays_out_of_repr():
     assert "s3cret-value" not in repr(okta()) and "s3cret-value" not in repr(azure())
 
