@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Mapping
 
 import sqlalchemy as sa
-from cryptography import x509
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
@@ -194,10 +193,10 @@ def render(stored: StoredConnection) -> dict:
             body["issuer"] = config.issuer
         body["redirect_uri"] = callback_url(issuer, stored.provider)
     else:
-        body.update(certificate_expires_at=_certificate_expiry(stored.config["certificate"]),
-                    sp_entity_id=sp_entity_id(issuer), acs_url=acs_url(issuer),
-                    metadata_url=sp_entity_id(issuer))
-        if config is not None:
+        body.update(certificate_expires_at=None, sp_entity_id=sp_entity_id(issuer),
+                    acs_url=acs_url(issuer), metadata_url=sp_entity_id(issuer))
+        if config is not None:  # else a warning says why (an expired certificate, say)
+            body["certificate_expires_at"] = rfc3339(config.certificate_not_after.timestamp())
             warnings.extend(config.warnings)
         if saml_unavailable:
             warnings.append(saml_unavailable)
@@ -206,11 +205,3 @@ def render(stored: StoredConnection) -> dict:
                 created_at=rfc3339(stored.created_at.timestamp()),
                 updated_at=rfc3339(stored.updated_at.timestamp()))
     return body
-
-
-def _certificate_expiry(pem: str) -> str | None:
-    try:
-        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        return None
-    return rfc3339(certificate.not_valid_after_utc.timestamp())
