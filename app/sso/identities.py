@@ -50,7 +50,12 @@ _ATTEMPTS = 3
 
 
 class FederatedUserDisabled(Forbidden):
+    reason = "disabled"
     message = "This account is disabled. Contact your administrator."
+
+    def __init__(self, user_id: str):
+        super().__init__()
+        self.user_id = user_id  # the audit's actor
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,7 @@ class FederatedAccounts:
         else:
             user = db.session.get(User, link.user_id)
             if user.disabled:
-                refused = FederatedUserDisabled()
-                refused.user_id = user.id  # for the audit
+                refused = FederatedUserDisabled(user.id)  # before the rollback expires user
                 db.session.rollback()
                 raise refused
             link.last_login_at = now

@@ -42,15 +42,15 @@ from dataclasses import asdict, dataclass
 
 from federation.connector import ConnectorError, Identity, UpstreamUnavailable
 from federation.saml import sp_metadata
-from idp.authorize import AuthorizationFlow, InteractionExpired, Interaction, Outcome, Redirect
+from idp.authorize import AuthorizationFlow, Interaction, Outcome, Redirect
 from idp.clock import now
 from idp.errors import IdpError, NotFound, Unavailable
 from idp.sessions import BrowserSession, SessionStore
 from idp.store import Store
 
 from . import DISPLAY_NAMES, acs_url, callback_url, sp_entity_id
-from .identities import BrokeredLogin, FederatedAccounts, FederatedUserDisabled, link_id
-from .registry import Connection, ConnectionUnusable, ConnectorRegistry, SamlUnavailable
+from .identities import BrokeredLogin, FederatedAccounts, link_id
+from .registry import Connection, ConnectorRegistry, SamlUnavailable
 
 STATE_TTL = 600
 COMPLETION_TTL = 120
@@ -72,25 +72,30 @@ class OtherBrowser(SignInExpired):
 
 
 class UpstreamRefused(IdpError):
-    """The connector refused the login (``ConnectorError``); its message is safe to show."""
+    """The connector refused the login (``ConnectorError``); its message is safe to show,
+    ``detail`` (the connector's reason) goes to the audit log."""
     status = 401
     code = "UNAUTHORIZED"
     oauth_error = "access_denied"
     reason = "rejected"
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail
 
 
 class UpstreamDown(Unavailable):
     """The upstream is unreachable or answered something that is not the protocol."""
     reason = "unavailable"
 
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail
+
 
 class NotConfigured(NotFound):
     reason = "not_configured"
     message = "Sign-in through this identity provider is not configured."
-
-
-_REASONS = {FederatedUserDisabled: "disabled", ConnectionUnusable: "misconfigured",
-            InteractionExpired: "interaction"}
 
 
 @dataclass(frozen=True)
@@ -272,10 +277,8 @@ class SsoLogins:
         try:
             return step()
         except ConnectorError as error:
-            failure = (UpstreamDown if isinstance(error, UpstreamUnavailable)
-                       else UpstreamRefused)(error.message)
-            failure.detail = error.reason
-            raise failure from None
+            failure = UpstreamDown if isinstance(error, UpstreamUnavailable) else UpstreamRefused
+            raise failure(error.message, error.reason) from None
 
     @contextmanager
     def _audited(self, provider: str):
@@ -285,8 +288,11 @@ class SsoLogins:
         try:
             yield
         except IdpError as error:
-            reason = _REASONS.get(type(error)) or getattr(error, "reason", type(error).__name__)
-            extra = {"detail": str(error.detail)[:300]} if hasattr(error, "detail") else {}
+            # the errors of this package name their reason; others (InteractionExpired, ...)
+            # are audited under their class name
+            reason = getattr(error, "reason", type(error).__name__)
+            detail = getattr(error, "detail", None)
+            extra = {"detail": detail[:300]} if detail else {}
             self.audit("sso.login", "failure", actor=getattr(error, "user_id", None),
                        target=provider, reason=reason, **extra)
             raise

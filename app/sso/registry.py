@@ -38,6 +38,7 @@ class ConnectionUnusable(Unavailable):
     """The stored connection no longer validates (an expired IdP certificate, say) or its
     secret does not open; the detail goes to the log, the user sees this."""
 
+    reason = "misconfigured"
     message = ("Sign-in through this identity provider is not available until an "
                "administrator updates its configuration.")
 

@@ -233,3 +233,5 @@ def test_a_secret_that_no_longer_opens_makes_the_connection_unusable(sso_app, br
     assert listed["usable"] is False and "does not open" in listed["warnings"][0]
     page = browser.get("/api/v1/auth/sso/okta/login", query_string=rp.params())
     assert page.status_code == 503 and "not available" in page.get_data(True)
+    [failure] = audit_events(sso_app, "sso.login")
+    assert failure["outcome"] == "failure" and failure["details"]["reason"] == "misconfigured"
