@@ -121,8 +121,10 @@ class SqlConnections:
         return [_stored(row) for row in rows]
 
 
-def save_connection(provider: str, body: object) -> tuple[StoredConnection, bool]:
-    """Create or replace the connection of ``provider``; True when it was created."""
+def save_connection(provider: str,
+                    body: object) -> tuple[StoredConnection, UpstreamConfig, bool]:
+    """Create or replace the connection of ``provider``: the stored connection, its validated
+    configuration, and True when it was created."""
     try:
         parsed = parse(provider, body, current_app.config)
     except InvalidConfig as error:
@@ -147,7 +149,7 @@ def save_connection(provider: str, body: object) -> tuple[StoredConnection, bool
     except IntegrityError:
         db.session.rollback()
         raise Conflict("The connection was created meanwhile; send it again") from None
-    return _stored(row), created
+    return _stored(row), parsed.config, created
 
 
 def get_connection(provider: str) -> StoredConnection:
@@ -172,22 +174,24 @@ def delete_connection(provider: str) -> None:
 
 # -- what admins see ---------------------------------------------------------------------
 
-def render(stored: StoredConnection) -> dict:
+def render(stored: StoredConnection, config: UpstreamConfig | None = None) -> dict:
     """The connection as configured — never a secret — with what to register upstream and
-    whether it can be used now (``usable``, ``warnings``)."""
+    whether it can be used now (``usable``, ``warnings``). ``config`` is the connection's
+    configuration when the caller has just validated it (``save_connection``); without
+    it the stored one is validated (and its secret opened) as it is now."""
     svc = services()
     saml_unavailable = svc.connectors.saml_unavailable
     issuer = str(current_app.config["ISSUER"])
     body = {"provider": stored.provider, **stored.config}
     warnings: list[str] = []
-    config = None
-    try:
-        config = upstream_config(stored, current_app.config, svc.sealer)
-    except InvalidConfig as error:
-        warnings.append(f"This connection cannot be used now: {error.message}.")
-    except SealingError:
-        warnings.append("The client secret does not open with the current key-encryption "
-                        "key; post the connection again.")
+    if config is None:
+        try:
+            config = upstream_config(stored, current_app.config, svc.sealer)
+        except InvalidConfig as error:
+            warnings.append(f"This connection cannot be used now: {error.message}.")
+        except SealingError:
+            warnings.append("The client secret does not open with the current "
+                            "key-encryption key; post the connection again.")
     if stored.provider in OIDC_PROVIDERS:
         if config is not None:
             body["issuer"] = config.issuer
