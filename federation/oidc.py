@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import requests
@@ -54,7 +55,7 @@ class OIDCConnector:
         self.jwks_refetch_interval = jwks_refetch_interval
         self.clock = clock
         self._lock = threading.Lock()
-        self._metadata: dict | None = None
+        self._metadata: Metadata | None = None
         self._metadata_at = 0.0
         self._keys: list | None = None
         self._keys_at = 0.0
@@ -74,7 +75,7 @@ class OIDCConnector:
         code_verifier = secrets.token_urlsafe(48)  # 64 characters, RFC 7636 §4.1
         with self._client(callback_url) as client:
             url, _ = client.create_authorization_url(
-                metadata["authorization_endpoint"], state=state, code_verifier=code_verifier,
+                metadata.authorization_endpoint, state=state, code_verifier=code_verifier,
                 nonce=nonce)
         return LoginStart(url, {"nonce": nonce, "code_verifier": code_verifier})
 
@@ -118,13 +119,12 @@ class OIDCConnector:
             token_endpoint_auth_method=auth_method, scope=" ".join(self.config.scopes),
             redirect_uri=callback_url, code_challenge_method="S256")
 
-    def _exchange(self, metadata: dict, callback_url: str, code: str,
+    def _exchange(self, metadata: Metadata, callback_url: str, code: str,
                   code_verifier: str) -> dict:
-        auth_method = token_endpoint_auth_method(metadata)
-        with self._client(callback_url, auth_method) as client:
+        with self._client(callback_url, metadata.token_endpoint_auth_method) as client:
             try:
                 token = client.fetch_token(
-                    metadata["token_endpoint"], grant_type="authorization_code", code=code,
+                    metadata.token_endpoint, grant_type="authorization_code", code=code,
                     code_verifier=code_verifier, timeout=self.timeout, allow_redirects=False)
             except OAuthError as error:
                 raise ConnectorError(FAILED, f"token endpoint error {error.error!r}") from None
@@ -183,7 +183,7 @@ class OIDCConnector:
 
     # -- discovery and JWKS, cached -------------------------------------------------------
 
-    def metadata(self) -> dict:
+    def metadata(self) -> Metadata:
         """The upstream's discovery document, validated (OIDC Discovery §4.3), cached.
 
         Fetches happen under the connector's lock: concurrent logins wait for one fetch.
@@ -197,7 +197,7 @@ class OIDCConnector:
             return self._metadata
 
     def _jwks(self, force: bool = False) -> list:
-        jwks_uri = self.metadata()["jwks_uri"]
+        jwks_uri = self.metadata().jwks_uri
         with self._lock:
             if force or self._keys is None or self.clock() - self._keys_at >= self.jwks_ttl:
                 self._keys = parse_jwks(get_json(jwks_uri, "jwks", self.timeout))
@@ -230,7 +230,18 @@ def _unavailable(what: str, error: requests.RequestException) -> UpstreamUnavail
     return UpstreamUnavailable(UNREACHABLE, f"{what}: {type(error).__name__}")
 
 
-def validate_metadata(document: object, config: OIDCConfig) -> dict:
+@dataclass(frozen=True)
+class Metadata:
+    """What the connector uses of an upstream's discovery document (OIDC Discovery §3)."""
+
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    # how we authenticate at the token endpoint, chosen once from what the upstream supports
+    token_endpoint_auth_method: str
+
+
+def validate_metadata(document: object, config: OIDCConfig) -> Metadata:
     """The discovery fields we use, checked: the issuer must be ours exactly (Discovery §4.3)."""
     if not isinstance(document, dict):
         raise UpstreamUnavailable(BAD_RESPONSE, "discovery is not a JSON object")
@@ -244,22 +255,20 @@ def validate_metadata(document: object, config: OIDCConfig) -> dict:
                    else "is missing or not a string")
         if problem:
             raise UpstreamUnavailable(BAD_RESPONSE, f"discovery {name} {problem}")
+    # RFC 8414 §2: when the list is omitted, the default is client_secret_basic
     methods = document.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
     if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
         raise UpstreamUnavailable(BAD_RESPONSE, "discovery token_endpoint_auth_methods_supported "
                                                 "is not a list of strings")
-    token_endpoint_auth_method(document)  # fail at login, not after the user signed in
-    return document
-
-
-def token_endpoint_auth_method(metadata: Mapping) -> str:
-    """``client_secret_basic`` unless the upstream supports only ``client_secret_post``
-    (RFC 8414 §2: the default when the list is omitted is ``client_secret_basic``)."""
-    supported = metadata.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
-    for method in TOKEN_ENDPOINT_AUTH_METHODS:
-        if method in supported:
-            return method
-    raise UpstreamUnavailable(FAILED, f"no usable token endpoint auth method in {supported!r}")
+    # client_secret_basic unless the upstream supports only client_secret_post; none of
+    # ours fails at login, not after the user signed in
+    auth_method = next((method for method in TOKEN_ENDPOINT_AUTH_METHODS if method in methods),
+                       None)
+    if auth_method is None:
+        raise UpstreamUnavailable(FAILED, f"no usable token endpoint auth method in {methods!r}")
+    return Metadata(authorization_endpoint=document["authorization_endpoint"],
+                    token_endpoint=document["token_endpoint"], jwks_uri=document["jwks_uri"],
+                    token_endpoint_auth_method=auth_method)
 
 
 def parse_jwks(document: object) -> list:
