@@ -37,6 +37,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ import defusedxml.ElementTree as SafeET
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from saml2.cache import Cache
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
@@ -388,6 +390,14 @@ def _idp_metadata(config: SAMLConfig) -> str:
 
 # --- the connector -----------------------------------------------------------------------
 
+class _NoIdentities(Cache):
+    """An identity cache that keeps nothing: a Saml2Client stores every subject it parses
+    in its cache, which would grow for as long as the connector lives."""
+
+    def set(self, name_id, entity_id, info, not_on_or_after=0):
+        pass
+
+
 class SAMLServiceProvider:
     """``SAMLConnector`` for one IdP. Keeps no request state: the server stores ``saved``
     under the RelayState it chose and records assertion ids through ``seen``."""
@@ -395,10 +405,22 @@ class SAMLServiceProvider:
     def __init__(self, config: SAMLConfig, sp_entity_id: str):
         self.config = config
         self.sp_entity_id = printable("sp_entity_id", sp_entity_id, MAX_ENTITY_ID_LENGTH)
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, bool], Saml2Client] = {}
 
     def _client(self, acs_url: str, allow_unsolicited: bool = False) -> Saml2Client:
-        # built per call: a Saml2Client caches identities in memory, and we keep no state
-        return Saml2Client(_sp_config(self.sp_entity_id, acs_url, self.config, allow_unsolicited))
+        """pysaml2's client facing the IdP, built (xmlsec1 found, metadata parsed) once per
+        ACS URL and per whether an unsolicited Response is allowed. It remembers no
+        identity (``_NoIdentities``), so sharing it keeps no request state."""
+        key = (acs_url, allow_unsolicited)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = Saml2Client(_sp_config(self.sp_entity_id, acs_url, self.config,
+                                                allow_unsolicited),
+                                     identity_cache=_NoIdentities())
+                self._clients[key] = client
+            return client
 
     def login(self, acs_url: str, relay_state: str) -> LoginStart:
         """The HTTP-Redirect URL of an AuthnRequest to ``sso_url``; ``saved`` holds its id,

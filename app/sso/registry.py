@@ -10,7 +10,7 @@ by every worker, on every host, at its next sign-in. What a worker may hold that
 than the upstream is the connector's own cache: the upstream's discovery for up to an hour
 and its JWKS for up to 15 minutes (an unknown ``kid`` refetches it, at most every 30 s),
 so an upstream's key rotation is picked up at once, an endpoint move within the hour.
-The SAML connector keeps nothing; building it is cheap.
+The SAML connector keeps pysaml2's client set up for its IdP, and no request state.
 """
 
 from __future__ import annotations

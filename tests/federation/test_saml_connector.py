@@ -406,7 +406,28 @@ def test_a_missing_subject_attribute_is_refused(idp):
 
 
 def test_xmlsec1_missing_is_a_connector_error(flow, monkeypatch, tmp_path):
+    # a connector looks xmlsec1 up when it first builds pysaml2's client: one built while
+    # it is missing refuses the Response, and the login
     xml = flow.respond()
     monkeypatch.setenv("PATH", str(tmp_path))
+    flow.sp = SAMLServiceProvider(flow.sp.config, SP_ENTITY_ID)
     flow.refused(xml, saml.UNAVAILABLE, "xmlsec1 is not installed")
+    with pytest.raises(ConnectorError) as caught:
+        flow.sp.login(ACS_URL, RELAY_STATE)
+    assert caught.value.message == saml.UNAVAILABLE
+
+
+def test_pysaml2_is_set_up_once_per_connector_and_remembers_no_one(idp, monkeypatch):
+    lookups = []
+    monkeypatch.setattr(saml, "xmlsec_binary", lambda: lookups.append(1) or "/usr/bin/xmlsec1")
+    flow = start_flow(idp, allow_idp_initiated=True, relay_state_allowlist=[RELAY_STATE])
+    for _ in range(2):
+        started = flow.sp.login(ACS_URL, RELAY_STATE)
+        request = idp.read_request(started.redirect_url)
+        assert flow.post(flow.respond(in_response_to=request.id), saved=started.saved) == ADA
+    assert len(lookups) == 1  # one client for solicited Responses
+    assert flow.post(flow.respond(in_response_to=None), saved=None) == ADA
+    assert len(lookups) == 2  # and one for unsolicited ones
+    for allow_unsolicited in (False, True):
+        assert flow.sp._client(ACS_URL, allow_unsolicited).users.subjects() == []
 
