@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import math
 import re
 import secrets
@@ -59,12 +58,6 @@ from federation.connector import (ConnectorError, Identity, LoginStart, SeenAsse
 from federation.config import url_problem
 from federation.grants import (MAPPING_FIELDS, InvalidConfig, TenantMapping, known_fields,
                                printable)
-
-# pysaml2 logs whole SAML documents (personal data, attacker-supplied markup) when a check
-# fails; our own reasons are logged by the server instead.
-_pysaml2_log = logging.getLogger("saml2")
-_pysaml2_log.addHandler(logging.NullHandler())
-_pysaml2_log.propagate = False
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"

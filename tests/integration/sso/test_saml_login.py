@@ -239,3 +239,14 @@ def test_without_xmlsec1_saml_answers_503_and_the_rest_works(
     login_page = browser.get(rp.authorize(idp_hint="saml").headers["Location"])
     assert login_page.status_code == 200 and "single sign-on" not in login_page.get_data(True)
     assert browser.get("/healthz").status_code == 200
+
+
+def test_pysaml2_logs_go_nowhere_once_the_app_configured_logging(sso_app):
+    # pysaml2 logs whole documents when a check fails; the app logs its own reasons
+    records = _Records()
+    logging.getLogger().addHandler(records)
+    try:
+        logging.getLogger("saml2.client_base").error("<samlp:Response>personal data")
+    finally:
+        logging.getLogger().removeHandler(records)
+    assert records.records == []
