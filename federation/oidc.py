@@ -91,6 +91,11 @@ class OIDCConnector:
         if not (isinstance(nonce, str) and nonce and isinstance(code_verifier, str)):
             raise ConnectorError(NOT_VERIFIED, "saved login state lacks nonce or code_verifier")
         metadata = self.metadata()
+        # RFC 9207 §2.4: an upstream that promises iss must send it (a mix-up attack
+        # would bring another upstream's response without it)
+        if metadata.iss_parameter_supported and "iss" not in params:
+            raise ConnectorError(NOT_VERIFIED, "authorization response without iss, which "
+                                               "the upstream's discovery promises")
         token = self._exchange(metadata, callback_url, code, code_verifier)
         claims = self._verify_id_token(token["id_token"], nonce, token.get("access_token"))
         return identity_from_claims(claims)
@@ -239,6 +244,8 @@ class Metadata:
     jwks_uri: str
     # how we authenticate at the token endpoint, chosen once from what the upstream supports
     token_endpoint_auth_method: str
+    # RFC 9207 §3: the upstream names itself (iss) in every authorization response
+    iss_parameter_supported: bool = False
 
 
 def validate_metadata(document: object, config: OIDCConfig) -> Metadata:
@@ -268,7 +275,9 @@ def validate_metadata(document: object, config: OIDCConfig) -> Metadata:
         raise UpstreamUnavailable(FAILED, f"no usable token endpoint auth method in {methods!r}")
     return Metadata(authorization_endpoint=document["authorization_endpoint"],
                     token_endpoint=document["token_endpoint"], jwks_uri=document["jwks_uri"],
-                    token_endpoint_auth_method=auth_method)
+                    token_endpoint_auth_method=auth_method,
+                    iss_parameter_supported=document.get(
+                        "authorization_response_iss_parameter_supported") is True)
 
 
 def parse_jwks(document: object) -> list:

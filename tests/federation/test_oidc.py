@@ -210,6 +210,15 @@ def test_authorization_response_from_another_issuer(okta_connector, upstream):
     assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]
 
 
+def test_iss_is_required_when_the_upstream_promises_it(okta_connector, upstream):
+    upstream.set(discovery={"authorization_response_iss_parameter_supported": True})
+    error = refused_sign_in(okta_connector)
+    assert error.message == NOT_VERIFIED and "without iss" in error.reason
+    assert "token" not in upstream.status()["counts"]  # refused before the code exchange
+    upstream.set(authorize_params={"iss": upstream.url})
+    assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]
+
+
 def test_code_cannot_be_replayed(okta_connector):
     params, saved = authorize(okta_connector)
     okta_connector.handle_callback(CALLBACK, params, saved)
