@@ -10,7 +10,8 @@ Fields of a connection:
   ``client_secret``, optional ``issuer`` (a custom authorization server,
   ``https://{domain}/oauth2/{id}``; default ``https://{domain}``).
 - Azure AD: ``tenant_id`` (a GUID), ``client_id``, ``client_secret``; the issuer is
-  ``{AZURE_AUTHORITY_HOST}/{tenant_id}/v2.0``.
+  ``{AZURE_AUTHORITY_HOST}/{tenant_id}/v2.0``. A user is their ``oid`` (object id), not
+  their ``sub``, which differs for every app registration.
 - Both: optional ``default_tenants``, a list of tenant grants every user of the connection
   gets, and ``group_mappings``, an object from upstream group name (Okta) or object id
   (Azure AD) to a list of tenant grants. A tenant grant is ``{"id": tenant, "role": role}``,
@@ -40,6 +41,10 @@ DEFAULT_AZURE_AUTHORITY_HOST = "https://login.microsoftonline.com"
 OKTA_SCOPES = ("openid", "email", "profile", "groups")
 # Azure AD has no "groups" scope: groups come from the app registration's group claims.
 AZURE_SCOPES = ("openid", "email", "profile")
+# Azure AD's sub is pairwise per app registration: a new client_id would make every user
+# someone new. oid, the user's object id, is the same for every app of the directory (it
+# comes with the "profile" scope) and is required.
+AZURE_SUBJECT_CLAIM = "oid"
 
 MAX_CREDENTIAL_LENGTH = 512
 
@@ -62,6 +67,8 @@ class OIDCConfig:
     # whether the upstream's endpoints may be http:// on loopback (IDP_ALLOW_HTTP_UPSTREAMS)
     allow_http: bool = False
     tenants: TenantMapping = field(default_factory=TenantMapping)
+    # the ID token claim that is the Identity's subject (see AZURE_SUBJECT_CLAIM)
+    subject_claim: str = "sub"
 
     def to_dict(self) -> dict:
         """The stored (and listed) form: the fields its builder reads back, without the
@@ -138,7 +145,8 @@ def azure_config(raw: object, settings: Mapping) -> OIDCConfig:
         raise InvalidConfig("AZURE_AUTHORITY_HOST", problem)
     tenant_id = tenant_id.lower()
     issuer = f"{authority}/{tenant_id}/v2.0"
-    return _build("azure", tenant_id, fields, issuer, AZURE_SCOPES, allow_http)
+    return _build("azure", tenant_id, fields, issuer, AZURE_SCOPES, allow_http,
+                  subject_claim=AZURE_SUBJECT_CLAIM)
 
 
 # provider type -> how its configuration is validated and built
@@ -148,7 +156,7 @@ CONFIG_BUILDERS: dict[str, Callable[[object, Mapping], OIDCConfig]] = {
 }
 
 def _build(provider: str, upstream: str, fields: dict, issuer: str, scopes: tuple[str, ...],
-           allow_http: bool) -> OIDCConfig:
+           allow_http: bool, subject_claim: str = "sub") -> OIDCConfig:
     return OIDCConfig(
         provider=provider,
         upstream=upstream,
@@ -158,6 +166,7 @@ def _build(provider: str, upstream: str, fields: dict, issuer: str, scopes: tupl
         scopes=scopes,
         allow_http=allow_http,
         tenants=TenantMapping.parse(fields.get("default_tenants"), fields.get("group_mappings")),
+        subject_claim=subject_claim,
     )
 
 

@@ -98,7 +98,7 @@ class OIDCConnector:
                                                "the upstream's discovery promises")
         token = self._exchange(metadata, callback_url, code, code_verifier)
         claims = self._verify_id_token(token["id_token"], nonce, token.get("access_token"))
-        return identity_from_claims(claims)
+        return identity_from_claims(claims, self.config.subject_claim)
 
     # -- the authorization response (RFC 6749 §4.1.2) ----------------------------------
 
@@ -306,17 +306,18 @@ def find_key(keys: list, kid: str | None, alg: str):
     return next((key for key in fits if key.kid == kid), None)
 
 
-def identity_from_claims(claims: Mapping) -> Identity:
-    """Standard claims (OIDC Core §5.1) to an ``Identity``. ``sub`` is at most 255 ASCII
-    characters (§2): another is refused; an optional claim that is not a printable string
+def identity_from_claims(claims: Mapping, subject_claim: str = "sub") -> Identity:
+    """Standard claims (OIDC Core §5.1) to an ``Identity`` whose subject is ``subject_claim``
+    (``sub``; Azure AD's ``oid``). The subject is at most 255 ASCII characters (§2 for
+    ``sub``): another, or none, is refused; an optional claim that is not a printable string
     of a sane length is dropped. A missing ``email_verified`` (usual with Azure AD) means
     not verified."""
     groups = claims.get("groups", [])
     if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
         raise ConnectorError(NOT_VERIFIED, "groups claim is not a list of strings")
     return Identity(
-        subject=checked_subject(claims.get("sub"), MAX_SUBJECT_LENGTH, NOT_VERIFIED,
-                                name="sub claim", ascii_only=True),
+        subject=checked_subject(claims.get(subject_claim), MAX_SUBJECT_LENGTH, NOT_VERIFIED,
+                                name=f"{subject_claim} claim", ascii_only=True),
         email=optional_text(claims.get("email")),
         email_verified=claims.get("email_verified") is True,
         name=optional_text(claims.get("name")),

@@ -77,10 +77,32 @@ def test_azure_sign_in_with_the_tenant_issuer(azure_connector, upstream):
     assert azure_connector.config.issuer == f"{upstream.url}/{AZURE_TENANT}/v2.0"
     identity = sign_in(azure_connector)
     assert identity == Identity(
-        subject=AZURE_USER["sub"], email="grace@contoso.example",
+        subject=AZURE_USER["oid"], email="grace@contoso.example",
         email_verified=False,  # Azure AD sends no email_verified: never assume it
         name="Grace Hopper", username="grace@contoso.onmicrosoft.example",
         groups=tuple(AZURE_USER["groups"]))
+
+
+def test_an_azure_user_is_their_object_id_whatever_the_app_registration(azure_connector,
+                                                                          upstream):
+    # Azure AD's sub is pairwise per app registration: another client_id, another sub
+    upstream.set(user=AZURE_USER)
+    first = sign_in(azure_connector)
+    upstream.set(user={**AZURE_USER, "sub": "BBBBBBBBBBBBBBBBBBBBBOtherAppRegistration"})
+    assert sign_in(azure_connector).subject == first.subject == AZURE_USER["oid"]
+
+
+@pytest.mark.parametrize("oid, reason", [(None, "oid claim is missing"),
+                                         ("o" * 256, "oid claim is longer than 255")])
+def test_azure_requires_the_object_id(azure_connector, upstream, oid, reason):
+    upstream.set(user={**AZURE_USER, "oid": oid})
+    error = refused_sign_in(azure_connector)
+    assert error.message == NOT_VERIFIED and reason in error.reason
+
+
+def test_okta_users_are_their_sub(okta_connector, upstream):
+    upstream.set(user={**DEFAULT_USER, "oid": "00000000-0000-0000-66f3-3332eca7ea81"})
+    assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]
 
 
 def test_groups_map_to_tenant_roles(upstream, settings):

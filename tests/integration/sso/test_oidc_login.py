@@ -19,6 +19,8 @@ from tests.integration.sso.conftest import (ISSUER, created, federated_users,
 from tests.oidc import query_of
 from tests.sso import OKTA_DOMAIN, azure_body, okta_body
 
+AZURE_OID = "00000000-0000-0000-66f3-3332eca7ea81"
+
 
 def tokens(rp, callback) -> dict:
     response = rp.exchange(rp.callback(callback)["code"])
@@ -70,6 +72,7 @@ def test_okta_first_login_creates_a_user_and_the_second_reaches_it_with_a_fresh_
 def test_azure_ad_issuer_shape_and_the_seed_code_exchange(sso_app, browser, rp, upstream,
                                                           configure, make_tenant):
     beta = make_tenant("beta")
+    upstream.set(user={**DEFAULT_USER, "oid": AZURE_OID})
     shown = configure("azure", azure_body(default_tenants=[{"id": beta, "role": "editor"}]))
     assert shown["issuer"] == f"{upstream.url}/{AZURE_TENANT}/v2.0"
     assert shown["redirect_uri"] == f"{ISSUER}/api/v1/auth/sso/azure/callback"
@@ -87,7 +90,22 @@ def test_azure_ad_issuer_shape_and_the_seed_code_exchange(sso_app, browser, rp, 
     assert body["user"]["tenants"] == [{"id": beta, "role": "editor"}]
     me = browser.get("/api/v1/auth/me", headers=bearer(body["token"]))
     assert me.status_code == 200 and me.get_json()["id"] == body["user"]["id"]
-    assert federated_users(sso_app)[0]["upstream"] == AZURE_TENANT
+    [user] = federated_users(sso_app)
+    assert (user["upstream"], user["subject"]) == (AZURE_TENANT, AZURE_OID)
+
+
+def test_an_azure_user_is_reached_by_their_oid_when_the_sub_changes(sso_app, browser, rp,
+                                                                     upstream, configure):
+    upstream.set(user={**DEFAULT_USER, "oid": AZURE_OID})
+    configure("azure", azure_body())
+    tokens(rp, sso_sign_in(browser, rp, upstream, "azure"))
+    # the app registered again: Azure AD's pairwise sub changes, the object id does not
+    upstream.set(user={**DEFAULT_USER, "oid": AZURE_OID, "sub": "another-pairwise-sub"})
+    other = sso_app.test_client()
+    rp.http = other
+    tokens(rp, sso_sign_in(other, rp, upstream, "azure"))
+    [user] = federated_users(sso_app)
+    assert user["subject"] == AZURE_OID and created(sso_app) == (2, 1)
 
 
 def test_group_mappings_decide_the_memberships_at_every_login(sso_app, browser, rp, upstream,
