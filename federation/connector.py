@@ -83,9 +83,15 @@ def group_names(values: Iterable[object]) -> tuple[str, ...]:
 
 
 class CallbackConnector(Protocol):
-    """Redirect-based upstreams (OpenID Connect)."""
+    """Redirect-based upstreams (OpenID Connect).
 
-    def login(self, callback_url: str, state: str) -> LoginStart: ...
+    ``force_authn``: the user must authenticate at the upstream again, even with a session
+    there (a relying party's ``prompt=login``); ``max_age``: their authentication there may
+    be at most that many seconds old (OIDC Core §3.1.2.1).
+    """
+
+    def login(self, callback_url: str, state: str, *, force_authn: bool = False,
+              max_age: int | None = None) -> LoginStart: ...
 
     def handle_callback(self, callback_url: str, params: Mapping[str, str],
                         saved: Mapping) -> Identity: ...
@@ -105,9 +111,14 @@ class SAMLConnector(Protocol):
     unsolicited Responses. ``seen`` is the server's replay cache: the connector calls it
     once, last, for an assertion that passed every other check, and refuses the Response
     when it answers True.
+
+    ``force_authn`` and ``max_age`` ask for a fresh authentication as for a
+    ``CallbackConnector``; SAML can only ask for one of no age (``ForceAuthn``), which any
+    ``max_age`` asks for too.
     """
 
-    def login(self, acs_url: str, relay_state: str) -> LoginStart: ...
+    def login(self, acs_url: str, relay_state: str, *, force_authn: bool = False,
+              max_age: int | None = None) -> LoginStart: ...
 
     def handle_post(self, acs_url: str, saml_response: str, saved: Mapping | None, *,
                     seen: SeenAssertion, relay_state: str | None = None) -> Identity: ...

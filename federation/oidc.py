@@ -62,21 +62,29 @@ class OIDCConnector:
 
     # -- the connector contract ---------------------------------------------------------
 
-    def login(self, callback_url: str, state: str) -> LoginStart:
+    def login(self, callback_url: str, state: str, *, force_authn: bool = False,
+              max_age: int | None = None) -> LoginStart:
         """The upstream authorization URL (OIDC Core §3.1.2.1) and what to keep until the callback.
 
         ``state`` is the server's own unguessable value; ``callback_url`` must be the one
-        registered upstream, and the same one given to ``handle_callback``.
+        registered upstream, and the same one given to ``handle_callback``. ``force_authn``
+        sends ``prompt=login`` and ``max_age`` sends ``max_age``, so that the upstream's own
+        session does not stand in for the fresh sign-in a relying party asked us for.
         """
         if not state:
             raise ValueError("login needs the state the server will look the login up by")
         metadata = self.metadata()
         nonce = secrets.token_urlsafe(32)
         code_verifier = secrets.token_urlsafe(48)  # 64 characters, RFC 7636 §4.1
+        fresh = {}
+        if force_authn:
+            fresh["prompt"] = "login"
+        if max_age is not None:
+            fresh["max_age"] = str(max_age)
         with self._client(callback_url) as client:
             url, _ = client.create_authorization_url(
                 metadata.authorization_endpoint, state=state, code_verifier=code_verifier,
-                nonce=nonce)
+                nonce=nonce, **fresh)
         return LoginStart(url, {"nonce": nonce, "code_verifier": code_verifier})
 
     def handle_callback(self, callback_url: str, params: Mapping[str, str],

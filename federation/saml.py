@@ -415,17 +415,21 @@ class SAMLServiceProvider:
                 self._clients[key] = client
             return client
 
-    def login(self, acs_url: str, relay_state: str) -> LoginStart:
+    def login(self, acs_url: str, relay_state: str, *, force_authn: bool = False,
+              max_age: int | None = None) -> LoginStart:
         """The HTTP-Redirect URL of an AuthnRequest to ``sso_url``; ``saved`` holds its id,
-        which the server keeps (single use) under ``relay_state``."""
+        which the server keeps (single use) under ``relay_state``. With ``force_authn`` or
+        any ``max_age`` the request says ``ForceAuthn="true"`` (saml-core §3.4.1): the IdP
+        must authenticate the user again rather than rely on its session."""
         if not _is_relay_state(relay_state):
             raise ConnectorError(UNAVAILABLE, f"RelayState must be 1 to {MAX_RELAY_STATE_BYTES} printable bytes")
         request_id = "id-" + secrets.token_hex(20)  # 160 bits; an NCName
         try:
             client = self._client(acs_url)
+            fresh = {"force_authn": "true"} if force_authn or max_age is not None else {}
             _, info = client.prepare_for_authenticate(
                 entityid=self.config.entity_id, relay_state=relay_state,
-                binding=BINDING_HTTP_REDIRECT, message_id=request_id)
+                binding=BINDING_HTTP_REDIRECT, message_id=request_id, **fresh)
             location = dict(info["headers"])["Location"]
         except XmlsecMissing:
             raise ConnectorError(UNAVAILABLE, "xmlsec1 is not installed") from None

@@ -98,6 +98,14 @@ class NotConfigured(NotFound):
     message = "Sign-in through this identity provider is not configured."
 
 
+def _freshness(params: dict[str, list[str]]) -> tuple[bool, int | None]:
+    """Whether the waiting request has ``prompt=login``, and its ``max_age`` (the
+    authorization endpoint has validated both)."""
+    prompts = " ".join(params.get("prompt", [])).split()
+    max_age = next(iter(params.get("max_age", [])), "")
+    return "login" in prompts, int(max_age) if max_age.isascii() and max_age.isdigit() else None
+
+
 @dataclass(frozen=True)
 class PendingLogin:
     """What the store keeps under a state until the upstream sends the browser back."""
@@ -130,12 +138,17 @@ class SsoLogins:
 
     # -- 1. to the upstream --------------------------------------------------------------
     def start(self, provider: str, interaction: Interaction) -> str:
-        """Where to send the browser to sign in for ``interaction`` at ``provider``."""
+        """Where to send the browser to sign in for ``interaction`` at ``provider``.
+
+        A relying party's ``prompt=login`` or ``max_age`` (OIDC Core §3.1.2.1) goes upstream
+        too: the upstream's own session must not stand in for the fresh sign-in it asked
+        for, which the ID token's ``auth_time`` would then claim."""
         with self._audited(provider):
             connection = self._connection(provider)
             state = secrets.token_urlsafe(32)
-            started = self._call(lambda: connection.connector.login(self._return_url(provider),
-                                                                    state))
+            force_authn, max_age = _freshness(interaction.params)
+            started = self._call(lambda: connection.connector.login(
+                self._return_url(provider), state, force_authn=force_authn, max_age=max_age))
             pending = PendingLogin(provider=provider, interaction=interaction.id,
                                    session=interaction.session, saved=dict(started.saved),
                                    expires_at=self.clock() + STATE_TTL)

@@ -12,6 +12,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from federation.connector import ConnectorError, Identity, UpstreamUnavailable
@@ -142,6 +143,22 @@ def test_login_url_carries_state_nonce_and_pkce(okta_connector, azure_connector,
 
     azure_query = parse_qs(urlsplit(azure_connector.login(CALLBACK, "s").redirect_url).query)
     assert azure_query["scope"] == ["openid email profile"]
+
+
+def test_login_asks_the_upstream_for_a_fresh_sign_in_when_told(okta_connector, upstream):
+    def query(**fresh) -> dict:
+        url = okta_connector.login(CALLBACK, "s", **fresh).redirect_url
+        return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+
+    assert "prompt" not in query() and "max_age" not in query()
+    assert query(force_authn=True)["prompt"] == "login"
+    assert query(max_age=300)["max_age"] == "300" and "prompt" not in query(max_age=300)
+    both = query(force_authn=True, max_age=0)
+    assert (both["prompt"], both["max_age"]) == ("login", "0")
+    # and the upstream receives them
+    started = okta_connector.login(CALLBACK, "s", force_authn=True, max_age=60)
+    assert requests.get(started.redirect_url, allow_redirects=False, timeout=5).status_code == 302
+    assert upstream.status()["last_authorize"] == {"prompt": "login", "max_age": "60"}
 
 
 def test_client_secret_post_when_that_is_all_the_upstream_supports(okta_connector, upstream):

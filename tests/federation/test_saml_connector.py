@@ -52,6 +52,15 @@ def test_login_sends_an_authn_request_by_http_redirect(idp):
     assert sp.login(ACS_URL, RELAY_STATE).saved != started.saved
 
 
+@pytest.mark.parametrize("fresh, force_authn", [
+    ({}, False), ({"force_authn": True}, True), ({"max_age": 0}, True), ({"max_age": 3600}, True),
+])
+def test_login_asks_for_a_fresh_authentication_when_told(idp, fresh, force_authn):
+    sp = SAMLServiceProvider(SAMLConfig.from_dict(idp_config(idp)), SP_ENTITY_ID)
+    request = idp.read_request(sp.login(ACS_URL, RELAY_STATE, **fresh).redirect_url)
+    assert request.force_authn is force_authn
+
+
 @pytest.mark.parametrize("relay_state", ["", "x" * 81, "line\nbreak"])
 def test_login_refuses_a_relay_state_saml_cannot_carry(idp, relay_state):
     sp = SAMLServiceProvider(SAMLConfig.from_dict(idp_config(idp)), SP_ENTITY_ID)

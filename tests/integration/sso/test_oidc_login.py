@@ -166,6 +166,21 @@ def test_idp_hint_on_the_authorization_endpoint_goes_upstream(sso_app, browser, 
     assert lands_on_relying_party(rp.authorize(idp_hint="okta"))
 
 
+def test_prompt_login_and_max_age_go_upstream(sso_app, browser, rp, upstream, configure):
+    configure("okta", okta_body(upstream))
+    tokens(rp, browser.get(via_upstream(browser, rp.authorize(idp_hint="okta"), upstream)))
+    assert upstream.status()["last_authorize"] == {"prompt": None, "max_age": None}
+    # signed in here and at the upstream: a relying party asking for a fresh sign-in must
+    # not get one the upstream's session answers silently
+    back = via_upstream(browser, rp.authorize(idp_hint="okta", prompt="login"), upstream)
+    assert upstream.status()["last_authorize"] == {"prompt": "login", "max_age": None}
+    assert tokens(rp, browser.get(back))["access_token"]
+    other = sso_app.test_client()
+    rp.http = other
+    via_upstream(other, rp.authorize(idp_hint="okta", max_age="600"), upstream)
+    assert upstream.status()["last_authorize"] == {"prompt": None, "max_age": "600"}
+
+
 @pytest.mark.parametrize("hint", ["azure", "saml", "github", ""])
 def test_a_hint_at_a_provider_that_is_not_configured_shows_the_login_page(browser, rp, upstream,
                                                                           configure, hint):

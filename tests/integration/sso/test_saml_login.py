@@ -81,6 +81,13 @@ def test_the_login_page_offers_saml_and_idp_hint_goes_there(browser, rp, saml_id
         "https://idp.example.test/saml/sso?SAMLRequest=")
 
 
+def test_prompt_login_or_max_age_asks_the_idp_for_a_fresh_authentication(browser, rp, saml_idp,
+                                                                         saml):
+    assert start_saml(browser, rp, saml_idp).request.force_authn is False
+    assert start_saml(browser, rp, saml_idp, prompt="login").request.force_authn is True
+    assert start_saml(browser, rp, saml_idp, max_age="300").request.force_authn is True
+
+
 def test_sp_metadata(browser):
     response = browser.get("/api/v1/auth/sso/saml/metadata")
     assert response.status_code == 200
