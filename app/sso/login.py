@@ -71,26 +71,26 @@ class OtherBrowser(SignInExpired):
                "and sign in again from this one.")
 
 
-class UpstreamRefused(IdpError):
-    """The connector refused the login (``ConnectorError``); its message is safe to show,
-    ``detail`` (the connector's reason) goes to the audit log."""
+class _ConnectorFailure:
+    """A ``ConnectorError`` as the app answers it: its message is safe to show, ``detail``
+    (the connector's reason) goes to the audit log."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail
+
+
+class UpstreamRefused(_ConnectorFailure, IdpError):
+    """The connector refused the login."""
     status = 401
     code = "UNAUTHORIZED"
     oauth_error = "access_denied"
     reason = "rejected"
 
-    def __init__(self, message: str, detail: str | None = None):
-        super().__init__(message)
-        self.detail = detail
 
-
-class UpstreamDown(Unavailable):
+class UpstreamDown(_ConnectorFailure, Unavailable):
     """The upstream is unreachable or answered something that is not the protocol."""
     reason = "unavailable"
-
-    def __init__(self, message: str, detail: str | None = None):
-        super().__init__(message)
-        self.detail = detail
 
 
 class NotConfigured(NotFound):
