@@ -44,6 +44,12 @@ def configure_logging(level: str) -> None:
         root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
+    # pysaml2 logs whole SAML documents (personal data, attacker-supplied markup) when a
+    # check fails; the SSO code logs its own reasons instead
+    pysaml2 = logging.getLogger("saml2")
+    if not any(isinstance(h, logging.NullHandler) for h in pysaml2.handlers):
+        pysaml2.addHandler(logging.NullHandler())
+    pysaml2.propagate = False
 
 
 def init_request_logging(app: Flask) -> None:

@@ -78,8 +78,6 @@ class Services:
     userinfo: UserInfo
     connectors: ConnectorRegistry
     sso: SsoLogins
-    # why SAML sign-in cannot work in this process (xmlsec1 missing), or None
-    saml_unavailable: str | None
 
 
 def build_services(config: dict, kek: bytes, instance_path: str) -> Services:
@@ -139,10 +137,9 @@ def build_services(config: dict, kek: bytes, instance_path: str) -> Services:
                                         secrets=secret_hasher)
     sessions = SessionStore(store, secret_hasher, ttl=int(config["SESSION_TTL"]))
     consents = SqlConsentDirectory()
-    saml_unavailable = saml_availability()
     connectors = ConnectorRegistry(SqlConnections(), config, sealer,
                                    sp_entity_id=sp_entity_id(str(config["ISSUER"])),
-                                   saml_unavailable=saml_unavailable)
+                                   saml_unavailable=saml_availability())
     flow = AuthorizationFlow(authorization, sessions, consents, tokens, store,
                              upstreams=connectors.available)
     sso = SsoLogins(connectors, FederatedAccounts(accounts, revocations, audit), flow, sessions,
@@ -153,5 +150,4 @@ def build_services(config: dict, kek: bytes, instance_path: str) -> Services:
         audit=audit, api_keys=api_keys, revocations=revocations, throttle=throttle, tokens=tokens,
         validator=validator, authorization=authorization, sessions=sessions, consents=consents,
         flow=flow, userinfo=UserInfo(validator, accounts), connectors=connectors, sso=sso,
-        saml_unavailable=saml_unavailable,
     )

@@ -24,8 +24,12 @@ from .pagination import Page, paginate
 from .repositories import account_from
 from .tenants import require_tenants
 
-_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,149}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+MAX_USERNAME = 150
+# what a user name is made of (it starts with a letter or a digit), as a regex class
+USERNAME_CHARACTERS = "a-z0-9._@+-"
+_USERNAME = re.compile(rf"^[a-z0-9][{USERNAME_CHARACTERS}]{{0,{MAX_USERNAME - 1}}}$")
+# no control characters (PostgreSQL refuses a NUL; none belongs in an address)
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}$")
 MIN_PASSWORD_LENGTH = 8
 PATCHABLE = ("roles", "tenants", "disabled", "password", "email")
 
@@ -33,7 +37,8 @@ PATCHABLE = ("roles", "tenants", "disabled", "password", "email")
 def validate_username(username: str) -> str:
     username = normalise_username(username)
     if not _USERNAME.fullmatch(username):
-        raise InvalidRequest("'username' may hold letters, digits and . _ @ + - (at most 150)")
+        raise InvalidRequest("'username' may hold letters, digits and . _ @ + - "
+                             f"(at most {MAX_USERNAME})")
     return username
 
 

@@ -10,7 +10,8 @@ Fields of a connection:
   ``client_secret``, optional ``issuer`` (a custom authorization server,
   ``https://{domain}/oauth2/{id}``; default ``https://{domain}``).
 - Azure AD: ``tenant_id`` (a GUID), ``client_id``, ``client_secret``; the issuer is
-  ``{AZURE_AUTHORITY_HOST}/{tenant_id}/v2.0``.
+  ``{AZURE_AUTHORITY_HOST}/{tenant_id}/v2.0``. A user is their ``oid`` (object id), not
+  their ``sub``, which differs for every app registration.
 - Both: optional ``default_tenants``, a list of tenant grants every user of the connection
   gets, and ``group_mappings``, an object from upstream group name (Okta) or object id
   (Azure AD) to a list of tenant grants. A tenant grant is ``{"id": tenant, "role": role}``,
@@ -26,10 +27,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
-from federation.grants import InvalidConfig, TenantGrant, TenantMapping
+from federation.grants import (MAPPING_FIELDS, InvalidConfig, TenantGrant, TenantMapping,
+                               known_fields, printable)
 
 __all__ = ["CONFIG_BUILDERS", "InvalidConfig", "OIDCConfig", "TenantGrant", "azure_config",
            "is_loopback", "okta_config", "url_problem"]
@@ -39,6 +41,10 @@ DEFAULT_AZURE_AUTHORITY_HOST = "https://login.microsoftonline.com"
 OKTA_SCOPES = ("openid", "email", "profile", "groups")
 # Azure AD has no "groups" scope: groups come from the app registration's group claims.
 AZURE_SCOPES = ("openid", "email", "profile")
+# Azure AD's sub is pairwise per app registration: a new client_id would make every user
+# someone new. oid, the user's object id, is the same for every app of the directory (it
+# comes with the "profile" scope) and is required.
+AZURE_SUBJECT_CLAIM = "oid"
 
 MAX_CREDENTIAL_LENGTH = 512
 
@@ -52,6 +58,8 @@ class OIDCConfig:
     """One upstream OpenID Connect provider, as the connector uses it."""
 
     provider: str
+    # what its subjects are unique within: the Okta domain, the Azure AD tenant id
+    upstream: str
     issuer: str
     client_id: str
     client_secret: str = field(repr=False)
@@ -59,22 +67,26 @@ class OIDCConfig:
     # whether the upstream's endpoints may be http:// on loopback (IDP_ALLOW_HTTP_UPSTREAMS)
     allow_http: bool = False
     tenants: TenantMapping = field(default_factory=TenantMapping)
+    # the ID token claim that is the Identity's subject (see AZURE_SUBJECT_CLAIM)
+    subject_claim: str = "sub"
 
-    @property
-    def default_tenants(self) -> tuple[TenantGrant, ...]:
-        return self.tenants.default_tenants
+    def to_dict(self) -> dict:
+        """The stored (and listed) form: the fields its builder reads back, without the
+        client secret (which is stored sealed)."""
+        if self.provider == "okta":
+            fields = {"domain": self.upstream}
+            if self.issuer != f"https://{self.upstream}":
+                fields["issuer"] = self.issuer
+        else:
+            fields = {"tenant_id": self.upstream}
+        return {**fields, "client_id": self.client_id, **self.tenants.to_dict()}
 
-    @property
-    def group_mappings(self) -> Mapping[str, tuple[TenantGrant, ...]]:
-        return self.tenants.group_mappings
 
-    def tenant_roles(self, groups: Iterable[str]) -> dict[str, str]:
-        """Tenant id -> role for a user in ``groups``: defaults plus mapped groups."""
-        return self.tenants.tenant_roles(groups)
-
-
-def url_problem(url: str, allow_http: bool) -> str | None:
-    """Why ``url`` cannot name an upstream endpoint, or None when it can."""
+def url_problem(url: str, allow_http: bool, allow_query: bool = False) -> str | None:
+    """Why ``url`` cannot name an upstream endpoint (or a page to send the browser to), or
+    None when it can: absolute, ``https://`` (``http://`` only on a loopback host and only
+    with ``allow_http``), no user name or password, no fragment, and a query only with
+    ``allow_query``."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -82,7 +94,9 @@ def url_problem(url: str, allow_http: bool) -> str | None:
         return "is not a valid URL"
     if "@" in parts.netloc or not parts.hostname:
         return "must be an absolute URL with a host and no user name or password"
-    if parts.query or parts.fragment or "?" in url or "#" in url:
+    if parts.fragment or "#" in url:
+        return "must not have a fragment" if allow_query else "must not have a query or fragment"
+    if not allow_query and (parts.query or "?" in url):
         return "must not have a query or fragment"
     if parts.scheme == "https":
         return None
@@ -104,19 +118,19 @@ def is_loopback(host: str) -> bool:
 
 def okta_config(raw: object, settings: Mapping) -> OIDCConfig:
     """An Okta connection: ``domain``, ``client_id``, ``client_secret``, ``issuer``?"""
-    fields = _fields(raw, required=("domain", "client_id", "client_secret"),
-                     optional=("issuer",))
+    fields = known_fields(raw, ("domain", "client_id", "client_secret"),
+                          ("issuer", *MAPPING_FIELDS))
     allow_http = bool(settings.get("ALLOW_HTTP_UPSTREAMS", False))
     domain = _host_name(fields["domain"])
     issuer = f"https://{domain}"
     if "issuer" in fields:
         issuer = _okta_issuer(fields["issuer"], domain, allow_http)
-    return _build("okta", fields, issuer, OKTA_SCOPES, allow_http)
+    return _build("okta", domain, fields, issuer, OKTA_SCOPES, allow_http)
 
 
 def azure_config(raw: object, settings: Mapping) -> OIDCConfig:
     """An Azure AD (Entra ID) connection: ``tenant_id``, ``client_id``, ``client_secret``."""
-    fields = _fields(raw, required=("tenant_id", "client_id", "client_secret"), optional=())
+    fields = known_fields(raw, ("tenant_id", "client_id", "client_secret"), MAPPING_FIELDS)
     allow_http = bool(settings.get("ALLOW_HTTP_UPSTREAMS", False))
     tenant_id = fields["tenant_id"]
     if not isinstance(tenant_id, str) or not _GUID.fullmatch(tenant_id.lower()):
@@ -129,8 +143,10 @@ def azure_config(raw: object, settings: Mapping) -> OIDCConfig:
         problem = "must be a scheme and host only, such as https://login.microsoftonline.com"
     if problem:
         raise InvalidConfig("AZURE_AUTHORITY_HOST", problem)
-    issuer = f"{authority}/{tenant_id.lower()}/v2.0"
-    return _build("azure", fields, issuer, AZURE_SCOPES, allow_http)
+    tenant_id = tenant_id.lower()
+    issuer = f"{authority}/{tenant_id}/v2.0"
+    return _build("azure", tenant_id, fields, issuer, AZURE_SCOPES, allow_http,
+                  subject_claim=AZURE_SUBJECT_CLAIM)
 
 
 # provider type -> how its configuration is validated and built
@@ -139,44 +155,19 @@ CONFIG_BUILDERS: dict[str, Callable[[object, Mapping], OIDCConfig]] = {
     "azure": azure_config,
 }
 
-_MAPPING_FIELDS = ("default_tenants", "group_mappings")
-
-
-def _fields(raw: object, required: tuple[str, ...], optional: tuple[str, ...]) -> dict:
-    if not isinstance(raw, Mapping):
-        raise InvalidConfig("configuration", "must be a JSON object")
-    known = set(required) | set(optional) | set(_MAPPING_FIELDS)
-    unknown = sorted(str(name) for name in raw if name not in known)
-    if unknown:
-        expected = ", ".join(sorted(known))
-        raise InvalidConfig(unknown[0], f"is not a known field (expected {expected})")
-    for name in required:
-        if raw.get(name) in (None, ""):
-            raise InvalidConfig(name, "is required")
-    return dict(raw)
-
-
-def _build(provider: str, fields: dict, issuer: str, scopes: tuple[str, ...],
-           allow_http: bool) -> OIDCConfig:
+def _build(provider: str, upstream: str, fields: dict, issuer: str, scopes: tuple[str, ...],
+           allow_http: bool, subject_claim: str = "sub") -> OIDCConfig:
     return OIDCConfig(
         provider=provider,
+        upstream=upstream,
         issuer=issuer,
-        client_id=_credential("client_id", fields["client_id"]),
-        client_secret=_credential("client_secret", fields["client_secret"]),
+        client_id=printable("client_id", fields["client_id"], MAX_CREDENTIAL_LENGTH),
+        client_secret=printable("client_secret", fields["client_secret"], MAX_CREDENTIAL_LENGTH),
         scopes=scopes,
         allow_http=allow_http,
         tenants=TenantMapping.parse(fields.get("default_tenants"), fields.get("group_mappings")),
+        subject_claim=subject_claim,
     )
-
-
-def _credential(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidConfig(name, "must be a string")
-    if not 0 < len(value) <= MAX_CREDENTIAL_LENGTH:
-        raise InvalidConfig(name, f"must be 1 to {MAX_CREDENTIAL_LENGTH} characters")
-    if not value.isprintable() or value != value.strip():
-        raise InvalidConfig(name, "must not contain control characters or surrounding spaces")
-    return value
 
 
 def _host_name(value: object) -> str:

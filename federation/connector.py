@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, Protocol
+
+from federation.grants import MAX_GROUP_NAME_LENGTH
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,51 @@ class UpstreamUnavailable(ConnectorError):
     with something that is not the protocol. The server answers 503 rather than 401."""
 
 
-class CallbackConnector(Protocol):
-    """Redirect-based upstreams (OpenID Connect)."""
+# an optional string of an upstream (name, e-mail, user name) longer than this is dropped
+MAX_TEXT_LENGTH = 1024
 
-    def login(self, callback_url: str, state: str) -> LoginStart: ...
+
+def checked_subject(value: object, max_length: int, message: str, *, name: str = "subject",
+                    ascii_only: bool = False) -> str:
+    """``value`` as an ``Identity.subject``: a non-empty string of at most ``max_length``
+    printable characters (ASCII only with ``ascii_only``); else ``ConnectorError(message)``
+    whose reason calls it ``name``. A subject the database could not store fails the login
+    here, where it is audited, and not at the insert."""
+    if not isinstance(value, str) or not value:
+        raise ConnectorError(message, f"{name} is missing, empty or not a string")
+    if len(value) > max_length:
+        raise ConnectorError(message, f"{name} is longer than {max_length} characters")
+    if not value.isprintable() or (ascii_only and not value.isascii()):
+        kinds = "control or non-ASCII" if ascii_only else "control"
+        raise ConnectorError(message, f"{name} has {kinds} characters")
+    return value
+
+
+def optional_text(value: object, max_length: int = MAX_TEXT_LENGTH) -> str | None:
+    """An optional string of the upstream, or None when it is not a non-empty string of
+    at most ``max_length`` printable characters: such a value is dropped, not refused."""
+    if isinstance(value, str) and value and len(value) <= max_length and value.isprintable():
+        return value
+    return None
+
+
+def group_names(values: Iterable[object]) -> tuple[str, ...]:
+    """The groups an ``Identity`` keeps: each once, in order, without those no group mapping
+    could name (not printable, or longer than ``MAX_GROUP_NAME_LENGTH``)."""
+    return tuple(dict.fromkeys(value for value in values
+                               if optional_text(value, MAX_GROUP_NAME_LENGTH)))
+
+
+class CallbackConnector(Protocol):
+    """Redirect-based upstreams (OpenID Connect).
+
+    ``force_authn``: the user must authenticate at the upstream again, even with a session
+    there (a relying party's ``prompt=login``); ``max_age``: their authentication there may
+    be at most that many seconds old (OIDC Core §3.1.2.1).
+    """
+
+    def login(self, callback_url: str, state: str, *, force_authn: bool = False,
+              max_age: int | None = None) -> LoginStart: ...
 
     def handle_callback(self, callback_url: str, params: Mapping[str, str],
                         saved: Mapping) -> Identity: ...
@@ -68,9 +111,14 @@ class SAMLConnector(Protocol):
     unsolicited Responses. ``seen`` is the server's replay cache: the connector calls it
     once, last, for an assertion that passed every other check, and refuses the Response
     when it answers True.
+
+    ``force_authn`` and ``max_age`` ask for a fresh authentication as for a
+    ``CallbackConnector``; SAML can only ask for one of no age (``ForceAuthn``), which any
+    ``max_age`` asks for too.
     """
 
-    def login(self, acs_url: str, relay_state: str) -> LoginStart: ...
+    def login(self, acs_url: str, relay_state: str, *, force_authn: bool = False,
+              max_age: int | None = None) -> LoginStart: ...
 
     def handle_post(self, acs_url: str, saml_response: str, saved: Mapping | None, *,
                     seen: SeenAssertion, relay_state: str | None = None) -> Identity: ...

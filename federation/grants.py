@@ -12,11 +12,13 @@ upstream groups. Both fields use the shape of a user's ``tenants`` (contract §3
 tenant, the strongest role wins. The connector only validates the shape; the server applies
 it (``tenant_roles``) when it brokers an ``Identity`` into a local user, and checks that the
 tenants exist.
+
+What every connection's configuration shares lives here too: ``InvalidConfig``, the check of
+an admin's fields (``known_fields``) and of a configured string (``printable``).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Mapping
@@ -26,8 +28,8 @@ from idp.permissions import TENANT_ROLES
 MAX_GRANTS = 100
 MAX_GROUP_MAPPINGS = 500
 MAX_GROUP_NAME_LENGTH = 256
-# a tenant id as the tenants table holds it (String(64))
-_TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# what the tenants table's id holds (String(64)); the server checks that the tenant exists
+MAX_TENANT_ID_LENGTH = 64
 _GRANT_SHAPE = '{"id": tenant, "role": role}'
 
 
@@ -38,6 +40,35 @@ class InvalidConfig(ValueError):
         super().__init__(f"{field_name} {message}")
         self.field = field_name
         self.message = f"{field_name} {message}"
+
+
+# the fields of every connection's configuration that hold its TenantMapping
+MAPPING_FIELDS = ("default_tenants", "group_mappings")
+
+
+def known_fields(raw: object, required: tuple[str, ...], optional: tuple[str, ...]) -> dict:
+    """An admin's JSON object, checked to name no unknown field and every required one."""
+    if not isinstance(raw, Mapping):
+        raise InvalidConfig("configuration", "must be a JSON object")
+    known = required + optional
+    unknown = sorted(str(name) for name in raw if name not in known)
+    if unknown:
+        raise InvalidConfig(unknown[0], f"is not a known field (expected {', '.join(known)})")
+    for name in required:
+        if raw.get(name) in (None, ""):
+            raise InvalidConfig(name, "is required")
+    return dict(raw)
+
+
+def printable(name: str, value: object, max_length: int) -> str:
+    """A configured string: 1 to ``max_length`` printable characters, no surrounding spaces."""
+    if not isinstance(value, str):
+        raise InvalidConfig(name, "must be a string")
+    if not 0 < len(value) <= max_length:
+        raise InvalidConfig(name, f"must be 1 to {max_length} characters")
+    if not value.isprintable() or value != value.strip():
+        raise InvalidConfig(name, "must not contain control characters or surrounding spaces")
+    return value
 
 
 @dataclass(frozen=True)
@@ -94,9 +125,9 @@ def _grants(name: str, value: object) -> tuple[TenantGrant, ...]:
         if not isinstance(entry, Mapping) or set(entry) != {"id", "role"}:
             raise InvalidConfig(name, f"entries must be {_GRANT_SHAPE}")
         tenant, role = entry["id"], entry["role"]
-        if not isinstance(tenant, str) or not _TENANT_ID.fullmatch(tenant):
-            raise InvalidConfig(name, "has an invalid tenant id (letters, digits, '.', '_', '-'; "
-                                      "at most 64)")
+        if not isinstance(tenant, str) or not 0 < len(tenant) <= MAX_TENANT_ID_LENGTH:
+            raise InvalidConfig(name, "has an invalid tenant id (a string of 1 to "
+                                      f"{MAX_TENANT_ID_LENGTH} characters)")
         if role not in TENANT_ROLES:
             raise InvalidConfig(name, f"role must be one of {', '.join(TENANT_ROLES)}")
         grants.append(TenantGrant(tenant, role))

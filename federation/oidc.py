@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import requests
@@ -23,13 +24,15 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
-from federation.config import CONFIG_BUILDERS, InvalidConfig, OIDCConfig, url_problem
-from federation.connector import ConnectorError, Identity, LoginStart, UpstreamUnavailable
+from federation.config import OIDCConfig, url_problem
+from federation.connector import (ConnectorError, Identity, LoginStart, UpstreamUnavailable,
+                                  checked_subject, group_names, optional_text)
 
 # Fixed by us, never taken from the token or the upstream: no "none", no HS* (RFC 8725 §3.1).
 ALLOWED_ALGORITHMS = {"RS256": RSAKey, "ES256": ECKey}
 LEEWAY_SECONDS = 60
 TOKEN_ENDPOINT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+MAX_SUBJECT_LENGTH = 255  # OIDC Core §2: sub
 
 UNREACHABLE = "The identity provider could not be reached. Try again later."
 BAD_RESPONSE = "The identity provider sent an invalid response. Try again later."
@@ -52,28 +55,36 @@ class OIDCConnector:
         self.jwks_refetch_interval = jwks_refetch_interval
         self.clock = clock
         self._lock = threading.Lock()
-        self._metadata: dict | None = None
+        self._metadata: Metadata | None = None
         self._metadata_at = 0.0
         self._keys: list | None = None
         self._keys_at = 0.0
 
     # -- the connector contract ---------------------------------------------------------
 
-    def login(self, callback_url: str, state: str) -> LoginStart:
+    def login(self, callback_url: str, state: str, *, force_authn: bool = False,
+              max_age: int | None = None) -> LoginStart:
         """The upstream authorization URL (OIDC Core §3.1.2.1) and what to keep until the callback.
 
         ``state`` is the server's own unguessable value; ``callback_url`` must be the one
-        registered upstream, and the same one given to ``handle_callback``.
+        registered upstream, and the same one given to ``handle_callback``. ``force_authn``
+        sends ``prompt=login`` and ``max_age`` sends ``max_age``, so that the upstream's own
+        session does not stand in for the fresh sign-in a relying party asked us for.
         """
         if not state:
             raise ValueError("login needs the state the server will look the login up by")
         metadata = self.metadata()
         nonce = secrets.token_urlsafe(32)
         code_verifier = secrets.token_urlsafe(48)  # 64 characters, RFC 7636 §4.1
+        fresh = {}
+        if force_authn:
+            fresh["prompt"] = "login"
+        if max_age is not None:
+            fresh["max_age"] = str(max_age)
         with self._client(callback_url) as client:
             url, _ = client.create_authorization_url(
-                metadata["authorization_endpoint"], state=state, code_verifier=code_verifier,
-                nonce=nonce)
+                metadata.authorization_endpoint, state=state, code_verifier=code_verifier,
+                nonce=nonce, **fresh)
         return LoginStart(url, {"nonce": nonce, "code_verifier": code_verifier})
 
     def handle_callback(self, callback_url: str, params: Mapping[str, str],
@@ -88,9 +99,14 @@ class OIDCConnector:
         if not (isinstance(nonce, str) and nonce and isinstance(code_verifier, str)):
             raise ConnectorError(NOT_VERIFIED, "saved login state lacks nonce or code_verifier")
         metadata = self.metadata()
+        # RFC 9207 §2.4: an upstream that promises iss must send it (a mix-up attack
+        # would bring another upstream's response without it)
+        if metadata.iss_parameter_supported and "iss" not in params:
+            raise ConnectorError(NOT_VERIFIED, "authorization response without iss, which "
+                                               "the upstream's discovery promises")
         token = self._exchange(metadata, callback_url, code, code_verifier)
         claims = self._verify_id_token(token["id_token"], nonce, token.get("access_token"))
-        return identity_from_claims(claims)
+        return identity_from_claims(claims, self.config.subject_claim)
 
     # -- the authorization response (RFC 6749 §4.1.2) ----------------------------------
 
@@ -116,13 +132,12 @@ class OIDCConnector:
             token_endpoint_auth_method=auth_method, scope=" ".join(self.config.scopes),
             redirect_uri=callback_url, code_challenge_method="S256")
 
-    def _exchange(self, metadata: dict, callback_url: str, code: str,
+    def _exchange(self, metadata: Metadata, callback_url: str, code: str,
                   code_verifier: str) -> dict:
-        auth_method = token_endpoint_auth_method(metadata)
-        with self._client(callback_url, auth_method) as client:
+        with self._client(callback_url, metadata.token_endpoint_auth_method) as client:
             try:
                 token = client.fetch_token(
-                    metadata["token_endpoint"], grant_type="authorization_code", code=code,
+                    metadata.token_endpoint, grant_type="authorization_code", code=code,
                     code_verifier=code_verifier, timeout=self.timeout, allow_redirects=False)
             except OAuthError as error:
                 raise ConnectorError(FAILED, f"token endpoint error {error.error!r}") from None
@@ -181,7 +196,7 @@ class OIDCConnector:
 
     # -- discovery and JWKS, cached -------------------------------------------------------
 
-    def metadata(self) -> dict:
+    def metadata(self) -> Metadata:
         """The upstream's discovery document, validated (OIDC Discovery §4.3), cached.
 
         Fetches happen under the connector's lock: concurrent logins wait for one fetch.
@@ -195,7 +210,7 @@ class OIDCConnector:
             return self._metadata
 
     def _jwks(self, force: bool = False) -> list:
-        jwks_uri = self.metadata()["jwks_uri"]
+        jwks_uri = self.metadata().jwks_uri
         with self._lock:
             if force or self._keys is None or self.clock() - self._keys_at >= self.jwks_ttl:
                 self._keys = parse_jwks(get_json(jwks_uri, "jwks", self.timeout))
@@ -205,26 +220,6 @@ class OIDCConnector:
     def _may_refetch_jwks(self) -> bool:
         """An unknown kid refetches the JWKS, at most once per ``jwks_refetch_interval``."""
         return self.clock() - self._keys_at >= self.jwks_refetch_interval
-
-
-def open_connector(provider: str, raw: object, settings: Mapping, **options) -> OIDCConnector:
-    """Validate a connection's configuration (``CONFIG_BUILDERS``) and build its connector.
-
-    ``settings`` is the app config (``ALLOW_HTTP_UPSTREAMS``, ``AZURE_AUTHORITY_HOST``);
-    ``options`` go to ``OIDCConnector`` (timeouts, cache lifetimes, clock).
-    """
-    build = CONFIG_BUILDERS.get(provider)
-    if build is None:
-        raise InvalidConfig("provider", f"must be one of {', '.join(CONFIG_BUILDERS)}")
-    return OIDCConnector(build(raw, settings), **options)
-
-
-def okta(raw: object, settings: Mapping, **options) -> OIDCConnector:
-    return open_connector("okta", raw, settings, **options)
-
-
-def azure(raw: object, settings: Mapping, **options) -> OIDCConnector:
-    return open_connector("azure", raw, settings, **options)
 
 
 def get_json(url: str, what: str, timeout: float) -> object:
@@ -248,7 +243,20 @@ def _unavailable(what: str, error: requests.RequestException) -> UpstreamUnavail
     return UpstreamUnavailable(UNREACHABLE, f"{what}: {type(error).__name__}")
 
 
-def validate_metadata(document: object, config: OIDCConfig) -> dict:
+@dataclass(frozen=True)
+class Metadata:
+    """What the connector uses of an upstream's discovery document (OIDC Discovery §3)."""
+
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    # how we authenticate at the token endpoint, chosen once from what the upstream supports
+    token_endpoint_auth_method: str
+    # RFC 9207 §3: the upstream names itself (iss) in every authorization response
+    iss_parameter_supported: bool = False
+
+
+def validate_metadata(document: object, config: OIDCConfig) -> Metadata:
     """The discovery fields we use, checked: the issuer must be ours exactly (Discovery §4.3)."""
     if not isinstance(document, dict):
         raise UpstreamUnavailable(BAD_RESPONSE, "discovery is not a JSON object")
@@ -262,22 +270,22 @@ def validate_metadata(document: object, config: OIDCConfig) -> dict:
                    else "is missing or not a string")
         if problem:
             raise UpstreamUnavailable(BAD_RESPONSE, f"discovery {name} {problem}")
+    # RFC 8414 §2: when the list is omitted, the default is client_secret_basic
     methods = document.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
     if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
         raise UpstreamUnavailable(BAD_RESPONSE, "discovery token_endpoint_auth_methods_supported "
                                                 "is not a list of strings")
-    token_endpoint_auth_method(document)  # fail at login, not after the user signed in
-    return document
-
-
-def token_endpoint_auth_method(metadata: Mapping) -> str:
-    """``client_secret_basic`` unless the upstream supports only ``client_secret_post``
-    (RFC 8414 §2: the default when the list is omitted is ``client_secret_basic``)."""
-    supported = metadata.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
-    for method in TOKEN_ENDPOINT_AUTH_METHODS:
-        if method in supported:
-            return method
-    raise UpstreamUnavailable(FAILED, f"no usable token endpoint auth method in {supported!r}")
+    # client_secret_basic unless the upstream supports only client_secret_post; none of
+    # ours fails at login, not after the user signed in
+    auth_method = next((method for method in TOKEN_ENDPOINT_AUTH_METHODS if method in methods),
+                       None)
+    if auth_method is None:
+        raise UpstreamUnavailable(FAILED, f"no usable token endpoint auth method in {methods!r}")
+    return Metadata(authorization_endpoint=document["authorization_endpoint"],
+                    token_endpoint=document["token_endpoint"], jwks_uri=document["jwks_uri"],
+                    token_endpoint_auth_method=auth_method,
+                    iss_parameter_supported=document.get(
+                        "authorization_response_iss_parameter_supported") is True)
 
 
 def parse_jwks(document: object) -> list:
@@ -306,22 +314,21 @@ def find_key(keys: list, kid: str | None, alg: str):
     return next((key for key in fits if key.kid == kid), None)
 
 
-def identity_from_claims(claims: Mapping) -> Identity:
-    """Standard claims (OIDC Core §5.1) to an ``Identity``. A missing ``email_verified``
-    (usual with Azure AD) means not verified."""
+def identity_from_claims(claims: Mapping, subject_claim: str = "sub") -> Identity:
+    """Standard claims (OIDC Core §5.1) to an ``Identity`` whose subject is ``subject_claim``
+    (``sub``; Azure AD's ``oid``). The subject is at most 255 ASCII characters (§2 for
+    ``sub``): another, or none, is refused; an optional claim that is not a printable string
+    of a sane length is dropped. A missing ``email_verified`` (usual with Azure AD) means
+    not verified."""
     groups = claims.get("groups", [])
     if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
         raise ConnectorError(NOT_VERIFIED, "groups claim is not a list of strings")
     return Identity(
-        subject=claims["sub"],
-        email=_optional_string(claims, "email"),
+        subject=checked_subject(claims.get(subject_claim), MAX_SUBJECT_LENGTH, NOT_VERIFIED,
+                                name=f"{subject_claim} claim", ascii_only=True),
+        email=optional_text(claims.get("email")),
         email_verified=claims.get("email_verified") is True,
-        name=_optional_string(claims, "name"),
-        username=_optional_string(claims, "preferred_username"),
-        groups=tuple(groups),
+        name=optional_text(claims.get("name")),
+        username=optional_text(claims.get("preferred_username")),
+        groups=group_names(groups),
     )
-
-
-def _optional_string(claims: Mapping, name: str) -> str | None:
-    value = claims.get(name)
-    return value if isinstance(value, str) and value else None

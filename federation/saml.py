@@ -31,37 +31,33 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 import math
 import re
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Mapping
-from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
 import defusedxml.ElementTree as SafeET
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from saml2.cache import Cache
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
 
-from federation.connector import ConnectorError, Identity, LoginStart, SeenAssertion
-from federation.config import is_loopback
-from federation.grants import InvalidConfig, TenantMapping
-
-# pysaml2 logs whole SAML documents (personal data, attacker-supplied markup) when a check
-# fails; our own reasons are logged by the server instead.
-_pysaml2_log = logging.getLogger("saml2")
-_pysaml2_log.addHandler(logging.NullHandler())
-_pysaml2_log.propagate = False
+from federation.connector import (ConnectorError, Identity, LoginStart, SeenAssertion,
+                                  checked_subject, group_names, optional_text)
+from federation.config import url_problem
+from federation.grants import (MAPPING_FIELDS, InvalidConfig, TenantMapping, known_fields,
+                               printable)
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -126,7 +122,7 @@ MAX_RESPONSE_CHARS = 512 * 1024
 MAX_RELAY_STATE_BYTES = 80  # saml-bindings §3.4.3
 MAX_ENTITY_ID_LENGTH = 1024  # saml-core §8.3.6
 MAX_ATTRIBUTE_NAME_LENGTH = 256
-MAX_SUBJECT_LENGTH = 1024
+MAX_SUBJECT_LENGTH = 1024  # what FederatedIdentity.subject holds
 MAX_RELAY_STATES = 50
 
 # messages a user may see
@@ -182,10 +178,10 @@ class SAMLConfig:
     relay_state_allowlist: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
-    FIELDS = ("entity_id", "sso_url", "certificate", "name_id_format", "subject_attribute",
-              "email_attribute", "name_attribute", "groups_attribute", "default_tenants",
-              "group_mappings", "allowed_clock_skew", "allow_idp_initiated",
-              "relay_state_allowlist")
+    REQUIRED = ("entity_id", "sso_url", "certificate")
+    OPTIONAL = ("name_id_format", "subject_attribute", "email_attribute", "name_attribute",
+                "groups_attribute", *MAPPING_FIELDS, "allowed_clock_skew", "allow_idp_initiated",
+                "relay_state_allowlist")
 
     @classmethod
     def from_dict(cls, raw: object, *, allow_http: bool = False,
@@ -197,14 +193,7 @@ class SAMLConfig:
         loopback host. An expired certificate is refused; one expiring within
         ``CERTIFICATE_WARNING_DAYS`` adds a warning.
         """
-        if not isinstance(raw, Mapping):
-            raise InvalidConfig("configuration", "must be a JSON object")
-        unknown = sorted(str(name) for name in raw if name not in cls.FIELDS)
-        if unknown:
-            raise InvalidConfig(unknown[0], f"is not a known field (expected {', '.join(cls.FIELDS)})")
-        for name in ("entity_id", "sso_url", "certificate"):
-            if raw.get(name) in (None, ""):
-                raise InvalidConfig(name, "is required")
+        raw = known_fields(raw, cls.REQUIRED, cls.OPTIONAL)
         now = time.time() if now is None else now
         skew = _clock_skew(raw.get("allowed_clock_skew", DEFAULT_CLOCK_SKEW))
         certificate, not_after, warnings = _certificate(raw["certificate"], now, skew)
@@ -223,7 +212,7 @@ class SAMLConfig:
             raise InvalidConfig("name_id_format", "transient NameIDs change at every login: "
                                 "set subject_attribute to name a stable attribute")
         return cls(
-            entity_id=_printable("entity_id", raw["entity_id"], MAX_ENTITY_ID_LENGTH),
+            entity_id=printable("entity_id", raw["entity_id"], MAX_ENTITY_ID_LENGTH),
             sso_url=_sso_url(raw["sso_url"], allow_http),
             certificate=certificate,
             certificate_not_after=not_after,
@@ -259,43 +248,26 @@ class SAMLConfig:
         }
 
     @property
+    def upstream(self) -> str:
+        """What its subjects are unique within: the IdP's entity id."""
+        return self.entity_id
+
+    @property
     def certificate_base64(self) -> str:
         """The DER certificate in base64, as metadata and KeyInfo carry it."""
         return "".join(self.certificate.strip().splitlines()[1:-1])
 
 
-def _printable(name: str, value: object, max_length: int) -> str:
-    if not isinstance(value, str):
-        raise InvalidConfig(name, "must be a string")
-    if not 0 < len(value) <= max_length:
-        raise InvalidConfig(name, f"must be 1 to {max_length} characters")
-    if not value.isprintable() or value != value.strip():
-        raise InvalidConfig(name, "must not contain control characters or surrounding spaces")
-    return value
-
-
 def _attribute_name(name: str, value: object) -> str | None:
-    return None if value is None else _printable(name, value, MAX_ATTRIBUTE_NAME_LENGTH)
+    return None if value is None else printable(name, value, MAX_ATTRIBUTE_NAME_LENGTH)
 
 
 def _sso_url(value: object, allow_http: bool) -> str:
-    url = _printable("sso_url", value, 2048)
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise InvalidConfig("sso_url", "is not a valid URL") from None
-    if "@" in parts.netloc or not parts.hostname:
-        raise InvalidConfig("sso_url", "must be an absolute URL with a host and no user name or password")
-    if parts.fragment or "#" in url:
-        raise InvalidConfig("sso_url", "must not have a fragment")
-    if parts.scheme == "https":
-        return url
-    if parts.scheme == "http" and allow_http and is_loopback(parts.hostname):
-        return url
-    if allow_http:
-        raise InvalidConfig("sso_url", "must be an https:// URL (http:// only on a loopback host)")
-    raise InvalidConfig("sso_url", "must be an https:// URL")
+    url = printable("sso_url", value, 2048)
+    problem = url_problem(url, allow_http, allow_query=True)
+    if problem:
+        raise InvalidConfig("sso_url", problem)
+    return url
 
 
 def _clock_skew(value: object) -> int:
@@ -411,29 +383,53 @@ def _idp_metadata(config: SAMLConfig) -> str:
 
 # --- the connector -----------------------------------------------------------------------
 
+class _NoIdentities(Cache):
+    """An identity cache that keeps nothing: a Saml2Client stores every subject it parses
+    in its cache, which would grow for as long as the connector lives."""
+
+    def set(self, name_id, entity_id, info, not_on_or_after=0):
+        pass
+
+
 class SAMLServiceProvider:
     """``SAMLConnector`` for one IdP. Keeps no request state: the server stores ``saved``
     under the RelayState it chose and records assertion ids through ``seen``."""
 
     def __init__(self, config: SAMLConfig, sp_entity_id: str):
         self.config = config
-        self.sp_entity_id = _printable("sp_entity_id", sp_entity_id, MAX_ENTITY_ID_LENGTH)
+        self.sp_entity_id = printable("sp_entity_id", sp_entity_id, MAX_ENTITY_ID_LENGTH)
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, bool], Saml2Client] = {}
 
     def _client(self, acs_url: str, allow_unsolicited: bool = False) -> Saml2Client:
-        # built per call: a Saml2Client caches identities in memory, and we keep no state
-        return Saml2Client(_sp_config(self.sp_entity_id, acs_url, self.config, allow_unsolicited))
+        """pysaml2's client facing the IdP, built (xmlsec1 found, metadata parsed) once per
+        ACS URL and per whether an unsolicited Response is allowed. It remembers no
+        identity (``_NoIdentities``), so sharing it keeps no request state."""
+        key = (acs_url, allow_unsolicited)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = Saml2Client(_sp_config(self.sp_entity_id, acs_url, self.config,
+                                                allow_unsolicited),
+                                     identity_cache=_NoIdentities())
+                self._clients[key] = client
+            return client
 
-    def login(self, acs_url: str, relay_state: str) -> LoginStart:
+    def login(self, acs_url: str, relay_state: str, *, force_authn: bool = False,
+              max_age: int | None = None) -> LoginStart:
         """The HTTP-Redirect URL of an AuthnRequest to ``sso_url``; ``saved`` holds its id,
-        which the server keeps (single use) under ``relay_state``."""
+        which the server keeps (single use) under ``relay_state``. With ``force_authn`` or
+        any ``max_age`` the request says ``ForceAuthn="true"`` (saml-core §3.4.1): the IdP
+        must authenticate the user again rather than rely on its session."""
         if not _is_relay_state(relay_state):
             raise ConnectorError(UNAVAILABLE, f"RelayState must be 1 to {MAX_RELAY_STATE_BYTES} printable bytes")
         request_id = "id-" + secrets.token_hex(20)  # 160 bits; an NCName
         try:
             client = self._client(acs_url)
+            fresh = {"force_authn": "true"} if force_authn or max_age is not None else {}
             _, info = client.prepare_for_authenticate(
                 entityid=self.config.entity_id, relay_state=relay_state,
-                binding=BINDING_HTTP_REDIRECT, message_id=request_id)
+                binding=BINDING_HTTP_REDIRECT, message_id=request_id, **fresh)
             location = dict(info["headers"])["Location"]
         except XmlsecMissing:
             raise ConnectorError(UNAVAILABLE, "xmlsec1 is not installed") from None
@@ -504,22 +500,21 @@ class SAMLServiceProvider:
             subject = _first(attributes, (self.config.subject_attribute,))
             if not subject:
                 raise ConnectorError(NO_SUBJECT, "the subject attribute is missing")
+            subject = checked_subject(subject, MAX_SUBJECT_LENGTH, NO_SUBJECT,
+                                      name="the subject attribute")
         else:
             if not name_id_value:
                 raise ConnectorError(NO_SUBJECT, "no NameID")
             if name_id_format == NAME_ID_FORMATS["transient"]:
                 raise ConnectorError(NO_SUBJECT, "transient NameID and no subject_attribute configured")
-            subject = name_id_value
-        if len(subject) > MAX_SUBJECT_LENGTH:
-            raise ConnectorError(NO_SUBJECT, "subject longer than allowed")
-        email = _first(attributes, self._names("email"))
+            subject = checked_subject(name_id_value, MAX_SUBJECT_LENGTH, NO_SUBJECT, name="NameID")
+        email = optional_text(_first(attributes, self._names("email")))
         if email is None and name_id_format == NAME_ID_FORMATS["emailAddress"]:
-            email = name_id_value
-        if email is not None and ("@" not in email or len(email) > 254):
-            email = None
-        groups = tuple(dict.fromkeys(value for name in self._names("groups")
-                                     for value in attributes.get(name, ())))
-        return Identity(subject=subject, email=email, name=_first(attributes, self._names("name")),
+            email = optional_text(name_id_value)
+        groups = group_names(value for name in self._names("groups")
+                             for value in attributes.get(name, ()))
+        return Identity(subject=subject, email=email,
+                        name=optional_text(_first(attributes, self._names("name"))),
                         groups=groups)
 
     def _names(self, kind: str) -> tuple[str, ...]:

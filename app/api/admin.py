@@ -125,9 +125,9 @@ _PROVIDER = "<any(okta, azure, saml):provider>"
 @bp.post(f"/sso/{_PROVIDER}")
 def save_sso_connection(provider):
     """Create (201) or replace (200) the connection; the body is never logged or echoed."""
-    stored, created = connections.save_connection(provider, json_body())
+    stored, config, created = connections.save_connection(provider, json_body())
     _audit("admin.sso.create" if created else "admin.sso.update", provider)
-    body = connections.render(stored)
+    body = connections.render(stored, config)
     return _created(body) if created else jsonify(body)
 
 

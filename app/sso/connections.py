@@ -14,14 +14,12 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 from typing import Mapping
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from cryptography import x509
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from federation.config import CONFIG_BUILDERS, OIDCConfig, is_loopback
+from federation.config import CONFIG_BUILDERS, OIDCConfig, url_problem
 from federation.grants import InvalidConfig
 from federation.saml import SAMLConfig
 from idp.errors import Conflict, InvalidRequest, NotFound
@@ -62,13 +60,7 @@ def parse(provider: str, body: object, settings: Mapping) -> Parsed:
     """Validate an admin's body for ``provider``; raises ``InvalidConfig`` naming the field."""
     if provider in OIDC_PROVIDERS:
         config = CONFIG_BUILDERS[provider](body, settings)
-        # the fields the builder reads back, normalised, without the secret
-        key = "domain" if provider == "okta" else "tenant_id"
-        stored = {key: str(body[key]).lower(), "client_id": config.client_id}
-        if provider == "okta" and "issuer" in body:
-            stored["issuer"] = config.issuer
-        stored.update(config.tenants.to_dict())
-        return Parsed(stored, config.client_secret, config)
+        return Parsed(config.to_dict(), config.client_secret, config)
     config = SAMLConfig.from_dict(body, allow_http=bool(settings.get("ALLOW_HTTP_UPSTREAMS")))
     if config.allow_idp_initiated:
         _check_idp_initiated_targets(config.relay_state_allowlist)
@@ -89,20 +81,11 @@ def upstream_config(stored: StoredConnection, settings: Mapping, sealer: Sealer)
                                 allow_http=bool(settings.get("ALLOW_HTTP_UPSTREAMS")))
 
 
-def upstream_of(provider: str, config: Mapping) -> str:
-    """What an upstream subject is unique within (see ``FederatedIdentity``)."""
-    key = {"okta": "domain", "azure": "tenant_id", "saml": "entity_id"}[provider]
-    return str(config[key])
-
-
 def _check_idp_initiated_targets(relay_states: tuple[str, ...]) -> None:
     """With IdP-initiated login on, a RelayState names the page the browser goes to once
     signed in (``app/sso/login.py``): each must be an https URL (http only on loopback)."""
     for value in relay_states:
-        parts = urlsplit(value)
-        secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname
-                                             and is_loopback(parts.hostname))
-        if parts.fragment or not parts.hostname or "@" in parts.netloc or not secure:
+        if url_problem(value, allow_http=True, allow_query=True):
             raise InvalidConfig("relay_state_allowlist",
                                 "entries must be https URLs (http only on loopback) of the pages "
                                 "an IdP-initiated login may go to")
@@ -138,8 +121,10 @@ class SqlConnections:
         return [_stored(row) for row in rows]
 
 
-def save_connection(provider: str, body: object) -> tuple[StoredConnection, bool]:
-    """Create or replace the connection of ``provider``; True when it was created."""
+def save_connection(provider: str,
+                    body: object) -> tuple[StoredConnection, UpstreamConfig, bool]:
+    """Create or replace the connection of ``provider``: the stored connection, its validated
+    configuration, and True when it was created."""
     try:
         parsed = parse(provider, body, current_app.config)
     except InvalidConfig as error:
@@ -164,7 +149,7 @@ def save_connection(provider: str, body: object) -> tuple[StoredConnection, bool
     except IntegrityError:
         db.session.rollback()
         raise Conflict("The connection was created meanwhile; send it again") from None
-    return _stored(row), created
+    return _stored(row), parsed.config, created
 
 
 def get_connection(provider: str) -> StoredConnection:
@@ -189,43 +174,38 @@ def delete_connection(provider: str) -> None:
 
 # -- what admins see ---------------------------------------------------------------------
 
-def render(stored: StoredConnection) -> dict:
+def render(stored: StoredConnection, config: UpstreamConfig | None = None) -> dict:
     """The connection as configured — never a secret — with what to register upstream and
-    whether it can be used now (``usable``, ``warnings``)."""
+    whether it can be used now (``usable``, ``warnings``). ``config`` is the connection's
+    configuration when the caller has just validated it (``save_connection``); without
+    it the stored one is validated (and its secret opened) as it is now."""
     svc = services()
+    saml_unavailable = svc.connectors.saml_unavailable
     issuer = str(current_app.config["ISSUER"])
     body = {"provider": stored.provider, **stored.config}
     warnings: list[str] = []
-    config = None
-    try:
-        config = upstream_config(stored, current_app.config, svc.sealer)
-    except InvalidConfig as error:
-        warnings.append(f"This connection cannot be used now: {error.message}.")
-    except SealingError:
-        warnings.append("The client secret does not open with the current key-encryption "
-                        "key; post the connection again.")
+    if config is None:
+        try:
+            config = upstream_config(stored, current_app.config, svc.sealer)
+        except InvalidConfig as error:
+            warnings.append(f"This connection cannot be used now: {error.message}.")
+        except SealingError:
+            warnings.append("The client secret does not open with the current "
+                            "key-encryption key; post the connection again.")
     if stored.provider in OIDC_PROVIDERS:
         if config is not None:
             body["issuer"] = config.issuer
         body["redirect_uri"] = callback_url(issuer, stored.provider)
     else:
-        body.update(certificate_expires_at=_certificate_expiry(stored.config["certificate"]),
-                    sp_entity_id=sp_entity_id(issuer), acs_url=acs_url(issuer),
-                    metadata_url=sp_entity_id(issuer))
-        if config is not None:
+        body.update(certificate_expires_at=None, sp_entity_id=sp_entity_id(issuer),
+                    acs_url=acs_url(issuer), metadata_url=sp_entity_id(issuer))
+        if config is not None:  # else a warning says why (an expired certificate, say)
+            body["certificate_expires_at"] = rfc3339(config.certificate_not_after.timestamp())
             warnings.extend(config.warnings)
-        if svc.saml_unavailable:
-            warnings.append(svc.saml_unavailable)
-    usable = config is not None and not (stored.provider == "saml" and svc.saml_unavailable)
+        if saml_unavailable:
+            warnings.append(saml_unavailable)
+    usable = config is not None and not (stored.provider == "saml" and saml_unavailable)
     body.update(login_url=login_url(issuer, stored.provider), usable=usable, warnings=warnings,
                 created_at=rfc3339(stored.created_at.timestamp()),
                 updated_at=rfc3339(stored.updated_at.timestamp()))
     return body
-
-
-def _certificate_expiry(pem: str) -> str | None:
-    try:
-        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        return None
-    return rfc3339(certificate.not_valid_after_utc.timestamp())

@@ -25,7 +25,6 @@ import hashlib
 import logging
 import re
 import secrets
-import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -39,19 +38,24 @@ from idp.errors import Forbidden, InvalidRequest, Unavailable
 
 from ..extensions import db
 from ..models import FederatedIdentity, Membership, Tenant, User, utcnow
-from ..users import validate_email
+from ..users import (MAX_USERNAME, USERNAME_CHARACTERS, validate_email,
+                     validate_username)
 from .registry import Connection
 
 log = logging.getLogger("infracast.sso")
 
-MAX_USERNAME = 150
 MAX_NAME = 200
-_NOT_IN_USERNAMES = re.compile(r"[^a-z0-9._@+-]+")
+_NOT_IN_USERNAMES = re.compile(f"[^{USERNAME_CHARACTERS}]+")
 _ATTEMPTS = 3
 
 
 class FederatedUserDisabled(Forbidden):
+    reason = "disabled"
     message = "This account is disabled. Contact your administrator."
+
+    def __init__(self, user_id: str):
+        super().__init__()
+        self.user_id = user_id  # the audit's actor
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,12 @@ def link_id(provider: str, upstream: str, subject: str) -> str:
 
 
 def base_username(provider: str, identity: Identity) -> str:
-    """``{provider}.{preferred_username or subject}`` within the user-name rules
-    (``app/users.py``): lower case, accents dropped, other characters as ``-``."""
+    """``{provider}.{preferred_username or subject}`` made a user name (``validate_username``):
+    lower case, accents dropped, other characters as ``-``, cut to ``MAX_USERNAME``."""
     local = unicodedata.normalize("NFKD", identity.username or identity.subject)
     local = local.encode("ascii", "ignore").decode().lower()
     local = _NOT_IN_USERNAMES.sub("-", local).strip("-.") or "user"
-    return f"{provider}.{local}"[:MAX_USERNAME]
+    return validate_username(f"{provider}.{local}"[:MAX_USERNAME])
 
 
 class FederatedAccounts:
@@ -97,8 +101,8 @@ class FederatedAccounts:
         if created:
             self.audit("sso.user.create", "success", actor=f"sso:{connection.provider}",
                        target=user_id, provider=connection.provider)
-        elif changed:
-            self._revoke_access_tokens(user_id)
+        elif changed:  # tokens issued with the old memberships stop working
+            self.revocations.revoke_user_access_tokens(user_id)
         return BrokeredLogin(self.accounts.find_by_id(user_id), created, changed)
 
     def _link(self, connection: Connection, identity: Identity) -> tuple[str, bool, bool]:
@@ -114,8 +118,7 @@ class FederatedAccounts:
         else:
             user = db.session.get(User, link.user_id)
             if user.disabled:
-                refused = FederatedUserDisabled()
-                refused.user_id = user.id  # for the audit
+                refused = FederatedUserDisabled(user.id)  # before the rollback expires user
                 db.session.rollback()
                 raise refused
             link.last_login_at = now
@@ -143,14 +146,6 @@ class FederatedAccounts:
         while db.session.execute(sa.select(User.id).where(User.username == candidate)).first():
             candidate = f"{base[:MAX_USERNAME - 13]}-{secrets.token_hex(6)}"
         return candidate
-
-    def _revoke_access_tokens(self, user_id: str) -> None:
-        """Tokens issued with the old memberships stop working. The watermark has whole
-        seconds (a token of the same second is revoked too), so this login's own code must
-        not be redeemed within that second: wait for the next one (at most a second, and
-        only on a login that changed the user's memberships)."""
-        self.revocations.revoke_user_access_tokens(user_id)
-        time.sleep(max(0.0, int(time.time()) + 1 - time.time()))
 
 
 def _email(value: str | None) -> str | None:

@@ -33,7 +33,6 @@ default.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import secrets
@@ -43,15 +42,15 @@ from dataclasses import asdict, dataclass
 
 from federation.connector import ConnectorError, Identity, UpstreamUnavailable
 from federation.saml import sp_metadata
-from idp.authorize import AuthorizationFlow, InteractionExpired, Interaction, Outcome, Redirect
+from idp.authorize import AuthorizationFlow, Interaction, Outcome, Redirect
 from idp.clock import now
 from idp.errors import IdpError, NotFound, Unavailable
 from idp.sessions import BrowserSession, SessionStore
 from idp.store import Store
 
 from . import DISPLAY_NAMES, acs_url, callback_url, sp_entity_id
-from .identities import BrokeredLogin, FederatedAccounts, FederatedUserDisabled
-from .registry import Connection, ConnectionUnusable, ConnectorRegistry, SamlUnavailable
+from .identities import BrokeredLogin, FederatedAccounts, link_id
+from .registry import Connection, ConnectorRegistry, SamlUnavailable
 
 STATE_TTL = 600
 COMPLETION_TTL = 120
@@ -72,15 +71,24 @@ class OtherBrowser(SignInExpired):
                "and sign in again from this one.")
 
 
-class UpstreamRefused(IdpError):
-    """The connector refused the login (``ConnectorError``); its message is safe to show."""
+class _ConnectorFailure:
+    """A ``ConnectorError`` as the app answers it: its message is safe to show, ``detail``
+    (the connector's reason) goes to the audit log."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail
+
+
+class UpstreamRefused(_ConnectorFailure, IdpError):
+    """The connector refused the login."""
     status = 401
     code = "UNAUTHORIZED"
     oauth_error = "access_denied"
     reason = "rejected"
 
 
-class UpstreamDown(Unavailable):
+class UpstreamDown(_ConnectorFailure, Unavailable):
     """The upstream is unreachable or answered something that is not the protocol."""
     reason = "unavailable"
 
@@ -90,8 +98,12 @@ class NotConfigured(NotFound):
     message = "Sign-in through this identity provider is not configured."
 
 
-_REASONS = {FederatedUserDisabled: "disabled", ConnectionUnusable: "misconfigured",
-            InteractionExpired: "interaction"}
+def _freshness(params: dict[str, list[str]]) -> tuple[bool, int | None]:
+    """Whether the waiting request has ``prompt=login``, and its ``max_age`` (the
+    authorization endpoint has validated both)."""
+    prompts = " ".join(params.get("prompt", [])).split()
+    max_age = next(iter(params.get("max_age", [])), "")
+    return "login" in prompts, int(max_age) if max_age.isascii() and max_age.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -126,12 +138,17 @@ class SsoLogins:
 
     # -- 1. to the upstream --------------------------------------------------------------
     def start(self, provider: str, interaction: Interaction) -> str:
-        """Where to send the browser to sign in for ``interaction`` at ``provider``."""
+        """Where to send the browser to sign in for ``interaction`` at ``provider``.
+
+        A relying party's ``prompt=login`` or ``max_age`` (OIDC Core §3.1.2.1) goes upstream
+        too: the upstream's own session must not stand in for the fresh sign-in it asked
+        for, which the ID token's ``auth_time`` would then claim."""
         with self._audited(provider):
             connection = self._connection(provider)
             state = secrets.token_urlsafe(32)
-            started = self._call(lambda: connection.connector.login(self._return_url(provider),
-                                                                    state))
+            force_authn, max_age = _freshness(interaction.params)
+            started = self._call(lambda: connection.connector.login(
+                self._return_url(provider), state, force_authn=force_authn, max_age=max_age))
             pending = PendingLogin(provider=provider, interaction=interaction.id,
                                    session=interaction.session, saved=dict(started.saved),
                                    expires_at=self.clock() + STATE_TTL)
@@ -249,8 +266,7 @@ class SsoLogins:
     def _seen(self, connection: Connection):
         """The SAML replay cache: ``SET NX`` until the assertion would expire."""
         def seen(assertion_id: str, expires_at: float) -> bool:
-            digest = hashlib.sha256("\x00".join((connection.provider, connection.upstream,
-                                                 assertion_id)).encode()).hexdigest()
+            digest = link_id(connection.provider, connection.upstream, assertion_id)
             ttl = max(1, math.ceil(expires_at - time.time()))
             return not self.store.add(self._key("sso-seen", digest), {}, ttl)
         return seen
@@ -274,10 +290,8 @@ class SsoLogins:
         try:
             return step()
         except ConnectorError as error:
-            failure = (UpstreamDown if isinstance(error, UpstreamUnavailable)
-                       else UpstreamRefused)(error.message)
-            failure.detail = error.reason
-            raise failure from None
+            failure = UpstreamDown if isinstance(error, UpstreamUnavailable) else UpstreamRefused
+            raise failure(error.message, error.reason) from None
 
     @contextmanager
     def _audited(self, provider: str):
@@ -287,8 +301,11 @@ class SsoLogins:
         try:
             yield
         except IdpError as error:
-            reason = _REASONS.get(type(error)) or getattr(error, "reason", type(error).__name__)
-            extra = {"detail": str(error.detail)[:300]} if hasattr(error, "detail") else {}
+            # the errors of this package name their reason; others (InteractionExpired, ...)
+            # are audited under their class name
+            reason = getattr(error, "reason", type(error).__name__)
+            detail = getattr(error, "detail", None)
+            extra = {"detail": detail[:300]} if detail else {}
             self.audit("sso.login", "failure", actor=getattr(error, "user_id", None),
                        target=provider, reason=reason, **extra)
             raise

@@ -10,7 +10,7 @@ by every worker, on every host, at its next sign-in. What a worker may hold that
 than the upstream is the connector's own cache: the upstream's discovery for up to an hour
 and its JWKS for up to 15 minutes (an unknown ``kid`` refetches it, at most every 30 s),
 so an upstream's key rotation is picked up at once, an endpoint move within the hour.
-The SAML connector keeps nothing; building it is cheap.
+The SAML connector keeps pysaml2's client set up for its IdP, and no request state.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from idp.errors import Unavailable
 from keys.sealing import Sealer, SealingError
 
 from . import PROVIDERS
-from .connections import (SqlConnections, StoredConnection, UpstreamConfig, upstream_config,
-                          upstream_of)
+from .connections import SqlConnections, StoredConnection, UpstreamConfig, upstream_config
 
 log = logging.getLogger("infracast.sso")
 
@@ -39,6 +38,7 @@ class ConnectionUnusable(Unavailable):
     """The stored connection no longer validates (an expired IdP certificate, say) or its
     secret does not open; the detail goes to the log, the user sees this."""
 
+    reason = "misconfigured"
     message = ("Sign-in through this identity provider is not available until an "
                "administrator updates its configuration.")
 
@@ -65,11 +65,14 @@ class Connection:
     """A usable connection: its connector and how its users are brokered."""
 
     provider: str
-    # what upstream subjects are unique within (see ``FederatedIdentity``)
-    upstream: str
     config: UpstreamConfig
     connector: CallbackConnector | SAMLConnector = field(repr=False)
     version: datetime
+
+    @property
+    def upstream(self) -> str:
+        """What upstream subjects are unique within (see ``FederatedIdentity``)."""
+        return self.config.upstream
 
     def tenant_roles(self, groups: Iterable[str]) -> dict[str, str]:
         """Tenant id -> role from ``default_tenants`` and ``group_mappings``."""
@@ -78,15 +81,13 @@ class Connection:
 
 class ConnectorRegistry:
     def __init__(self, connections: SqlConnections, settings: Mapping, sealer: Sealer, *,
-                 sp_entity_id: str, saml_unavailable: str | None = None,
-                 connector_options: Mapping | None = None):
+                 sp_entity_id: str, saml_unavailable: str | None = None):
         self.connections = connections
         self.settings = settings
         self.sealer = sealer
         self.sp_entity_id = sp_entity_id
         # why SAML cannot be used in this process (xmlsec1 missing), or None
         self.saml_unavailable = saml_unavailable
-        self.connector_options = dict(connector_options or {})
         self._lock = threading.Lock()
         self._built: dict[str, Connection] = {}
 
@@ -124,10 +125,9 @@ class ConnectorRegistry:
             if stored.provider == "saml":
                 connector = SAMLServiceProvider(config, self.sp_entity_id)
             else:
-                connector = OIDCConnector(config, **self.connector_options)
-            return Connection(provider=stored.provider,
-                              upstream=upstream_of(stored.provider, stored.config),
-                              config=config, connector=connector, version=stored.updated_at)
+                connector = OIDCConnector(config)
+            return Connection(provider=stored.provider, config=config, connector=connector,
+                              version=stored.updated_at)
         log.error("sso connection unusable", extra={"fields": {
             "provider": stored.provider, "problem": message}})
         raise ConnectionUnusable()

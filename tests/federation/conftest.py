@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from federation.connector import ConnectorError, Identity
-from federation.oidc import OIDCConnector, azure, okta
+from federation.config import azure_config, okta_config
+from federation.oidc import OIDCConnector
 from federation.saml import SAMLConfig, SAMLServiceProvider, sp_metadata
 from tests.federation.saml_idp import SigningIdP, post
 from tests.federation.upstream import CLIENT_ID, CLIENT_SECRET
@@ -32,6 +33,11 @@ def settings(upstream):
     return {"ALLOW_HTTP_UPSTREAMS": True, "AZURE_AUTHORITY_HOST": upstream.url}
 
 
+def okta(fields: dict, settings, **options) -> OIDCConnector:
+    """The connector of an Okta connection, built as the app's registry builds it."""
+    return OIDCConnector(okta_config(fields, settings), **options)
+
+
 @pytest.fixture
 def okta_connector(upstream, settings) -> OIDCConnector:
     """Okta's org authorization server shape: the issuer is the bare origin."""
@@ -41,7 +47,8 @@ def okta_connector(upstream, settings) -> OIDCConnector:
 
 @pytest.fixture
 def azure_connector(settings) -> OIDCConnector:
-    return azure({"tenant_id": AZURE_TENANT, **CREDENTIALS}, settings, **CONNECTOR_OPTIONS)
+    return OIDCConnector(azure_config({"tenant_id": AZURE_TENANT, **CREDENTIALS}, settings),
+                         **CONNECTOR_OPTIONS)
 
 
 def authorize(connector: OIDCConnector, state: str = "state-123") -> tuple[dict, dict]:

@@ -83,6 +83,7 @@ class AuthnRequest:
     destination: str
     relay_state: str
     name_id_format: str | None
+    force_authn: bool  # ForceAuthn="true"
 
 
 class SigningIdP:
@@ -120,7 +121,8 @@ class SigningIdP:
         return AuthnRequest(id=message.id, acs_url=message.assertion_consumer_service_url,
                             issuer=message.issuer.text, destination=message.destination,
                             relay_state=query["RelayState"][0],
-                            name_id_format=policy.format if policy is not None else None)
+                            name_id_format=policy.format if policy is not None else None,
+                            force_authn=str(message.force_authn).lower() in ("true", "1"))
 
     def response(self, in_response_to: str | None, acs_url: str, audience: str, *,
                  name_id: str = "user-1", name_id_format: str = NAMEID_FORMAT_PERSISTENT,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from federation.config import (
-    AZURE_SCOPES, OKTA_SCOPES, InvalidConfig, TenantGrant, azure_config, okta_config,
+    AZURE_SCOPES, CONFIG_BUILDERS, OKTA_SCOPES, InvalidConfig, TenantGrant, azure_config,
+    okta_config,
 )
 
 CREDENTIALS = {"client_id": "0oa1b2c3d4", "client_secret": "s3cret-value"}
@@ -27,6 +28,14 @@ def refused(build, field, *args, **fields) -> str:
         build(*args, **fields)
     assert caught.value.field == field
     return caught.value.message
+
+
+def test_the_config_builders_know_the_providers():
+    bodies = {"okta": {"domain": "dev-123456.okta.com", **CREDENTIALS},
+              "azure": {"tenant_id": GUID, **CREDENTIALS}}
+    assert set(CONFIG_BUILDERS) == set(bodies)
+    for provider, build in CONFIG_BUILDERS.items():
+        assert build(bodies[provider], PRODUCTION).provider == provider
 
 
 def test_okta_issuer_is_the_domain_by_default():
@@ -126,6 +135,20 @@ def test_required_and_unknown_fields():
     assert "JSON object" in refused(okta_config, "configuration", ["domain"], PRODUCTION)
 
 
+@pytest.mark.parametrize("build, fields, subjects_within", [
+    (okta_config, {"domain": "Dev-123456.okta.com"}, "dev-123456.okta.com"),
+    (okta_config, {"domain": "dev-123456.okta.com",
+                   "issuer": "https://dev-123456.okta.com/oauth2/default"}, "dev-123456.okta.com"),
+    (azure_config, {"tenant_id": GUID.upper()}, GUID),
+])
+def test_the_stored_form_reads_back_to_the_same_config(build, fields, subjects_within):
+    config = build({**fields, **CREDENTIALS,
+                    "group_mappings": {"ops": [{"id": "acme", "role": "admin"}]}}, PRODUCTION)
+    stored = config.to_dict()
+    assert config.upstream == subjects_within and "client_secret" not in stored
+    assert build({**stored, "client_secret": config.client_secret}, PRODUCTION) == config
+
+
 def test_client_secret_stays_out_of_repr():
     assert "s3cret-value" not in repr(okta()) and "s3cret-value" not in repr(azure())
 
@@ -138,15 +161,15 @@ def test_group_mappings_and_default_tenants():
             "auditors": [{"id": "ops", "role": "viewer"}],
         },
     )
-    assert config.default_tenants == (TenantGrant("acme", "viewer"),)
-    assert config.group_mappings["auditors"] == (TenantGrant("ops", "viewer"),)
-    assert config.tenant_roles([]) == {"acme": "viewer"}
-    assert config.tenant_roles(["Everyone"]) == {"acme": "viewer"}
-    assert config.tenant_roles(["auditors"]) == {"acme": "viewer", "ops": "viewer"}
+    assert config.tenants.default_tenants == (TenantGrant("acme", "viewer"),)
+    assert config.tenants.group_mappings["auditors"] == (TenantGrant("ops", "viewer"),)
+    assert config.tenants.tenant_roles([]) == {"acme": "viewer"}
+    assert config.tenants.tenant_roles(["Everyone"]) == {"acme": "viewer"}
+    assert config.tenants.tenant_roles(["auditors"]) == {"acme": "viewer", "ops": "viewer"}
     # the strongest role wins, whatever the order of the groups
-    assert config.tenant_roles(["auditors", "infra-admins"]) == {"acme": "admin", "ops": "editor"}
-    assert config.tenant_roles(["infra-admins", "auditors"]) == {"acme": "admin", "ops": "editor"}
-    assert okta().tenant_roles(["infra-admins"]) == {}
+    assert config.tenants.tenant_roles(["auditors", "infra-admins"]) == {"acme": "admin", "ops": "editor"}
+    assert config.tenants.tenant_roles(["infra-admins", "auditors"]) == {"acme": "admin", "ops": "editor"}
+    assert okta().tenants.tenant_roles(["infra-admins"]) == {}
 
 
 @pytest.mark.parametrize("fields, field, problem", [
@@ -156,7 +179,7 @@ def test_group_mappings_and_default_tenants():
     ({"default_tenants": [{"id": "acme", "role": "owner"}]}, "default_tenants",
      "role must be one of viewer, editor, admin"),
     ({"default_tenants": [{"id": "", "role": "viewer"}]}, "default_tenants", "invalid tenant id"),
-    ({"default_tenants": [{"id": "a b", "role": "viewer"}]}, "default_tenants", "invalid tenant"),
+    ({"default_tenants": [{"id": 7, "role": "viewer"}]}, "default_tenants", "invalid tenant"),
     ({"default_tenants": [{"id": "t" * 65, "role": "viewer"}]}, "default_tenants", "invalid"),
     ({"default_tenants": [{"id": "acme", "role": "viewer"}] * 101}, "default_tenants",
      "at most 100"),

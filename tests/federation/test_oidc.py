@@ -12,13 +12,13 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from federation.connector import ConnectorError, Identity, UpstreamUnavailable
-from federation.config import InvalidConfig
-from federation.oidc import find_key, okta, open_connector, parse_jwks
+from federation.oidc import find_key, parse_jwks
 from tests.federation.conftest import (
-    AZURE_TENANT, CALLBACK, CLIENT_ID, CONNECTOR_OPTIONS, CREDENTIALS, authorize, sign_in,
+    AZURE_TENANT, CALLBACK, CLIENT_ID, CONNECTOR_OPTIONS, CREDENTIALS, authorize, okta, sign_in,
 )
 from tests.federation.upstream import DEFAULT_USER, UpstreamProcess
 from tests.helpers import free_port
@@ -55,13 +55,6 @@ def refused_sign_in(connector, error=ConnectorError) -> ConnectorError:
     return rejected(connector, params, saved, error)
 
 
-def test_open_connector_knows_the_providers(settings):
-    assert open_connector("azure", {"tenant_id": AZURE_TENANT, **CREDENTIALS},
-                          settings).config.provider == "azure"
-    with pytest.raises(InvalidConfig, match="provider must be one of okta, azure"):
-        open_connector("saml", {}, settings)
-
-
 # -- happy paths ---------------------------------------------------------------------------
 
 def test_okta_org_server_sign_in(okta_connector, upstream):
@@ -85,10 +78,32 @@ def test_azure_sign_in_with_the_tenant_issuer(azure_connector, upstream):
     assert azure_connector.config.issuer == f"{upstream.url}/{AZURE_TENANT}/v2.0"
     identity = sign_in(azure_connector)
     assert identity == Identity(
-        subject=AZURE_USER["sub"], email="grace@contoso.example",
+        subject=AZURE_USER["oid"], email="grace@contoso.example",
         email_verified=False,  # Azure AD sends no email_verified: never assume it
         name="Grace Hopper", username="grace@contoso.onmicrosoft.example",
         groups=tuple(AZURE_USER["groups"]))
+
+
+def test_an_azure_user_is_their_object_id_whatever_the_app_registration(azure_connector,
+                                                                          upstream):
+    # Azure AD's sub is pairwise per app registration: another client_id, another sub
+    upstream.set(user=AZURE_USER)
+    first = sign_in(azure_connector)
+    upstream.set(user={**AZURE_USER, "sub": "BBBBBBBBBBBBBBBBBBBBBOtherAppRegistration"})
+    assert sign_in(azure_connector).subject == first.subject == AZURE_USER["oid"]
+
+
+@pytest.mark.parametrize("oid, reason", [(None, "oid claim is missing"),
+                                         ("o" * 256, "oid claim is longer than 255")])
+def test_azure_requires_the_object_id(azure_connector, upstream, oid, reason):
+    upstream.set(user={**AZURE_USER, "oid": oid})
+    error = refused_sign_in(azure_connector)
+    assert error.message == NOT_VERIFIED and reason in error.reason
+
+
+def test_okta_users_are_their_sub(okta_connector, upstream):
+    upstream.set(user={**DEFAULT_USER, "oid": "00000000-0000-0000-66f3-3332eca7ea81"})
+    assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]
 
 
 def test_groups_map_to_tenant_roles(upstream, settings):
@@ -97,7 +112,7 @@ def test_groups_map_to_tenant_roles(upstream, settings):
                       "group_mappings": {"infra-admins": [{"id": "ops", "role": "admin"}]}},
                      settings, **CONNECTOR_OPTIONS)
     identity = sign_in(connector)
-    assert connector.config.tenant_roles(identity.groups) == {"acme": "viewer", "ops": "admin"}
+    assert connector.config.tenants.tenant_roles(identity.groups) == {"acme": "viewer", "ops": "admin"}
 
 
 def test_minimal_claims(okta_connector, upstream):
@@ -128,6 +143,22 @@ def test_login_url_carries_state_nonce_and_pkce(okta_connector, azure_connector,
 
     azure_query = parse_qs(urlsplit(azure_connector.login(CALLBACK, "s").redirect_url).query)
     assert azure_query["scope"] == ["openid email profile"]
+
+
+def test_login_asks_the_upstream_for_a_fresh_sign_in_when_told(okta_connector, upstream):
+    def query(**fresh) -> dict:
+        url = okta_connector.login(CALLBACK, "s", **fresh).redirect_url
+        return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+
+    assert "prompt" not in query() and "max_age" not in query()
+    assert query(force_authn=True)["prompt"] == "login"
+    assert query(max_age=300)["max_age"] == "300" and "prompt" not in query(max_age=300)
+    both = query(force_authn=True, max_age=0)
+    assert (both["prompt"], both["max_age"]) == ("login", "0")
+    # and the upstream receives them
+    started = okta_connector.login(CALLBACK, "s", force_authn=True, max_age=60)
+    assert requests.get(started.redirect_url, allow_redirects=False, timeout=5).status_code == 302
+    assert upstream.status()["last_authorize"] == {"prompt": "login", "max_age": "60"}
 
 
 def test_client_secret_post_when_that_is_all_the_upstream_supports(okta_connector, upstream):
@@ -218,6 +249,15 @@ def test_authorization_response_from_another_issuer(okta_connector, upstream):
     assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]
 
 
+def test_iss_is_required_when_the_upstream_promises_it(okta_connector, upstream):
+    upstream.set(discovery={"authorization_response_iss_parameter_supported": True})
+    error = refused_sign_in(okta_connector)
+    assert error.message == NOT_VERIFIED and "without iss" in error.reason
+    assert "token" not in upstream.status()["counts"]  # refused before the code exchange
+    upstream.set(authorize_params={"iss": upstream.url})
+    assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]
+
+
 def test_code_cannot_be_replayed(okta_connector):
     params, saved = authorize(okta_connector)
     okta_connector.handle_callback(CALLBACK, params, saved)
@@ -271,6 +311,33 @@ def test_id_token_claims_checked(request, upstream, connector_name, claims, reas
     error = refused_sign_in(connector)
     assert error.message == NOT_VERIFIED
     assert reason in error.reason
+
+
+@pytest.mark.parametrize("sub, reason", [
+    ("s" * 256, "sub claim is longer than 255 characters"),  # OIDC Core §2
+    ("a\x00b", "sub claim has control or non-ASCII characters"),
+    ("line\nbreak", "control"),
+    ("ünïcode", "non-ASCII"),
+    (12345, "sub"),
+])
+def test_a_subject_the_database_could_not_hold_is_refused(okta_connector, upstream, sub, reason):
+    upstream.set(user={**DEFAULT_USER, "sub": sub})
+    error = refused_sign_in(okta_connector)
+    assert error.message == NOT_VERIFIED
+    assert reason in error.reason
+
+
+def test_a_subject_of_255_characters_is_accepted(okta_connector, upstream):
+    upstream.set(user={**DEFAULT_USER, "sub": "s" * 255})
+    assert sign_in(okta_connector).subject == "s" * 255
+
+
+def test_optional_claims_that_are_not_printable_or_too_long_are_dropped(okta_connector,
+                                                                       upstream):
+    upstream.set(user={"sub": "someone", "name": "Ada\x00Lovelace", "email": "ada@x.example\x7f",
+                       "preferred_username": "a" * 1025,
+                       "groups": ["ops", "bad\x00group", "g" * 257, "ops", "infra"]})
+    assert sign_in(okta_connector) == Identity(subject="someone", groups=("ops", "infra"))
 
 
 def test_several_audiences_with_our_azp(okta_connector, upstream):

@@ -142,7 +142,7 @@ def test_names_must_be_printable_strings(idp, field, value):
     ("default_tenants", {"id": "acme"}, "must be a list"),
     ("default_tenants", [{"id": "acme", "role": "owner"}], "role must be one of"),
     ("default_tenants", [{"id": "acme"}], "entries must be"),
-    ("default_tenants", [{"id": "not a tenant!", "role": "viewer"}], "invalid tenant id"),
+    ("default_tenants", [{"id": "t" * 65, "role": "viewer"}], "invalid tenant id"),
     ("group_mappings", ["admins"], "must be an object"),
     ("group_mappings", {"admins": {"id": "acme", "role": "admin"}}, "must be a list"),
 ])

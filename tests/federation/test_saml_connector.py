@@ -52,6 +52,15 @@ def test_login_sends_an_authn_request_by_http_redirect(idp):
     assert sp.login(ACS_URL, RELAY_STATE).saved != started.saved
 
 
+@pytest.mark.parametrize("fresh, force_authn", [
+    ({}, False), ({"force_authn": True}, True), ({"max_age": 0}, True), ({"max_age": 3600}, True),
+])
+def test_login_asks_for_a_fresh_authentication_when_told(idp, fresh, force_authn):
+    sp = SAMLServiceProvider(SAMLConfig.from_dict(idp_config(idp)), SP_ENTITY_ID)
+    request = idp.read_request(sp.login(ACS_URL, RELAY_STATE, **fresh).redirect_url)
+    assert request.force_authn is force_authn
+
+
 @pytest.mark.parametrize("relay_state", ["", "x" * 81, "line\nbreak"])
 def test_login_refuses_a_relay_state_saml_cannot_carry(idp, relay_state):
     sp = SAMLServiceProvider(SAMLConfig.from_dict(idp_config(idp)), SP_ENTITY_ID)
@@ -380,13 +389,54 @@ def test_a_transient_name_id_is_refused_as_the_subject(flow):
     flow.refused(xml, saml.NO_SUBJECT, "transient NameID")
 
 
+@pytest.mark.parametrize("name_id, reason", [
+    ("user\t1", "NameID has control characters"),
+    ("u" * 1025, "NameID is longer than 1024 characters"),
+])
+def test_a_name_id_the_database_could_not_hold_is_refused(flow, name_id, reason):
+    flow.refused(flow.respond(name_id=name_id), saml.NO_SUBJECT, reason)
+
+
+def test_a_subject_attribute_with_control_characters_is_refused(idp):
+    flow = start_flow(idp, subject_attribute="employeeNumber")
+    xml = flow.respond(attributes={"employeeNumber": ["E-10\x7f42"]})
+    flow.refused(xml, saml.NO_SUBJECT, "the subject attribute has control characters")
+
+
+def test_attribute_values_that_are_not_printable_or_too_long_are_dropped(flow):
+    xml = flow.respond(attributes={"email": ["ada@exam\u2028ple.test"], "name": ["Ada\tLovelace"],
+                                   "groups": ["engineering", "g" * 257, "o\u200bps", "ops"]})
+    assert flow.post(xml) == Identity(subject="user-1", groups=("engineering", "ops"))
+
+
 def test_a_missing_subject_attribute_is_refused(idp):
     flow = start_flow(idp, subject_attribute="employeeNumber")
     flow.refused(flow.respond(), saml.NO_SUBJECT, "subject attribute is missing")
 
 
 def test_xmlsec1_missing_is_a_connector_error(flow, monkeypatch, tmp_path):
+    # a connector looks xmlsec1 up when it first builds pysaml2's client: one built while
+    # it is missing refuses the Response, and the login
     xml = flow.respond()
     monkeypatch.setenv("PATH", str(tmp_path))
+    flow.sp = SAMLServiceProvider(flow.sp.config, SP_ENTITY_ID)
     flow.refused(xml, saml.UNAVAILABLE, "xmlsec1 is not installed")
+    with pytest.raises(ConnectorError) as caught:
+        flow.sp.login(ACS_URL, RELAY_STATE)
+    assert caught.value.message == saml.UNAVAILABLE
+
+
+def test_pysaml2_is_set_up_once_per_connector_and_remembers_no_one(idp, monkeypatch):
+    lookups = []
+    monkeypatch.setattr(saml, "xmlsec_binary", lambda: lookups.append(1) or "/usr/bin/xmlsec1")
+    flow = start_flow(idp, allow_idp_initiated=True, relay_state_allowlist=[RELAY_STATE])
+    for _ in range(2):
+        started = flow.sp.login(ACS_URL, RELAY_STATE)
+        request = idp.read_request(started.redirect_url)
+        assert flow.post(flow.respond(in_response_to=request.id), saved=started.saved) == ADA
+    assert len(lookups) == 1  # one client for solicited Responses
+    assert flow.post(flow.respond(in_response_to=None), saved=None) == ADA
+    assert len(lookups) == 2  # and one for unsolicited ones
+    for allow_unsolicited in (False, True):
+        assert flow.sp._client(ACS_URL, allow_unsolicited).users.subjects() == []
 

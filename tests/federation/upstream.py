@@ -12,7 +12,8 @@ server), ``http://127.0.0.1:P/oauth2/default`` (an Okta custom authorization ser
 - ``{issuer}/.well-known/openid-configuration``: discovery;
 - ``{issuer}/keys``: the JWKS (one RS256 key);
 - ``{issuer}/authorize``: approves the test user at once and redirects to ``redirect_uri``
-  with ``code`` and ``state`` (PKCE S256 and ``nonce`` required);
+  with ``code`` and ``state`` (PKCE S256 and ``nonce`` required), noting the ``prompt`` and
+  ``max_age`` it was asked for;
 - ``{issuer}/token``: authorization code (client_secret_basic or client_secret_post, PKCE
   verified, single use) -> access token and an RS256 ID token.
 
@@ -34,7 +35,8 @@ Controls, to make it misbehave (``POST /_control`` with a JSON object; ``Upstrea
 ``POST /_control/reset`` restores the default behaviour and zeroes the counters (the
 signing key stays); ``POST /_control/rotate`` replaces the signing key; ``GET /_control``
 returns request counts per endpoint, the client authentication method of the last token
-request, and the current ``kid``.
+request, the ``prompt`` and ``max_age`` of the last authorization request, and the current
+``kid``.
 The upstream being down is a stopped process (``UpstreamProcess.stop``) or a closed port.
 """
 
@@ -132,6 +134,7 @@ class Provider:
             self.behaviour = json.loads(json.dumps(DEFAULT_BEHAVIOUR))
             self.counts: Counter = Counter()
             self.last_client_auth: str | None = None
+            self.last_authorize: dict = {}
 
     def discovery(self, issuer: str) -> dict:
         document = {
@@ -216,6 +219,7 @@ def create_app(provider: Provider) -> Flask:
         args = request.args
         if args.get("client_id") != provider.client_id or not args.get("redirect_uri"):
             abort(400)
+        provider.last_authorize = {"prompt": args.get("prompt"), "max_age": args.get("max_age")}
         problem = None
         if args.get("response_type") != "code":
             problem = "unsupported_response_type"
@@ -288,7 +292,7 @@ def create_app(provider: Provider) -> Flask:
     @app.get("/_control")
     def status():
         return jsonify({"counts": provider.counts, "last_client_auth": provider.last_client_auth,
-                        "kid": provider.key.kid})
+                        "last_authorize": provider.last_authorize, "kid": provider.key.kid})
 
     @app.post("/_control")
     def control():

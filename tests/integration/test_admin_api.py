@@ -89,6 +89,8 @@ def test_users_lifecycle(client, clean, admin, make_tenant):
 @pytest.mark.parametrize("body, field, status", [
     ({"username": "u1", "email": "u1@example.test", "password": "short"}, "password", 400),
     ({"username": "u1", "email": "not-an-email", "password": "long enough pw"}, "email", 400),
+    ({"username": "u1", "email": "u1\x00@example.test", "password": "long enough pw"}, "email", 400),
+    ({"username": "u1", "email": "u1@example.test\x7f", "password": "long enough pw"}, "email", 400),
     ({"username": 7, "email": "u1@example.test", "password": "long enough pw"}, "username", 400),
     ({"username": "u1", "email": "u1@example.test", "password": "long enough pw", "roles": "admin"},
      "roles", 400),
@@ -111,6 +113,10 @@ def test_patch_errors(client, admin, make_user):
                         json={"disabled": "yes"}).status_code == 400
     assert "'username'" in client.patch(f"/api/v1/admin/users/{user['id']}", headers=h,
                                         json={"username": "x"}).get_json()["error"]["message"]
+    # PostgreSQL refuses a NUL: a 400 naming the field, not a failed insert
+    nul = client.patch(f"/api/v1/admin/users/{user['id']}", headers=h,
+                       json={"email": "someone\x00@example.test"})
+    assert nul.status_code == 400 and "'email'" in nul.get_json()["error"]["message"]
     assert client.patch("/api/v1/admin/users/nope", headers=h, json={}).status_code == 404
 
 

@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from app.sso.identities import MAX_USERNAME, base_username, link_id
+from app.sso.identities import base_username, link_id
+from app.users import MAX_USERNAME
 from federation.connector import Identity
 
 # app/users.py: what a user name may be

@@ -7,9 +7,11 @@ import json
 
 import pytest
 import sqlalchemy as sa
+from cryptography import x509
 
 from app.extensions import db, services
 from app.models import SsoConnection
+from idp.tokens import rfc3339
 from tests.conftest import audit_events, bearer
 from tests.federation.conftest import AZURE_TENANT, CLIENT_SECRET
 from tests.federation.saml_idp import make_key_pair
@@ -149,6 +151,10 @@ def test_tenants_named_in_the_mapping_must_exist(browser, admin, upstream, make_
         assert response.status_code == 404
         assert response.get_json()["error"] == {"code": "NOT_FOUND",
                                                 "message": "Unknown tenant: nope"}
+    # the connector checks only the shape of an id; one no tenant can have is unknown too
+    odd = browser.post("/api/v1/admin/sso/okta", headers=admin, json=okta_body(
+        upstream, default_tenants=[{"id": "not a tenant!", "role": "viewer"}]))
+    assert odd.status_code == 404 and odd.get_json()["error"]["message"].startswith("Unknown tenant")
 
 
 def test_a_saml_connection_shows_what_to_register_and_when_its_certificate_expires(
@@ -167,6 +173,8 @@ def test_a_saml_connection_shows_what_to_register_and_when_its_certificate_expir
     assert replaced.status_code == 200
     [warning] = replaced.get_json()["warnings"]
     assert "expires on" in warning
+    not_after = x509.load_pem_x509_certificate(soon.cert_pem.encode()).not_valid_after_utc
+    assert replaced.get_json()["certificate_expires_at"] == rfc3339(not_after.timestamp())
     listed = browser.get("/api/v1/admin/sso", headers=admin).get_json()["items"]
     assert listed[0]["warnings"] == [warning]
 
@@ -181,6 +189,23 @@ def test_a_saml_connection_shows_what_to_register_and_when_its_certificate_expir
                            json={**saml_body(saml_idp), "certificate": expired.cert_pem})
     assert refused.status_code == 400
     assert refused.get_json()["error"]["message"].startswith("certificate expired on")
+
+
+def test_a_saml_connection_whose_certificate_expired_since_is_shown_unusable(
+        sso_app, browser, admin, saml_idp, tmp_path):
+    assert browser.post("/api/v1/admin/sso/saml", headers=admin,
+                        json=saml_body(saml_idp)).status_code == 201
+    expired = make_key_pair(tmp_path, "old", days=30,
+                            valid_from=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=60))
+    row = stored_row(sso_app, "saml")
+    with sso_app.app_context():  # as if the certificate had expired since it was posted
+        db.session.execute(sa.update(SsoConnection).values(
+            config={**row["config"], "certificate": expired.cert_pem}))
+        db.session.commit()
+    shown = browser.get("/api/v1/admin/sso/saml", headers=admin).get_json()
+    assert shown["usable"] is False and shown["certificate_expires_at"] is None
+    assert shown["warnings"][0].startswith("This connection cannot be used now: certificate "
+                                           "expired on")
 
 
 def test_idp_initiated_saml_needs_an_allowlist_of_https_pages(browser, admin, saml_idp):
@@ -208,3 +233,5 @@ def test_a_secret_that_no_longer_opens_makes_the_connection_unusable(sso_app, br
     assert listed["usable"] is False and "does not open" in listed["warnings"][0]
     page = browser.get("/api/v1/auth/sso/okta/login", query_string=rp.params())
     assert page.status_code == 503 and "not available" in page.get_data(True)
+    [failure] = audit_events(sso_app, "sso.login")
+    assert failure["outcome"] == "failure" and failure["details"]["reason"] == "misconfigured"

@@ -19,6 +19,8 @@ from tests.integration.sso.conftest import (ISSUER, created, federated_users,
 from tests.oidc import query_of
 from tests.sso import OKTA_DOMAIN, azure_body, okta_body
 
+AZURE_OID = "00000000-0000-0000-66f3-3332eca7ea81"
+
 
 def tokens(rp, callback) -> dict:
     response = rp.exchange(rp.callback(callback)["code"])
@@ -70,6 +72,7 @@ def test_okta_first_login_creates_a_user_and_the_second_reaches_it_with_a_fresh_
 def test_azure_ad_issuer_shape_and_the_seed_code_exchange(sso_app, browser, rp, upstream,
                                                           configure, make_tenant):
     beta = make_tenant("beta")
+    upstream.set(user={**DEFAULT_USER, "oid": AZURE_OID})
     shown = configure("azure", azure_body(default_tenants=[{"id": beta, "role": "editor"}]))
     assert shown["issuer"] == f"{upstream.url}/{AZURE_TENANT}/v2.0"
     assert shown["redirect_uri"] == f"{ISSUER}/api/v1/auth/sso/azure/callback"
@@ -87,7 +90,22 @@ def test_azure_ad_issuer_shape_and_the_seed_code_exchange(sso_app, browser, rp, 
     assert body["user"]["tenants"] == [{"id": beta, "role": "editor"}]
     me = browser.get("/api/v1/auth/me", headers=bearer(body["token"]))
     assert me.status_code == 200 and me.get_json()["id"] == body["user"]["id"]
-    assert federated_users(sso_app)[0]["upstream"] == AZURE_TENANT
+    [user] = federated_users(sso_app)
+    assert (user["upstream"], user["subject"]) == (AZURE_TENANT, AZURE_OID)
+
+
+def test_an_azure_user_is_reached_by_their_oid_when_the_sub_changes(sso_app, browser, rp,
+                                                                     upstream, configure):
+    upstream.set(user={**DEFAULT_USER, "oid": AZURE_OID})
+    configure("azure", azure_body())
+    tokens(rp, sso_sign_in(browser, rp, upstream, "azure"))
+    # the app registered again: Azure AD's pairwise sub changes, the object id does not
+    upstream.set(user={**DEFAULT_USER, "oid": AZURE_OID, "sub": "another-pairwise-sub"})
+    other = sso_app.test_client()
+    rp.http = other
+    tokens(rp, sso_sign_in(other, rp, upstream, "azure"))
+    [user] = federated_users(sso_app)
+    assert user["subject"] == AZURE_OID and created(sso_app) == (2, 1)
 
 
 def test_group_mappings_decide_the_memberships_at_every_login(sso_app, browser, rp, upstream,
@@ -146,6 +164,21 @@ def test_idp_hint_on_the_authorization_endpoint_goes_upstream(sso_app, browser, 
     assert tokens(rp, browser.get(via_upstream(browser, started, upstream)))["access_token"]
     # signed in now: the same request is answered without going anywhere
     assert lands_on_relying_party(rp.authorize(idp_hint="okta"))
+
+
+def test_prompt_login_and_max_age_go_upstream(sso_app, browser, rp, upstream, configure):
+    configure("okta", okta_body(upstream))
+    tokens(rp, browser.get(via_upstream(browser, rp.authorize(idp_hint="okta"), upstream)))
+    assert upstream.status()["last_authorize"] == {"prompt": None, "max_age": None}
+    # signed in here and at the upstream: a relying party asking for a fresh sign-in must
+    # not get one the upstream's session answers silently
+    back = via_upstream(browser, rp.authorize(idp_hint="okta", prompt="login"), upstream)
+    assert upstream.status()["last_authorize"] == {"prompt": "login", "max_age": None}
+    assert tokens(rp, browser.get(back))["access_token"]
+    other = sso_app.test_client()
+    rp.http = other
+    via_upstream(other, rp.authorize(idp_hint="okta", max_age="600"), upstream)
+    assert upstream.status()["last_authorize"] == {"prompt": None, "max_age": "600"}
 
 
 @pytest.mark.parametrize("hint", ["azure", "saml", "github", ""])
@@ -283,6 +316,29 @@ def test_an_upstream_that_is_down_or_garbled_before_the_login_is_a_503_page(
     configure("okta", okta_body(upstream))
     upstream.set(broken={".well-known/openid-configuration": "not-json"})
     refused(sso_app, rp.authorize(idp_hint="okta"), 503, "invalid response")
+
+
+def test_a_subject_the_database_could_not_hold_is_a_401_page_and_audited(
+        sso_app, browser, rp, upstream, configure):
+    configure("okta", okta_body(upstream))
+    upstream.set(user={**DEFAULT_USER, "sub": "s" * 2000})
+    refused(sso_app, sso_sign_in(browser, rp, upstream), 401, "Sign-in failed")
+    [failure] = audit_events(sso_app, "sso.login")
+    assert failure["outcome"] == "failure" and failure["details"]["reason"] == "rejected"
+    assert "longer than 255" in failure["details"]["detail"]
+
+
+def test_a_name_or_email_with_a_nul_is_dropped_and_never_locks_the_user_out(
+        sso_app, browser, rp, upstream, configure):
+    configure("okta", okta_body(upstream))
+    upstream.set(user={**DEFAULT_USER, "name": "Ada\x00Lovelace", "email": "ada\x00@customer.example"})
+    tokens(rp, sso_sign_in(browser, rp, upstream))
+    [user] = federated_users(sso_app)
+    assert (user["name"], user["email"], user["email_verified"]) == (None, None, False)
+    again = sso_app.test_client()
+    rp.http = again
+    tokens(rp, sso_sign_in(again, rp, upstream))
+    assert created(sso_app) == (2, 1)
 
 
 # -- no takeover, disabled users ---------------------------------------------------------
