@@ -13,7 +13,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from idp.accounts import normalise_username
+from idp.accounts import MAX_PASSWORD, MAX_USERNAME, normalise_username
 from idp.errors import Conflict, InvalidRequest, NotFound
 from idp.permissions import PLATFORM_ROLES, TENANT_ROLES
 from idp.tokens import rfc3339
@@ -24,7 +24,6 @@ from .pagination import Page, paginate
 from .repositories import account_from
 from .tenants import require_tenants
 
-MAX_USERNAME = 150
 # what a user name is made of (it starts with a letter or a digit), as a regex class
 USERNAME_CHARACTERS = "a-z0-9._@+-"
 _USERNAME = re.compile(rf"^[a-z0-9][{USERNAME_CHARACTERS}]{{0,{MAX_USERNAME - 1}}}$")
@@ -53,8 +52,8 @@ def validate_email(email: str | None) -> str | None:
 def validate_password(password) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidRequest(f"'password' must have at least {MIN_PASSWORD_LENGTH} characters")
-    if len(password) > 1024:
-        raise InvalidRequest("'password' is too long (at most 1024 characters)")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidRequest(f"'password' is too long (at most {MAX_PASSWORD} characters)")
     return password
 
 
