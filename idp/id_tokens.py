@@ -17,7 +17,7 @@ from keys.manager import ALGORITHM
 from .accounts import Account
 from .clock import now
 from .errors import InvalidRequest
-from .token_validation import signed_claims
+from .token_validation import SignedTokens
 from .userinfo import user_claims
 
 ID_TOKEN_TYP = "JWT"
@@ -28,6 +28,7 @@ ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_
 class IdTokenIssuer:
     def __init__(self, keyring: Keyring, issuer: str, ttl: int, clock=now):
         self.keyring = keyring
+        self.hints = SignedTokens(keyring, ID_TOKEN_TYPES)
         self.issuer = issuer
         self.ttl = ttl
         self.clock = clock
@@ -58,7 +59,7 @@ class IdTokenIssuer:
         Signature by one of our published keys, ``typ`` JWT and our ``iss``; an expired
         token is accepted, as the spec asks for a hint from a recent session.
         """
-        claims = signed_claims(self.keyring, token, ID_TOKEN_TYPES)
+        claims = self.hints.claims(token)
         if claims is None or claims.get("iss") != self.issuer or not claims.get("sub") \
                 or not claims.get("aud"):
             raise InvalidRequest("'id_token_hint' is not an ID token issued here")

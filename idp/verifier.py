@@ -47,7 +47,6 @@ cannot refetch could hold, or a hook failed; never fail open).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -57,15 +56,11 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 import requests
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
-from joserfc.util import urlsafe_b64decode
 
-from . import rfc9068
+from . import rfc9068, rs256
 from .api_key_format import PREFIX as API_KEY_PREFIX
 from .api_key_format import looks_like_api_key
 from .permissions import allows as _allows
@@ -84,10 +79,6 @@ DEFAULT_MAX_AGE = 300
 MAX_MAX_AGE = 86400
 
 ACCESS_TOKEN, API_KEY = "access_token", "api_key"
-
-_PKCS1, _SHA256 = PKCS1v15(), SHA256()
-# more than the IdP's keys and their header spellings can ever make
-MAX_VERIFIED_HEADERS = 64
 
 
 class VerificationError(Exception):
@@ -298,27 +289,6 @@ def _discover(session: requests.Session, issuer: str, endpoint: str, timeout: fl
     return document
 
 
-def _kid_of(header_segment: bytes) -> str:
-    """The kid of a JWS header that is an access token's of ours, or ``InvalidToken``."""
-    try:
-        header = json.loads(urlsafe_b64decode(header_segment))
-    except ValueError:
-        raise InvalidToken("not a compact JWS") from None
-    if not isinstance(header, dict):
-        raise InvalidToken("the header is not a JSON object")
-    typ, alg, kid = header.get("typ"), header.get("alg"), header.get("kid")
-    if not rfc9068.is_access_token_typ(typ):
-        raise InvalidToken("typ is not at+jwt")
-    if alg != ALGORITHM:
-        raise InvalidToken("alg is not RS256")
-    if not isinstance(kid, str) or not kid:
-        raise InvalidToken("no kid")
-    if "crit" in header:
-        # RFC 7515 §4.1.11: we understand no extension, so every critical one refuses
-        raise InvalidToken("a critical header extension")
-    return kid
-
-
 class Verifier:
     """Verifies tokens for one issuer and audience. Thread-safe; build one per process.
 
@@ -362,9 +332,7 @@ class Verifier:
         self._discovery: _Document | None = None
         self._jwks: _KeySet | None = None
         self._retry_at = 0.0
-        # header segment -> kid, for headers whose signature verified: each key's tokens
-        # share one header, so it is parsed once per key rather than once per token
-        self._verified_headers: dict[bytes, str] = {}
+        self._tokens = rs256.RS256Tokens(rfc9068.ACCESS_TOKEN_TYPES)
 
     # -- the public API ---------------------------------------------------------------
 
@@ -382,36 +350,10 @@ class Verifier:
 
     def verify_access_token(self, token: str) -> Principal:
         """An RS256 ``at+jwt`` access token of this issuer and audience, checked as above."""
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise InvalidToken("too long")
-        # RFC 7515 §5.2, steps 1-7, for the one algorithm our keys fix (RFC 7518 §3.3:
-        # RSASSA-PKCS1-v1_5 with SHA-256 over "header.payload"); the base64url decoding is
-        # joserfc's strict one. Written out rather than joserfc's general path because
-        # every request of every resource server runs it: that path (a registry built per
-        # call, key guessing, the header parsed again for every token although each key's
-        # tokens all carry the same one) cost a third of the signature check itself.
         try:
-            header_segment, payload_segment, signature_segment = token.encode("ascii").split(b".")
-            payload = urlsafe_b64decode(payload_segment)
-            signature = urlsafe_b64decode(signature_segment)
-        except (ValueError, UnicodeError):  # binascii.Error is a ValueError
-            raise InvalidToken("not a compact JWS") from None
-        kid = self._verified_headers.get(header_segment) or _kid_of(header_segment)
-        try:
-            self._key(kid).verify(signature, header_segment + b"." + payload_segment,
-                                  _PKCS1, _SHA256)
-        except InvalidSignature:
-            raise InvalidToken("bad signature") from None
-        if (header_segment not in self._verified_headers
-                and len(self._verified_headers) < MAX_VERIFIED_HEADERS):
-            # only after the signature: a header none of our keys signed is never kept
-            self._verified_headers[header_segment] = kid
-        try:
-            claims = json.loads(payload)
-        except ValueError:
-            raise InvalidToken("payload is not JSON") from None
-        if not isinstance(claims, dict):
-            raise InvalidToken("payload is not a JSON object")
+            claims = self._tokens.claims(token, self._key)
+        except rs256.Refused as refused:
+            raise InvalidToken(refused.reason) from None
         try:
             rfc9068.check_claims(claims, issuer=self.issuer, audience=self.audience,
                                  now=time.time(), leeway=self.leeway)
