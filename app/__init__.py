@@ -9,8 +9,6 @@ from flask import Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from keys.sealing import Sealer
-
 from .config import MAX_CONTENT_LENGTH, load_config, normalise_database_url, validate
 from .extensions import SERVICES_KEY, db, migrate
 from .logging import configure_logging, init_request_logging
@@ -38,7 +36,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     configure_logging(str(config["LOG_LEVEL"]))
     kek = resolve_kek(config, app.instance_path)
-    app.secret_key = Sealer(kek).derive("flask-session")
+    # No Flask secret key: Flask's cookie session is not used (the IdP's browser sessions
+    # live in the store, app/web/session.py), and without a key Flask opens none, where it
+    # would otherwise build a signing serializer on every request.
 
     db.init_app(app)
     with app.app_context():
