@@ -14,12 +14,14 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import event
 
 from .wrk import Request
 
 _TABLE_AFTER = {"SELECT": r"\bFROM\s+\"?(\w+)", "INSERT": r"\bINTO\s+\"?(\w+)",
                 "UPDATE": r"^\s*UPDATE\s+\"?(\w+)", "DELETE": r"\bFROM\s+\"?(\w+)"}
+_SUBQUERY = re.compile(r"\([^()]*\)")  # innermost parentheses
 # pool_pre_ping: every checkout of a pooled connection costs a SELECT 1 round trip first
 PING = "ping (pool_pre_ping)"
 
@@ -45,10 +47,14 @@ def _describe(calls: tuple[str, ...]) -> str:
 
 
 def statement(sql: str) -> str:
-    """``SELECT users`` for a statement reading users: its verb and first table."""
+    """``SELECT users`` for a statement reading users: its verb and first table, outside
+    any subquery."""
     verb = sql.split(None, 1)[0].upper() if sql.strip() else "?"
     pattern = _TABLE_AFTER.get(verb)
-    match = re.search(pattern, sql, re.IGNORECASE) if pattern else None
+    outer = sql
+    while (inner := _SUBQUERY.sub(" ", outer)) != outer:
+        outer = inner
+    match = re.search(pattern, outer, re.IGNORECASE) if pattern else None
     return f"{verb} {match.group(1)}" if match else verb
 
 
@@ -65,28 +71,38 @@ def trace(app, request: Request, repeat: int = 1) -> Anatomy:
     The caller sends one first to warm the caches a worker keeps (keys, discovery), so
     that the recorded ones are steady-state requests.
     """
-    from app.extensions import db, services
+    from app.extensions import AUTOCOMMIT_ENGINE_KEY, db, services
 
     sql: list[str] = []
     redis: list[str] = []
     with app.app_context():
-        engine = db.engine
+        # the ORM's engine, and the hot paths' autocommit one (app.extensions.autocommit),
+        # which the warm-up request has made
+        engines = [db.engine, *filter(None, [app.extensions.get(AUTOCOMMIT_ENGINE_KEY)])]
         client = services().store.client
 
     def on_execute(conn, cursor, text, parameters, context, executemany):
         sql.append(statement(text))
 
-    def on_checkout(dbapi_connection, record, proxy):
-        sql.append(PING if engine.pool._pre_ping else "checkout")
+    def on_checkout_of(engine):
+        def on_checkout(dbapi_connection, record, proxy):
+            if engine.pool._pre_ping:  # without it a checkout makes no round trip
+                sql.append(PING)
+        return on_checkout
 
     def on_commit(conn):
         sql.append("COMMIT")
 
     def on_rollback(conn):
-        sql.append("ROLLBACK")
+        # SQLAlchemy closes every connection with a rollback; psycopg sends it only when
+        # a transaction is open (never on the autocommit engine), so count only those
+        info = getattr(conn.connection.dbapi_connection, "info", None)
+        if info is None or info.transaction_status != TransactionStatus.IDLE:
+            sql.append("ROLLBACK")
 
-    listeners = [(engine, "before_cursor_execute", on_execute), (engine, "commit", on_commit),
-                 (engine, "rollback", on_rollback), (engine.pool, "checkout", on_checkout)]
+    listeners = [listener for engine in engines for listener in (
+        (engine, "before_cursor_execute", on_execute), (engine, "commit", on_commit),
+        (engine, "rollback", on_rollback), (engine.pool, "checkout", on_checkout_of(engine)))]
 
     original = client.execute_command
 

@@ -130,6 +130,10 @@ def test_statements_are_named_by_verb_and_table():
         == "INSERT audit_events"
     assert statement('UPDATE "api_keys" SET last_used_at=%(x)s') == "UPDATE api_keys"
     assert statement("select 1") == "SELECT"
+    # a subquery's table is not the statement's
+    assert statement("SELECT users.id, (SELECT revocations.revoked_at FROM revocations WHERE "
+                     "revocations.subject = users.id) AS revoked_before FROM users LEFT OUTER "
+                     "JOIN memberships ON memberships.user_id = users.id") == "SELECT users"
 
 
 def test_the_refresh_script_sends_its_tokens_as_refresh_grants(tmp_path):
