@@ -1,10 +1,13 @@
 """idp.rs256: the compact RS256 check the IdP and resource servers share, with local keys."""
 
+import base64
 import json
+import os
 
 import pytest
+from joserfc.util import urlsafe_b64decode
 
-from idp.rs256 import MAX_REMEMBERED_HEADERS, Refused, RS256Tokens
+from idp.rs256 import MAX_REMEMBERED_HEADERS, Refused, RS256Tokens, base64url_decode
 from idp.rfc9068 import ACCESS_TOKEN_TYPES
 from tests.keyserver import claims_for, mint, new_key, sign_raw
 
@@ -114,3 +117,23 @@ def test_a_header_remembered_for_one_type_does_not_pass_another(key):
 def test_anything_else_is_refused(key, token):
     with pytest.raises(Refused):
         RS256Tokens(ACCESS_TOKEN_TYPES).claims(token, _keys(key))
+
+
+def test_base64url_gives_joserfcs_verdicts_on_every_spelling():
+    """The decoder agrees with joserfc's strict one: the same bytes for every canonical
+    spelling, and a refusal for each malformed one, at every length's padding."""
+    for length in range(0, 70):
+        data = os.urandom(length)
+        spelling = base64.urlsafe_b64encode(data).rstrip(b"=")
+        assert base64url_decode(spelling) == urlsafe_b64decode(spelling) == data
+        flipped = spelling[:-1] + bytes([spelling[-1] ^ 1]) if spelling else b""
+        for bad in (spelling + b"=", spelling + b"==", spelling + b"A", b" " + spelling,
+                    spelling + b"\n", spelling.replace(b"-", b"+").replace(b"_", b"/"),
+                    flipped, spelling[:len(spelling) // 2] + b"." + spelling[len(spelling) // 2:]):
+            verdicts = []
+            for decode in (base64url_decode, urlsafe_b64decode):
+                try:
+                    verdicts.append(decode(bad))
+                except ValueError:  # binascii.Error is one
+                    verdicts.append("refused")
+            assert verdicts[0] == verdicts[1], (length, bad)
