@@ -63,7 +63,7 @@ class AuthorizationCode(AuthorizationCodeMixin):
     redirect_uri: str | None
     scope: str
     user_id: str
-    auth_time: int
+    auth_time: float  # when the user signed in, to the millisecond (idp.sessions)
     expires_at: float
     nonce: str | None = None
     code_challenge: str | None = None
@@ -80,7 +80,7 @@ class AuthorizationCode(AuthorizationCodeMixin):
         return self.nonce
 
     def get_auth_time(self):
-        return self.auth_time
+        return int(self.auth_time)  # OIDC Core §2: whole seconds
 
 
 @dataclass(frozen=True)

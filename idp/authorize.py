@@ -245,7 +245,7 @@ class AuthorizationFlow:
         """
         if session is None or not session.signed_in:
             return None
-        return self.tokens.account_if_valid(session.user_id, int(session.auth_time))
+        return self.tokens.account_if_valid(session.user_id, session.auth_time)
 
     # -- steps ----------------------------------------------------------------------------
     def _validate(self, params: Mapping[str, list[str]], account: Account | None):

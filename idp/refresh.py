@@ -96,7 +96,7 @@ class Family:
     client_id: str
     scope: str
     tenant: str | None
-    auth_time: int
+    auth_time: float  # the sign-in, to the millisecond (idp.sessions)
     expires_at: int
 
     def encode(self) -> str:
@@ -107,7 +107,7 @@ class Family:
     def decode(cls, family_id: str, data: bytes | str) -> "Family":
         text = data.decode() if isinstance(data, bytes) else data
         user_id, client_id, scope, tenant, auth_time, expires_at = text.split("\x1f")
-        return cls(family_id, user_id, client_id, scope, tenant or None, int(auth_time),
+        return cls(family_id, user_id, client_id, scope, tenant or None, float(auth_time),
                    int(expires_at))
 
 
@@ -167,10 +167,10 @@ class RefreshFamilies:
         return f"{family_id}.{secrets.token_urlsafe(32)}"
 
     def start(self, *, user_id: str, client_id: str, scope: str, tenant: str | None,
-              auth_time: int) -> Rotation:
+              auth_time: float) -> Rotation:
         """Begin a family at a login; it ends ``ttl`` after ``auth_time``, whatever happens."""
         family = Family(secrets.token_urlsafe(FAMILY_ID_BYTES), user_id, client_id, scope,
-                        tenant, int(auth_time), int(auth_time) + self.ttl)
+                        tenant, auth_time, int(auth_time) + self.ttl)
         token = self._new_token(family.id)
         lifetime = family.expires_at - int(self.clock())
         if lifetime <= 0:

@@ -28,7 +28,9 @@ class BrowserSession:
     id: str
     csrf_token: str
     user_id: str | None = None
-    auth_time: int | None = None
+    # when the user signed in, to the millisecond: compared with revocation watermarks,
+    # which are as precise (ID and access tokens claim its whole seconds)
+    auth_time: float | None = None
     expires_at: float = 0.0
 
     @property
@@ -82,7 +84,7 @@ class SessionStore:
         signed_in_at = self.clock()
         return self._save(BrowserSession(
             id=secrets.token_urlsafe(32), csrf_token=secrets.token_urlsafe(32),
-            user_id=user_id, auth_time=int(signed_in_at),
+            user_id=user_id, auth_time=round(signed_in_at, 3),
             expires_at=signed_in_at + self.ttl), self.ttl)
 
     def end(self, session: BrowserSession) -> None:

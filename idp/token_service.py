@@ -102,10 +102,11 @@ class TokenService:
 
     def issue_for_account(self, account: Account, client: RegisteredClient, scope: str, *,
                           tenant: str | None = None, with_refresh: bool = False,
-                          auth_time: int | None = None) -> TokenResponse:
-        """Tokens after a login; ``with_refresh`` begins a refresh-token family."""
+                          auth_time: float | None = None) -> TokenResponse:
+        """Tokens after a login at ``auth_time`` (now when not given, to the millisecond);
+        ``with_refresh`` begins a refresh-token family."""
         self.check_tenant(account, tenant)
-        auth_time = int(auth_time or self.clock())
+        auth_time = auth_time or round(self.clock(), 3)
         family_id = refresh_token = None
         if with_refresh:
             rotation = self.families.start(user_id=account.id, client_id=client.client_id,
@@ -135,7 +136,7 @@ class TokenService:
                                    scope=scope, roles=[], tenants=tenants)
         return TokenResponse(access=access, scope=scope)
 
-    def account_if_valid(self, user_id: str, auth_time: int) -> Account | None:
+    def account_if_valid(self, user_id: str, auth_time: float) -> Account | None:
         """The account of a sign-in at ``auth_time``, if that sign-in still stands: the user
         exists, is enabled, and was not revoked since."""
         account = self.accounts.find_by_id(user_id)

@@ -59,7 +59,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             redirect_uri=request.payload.redirect_uri,
             scope=request.scope,
             user_id=request.user.id,
-            auth_time=int(request.auth_time),
+            auth_time=request.auth_time,
             expires_at=codes.new_expiry(),
             nonce=data.get("nonce"),
             code_challenge=data.get("code_challenge"),

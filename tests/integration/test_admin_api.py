@@ -1,7 +1,11 @@
 """/api/v1/admin: tenants, users and clients for platform admins (PostgreSQL + Redis)."""
 
+import time
+from datetime import datetime, timezone
+
 import pytest
 import sqlalchemy as sa
+from freezegun import freeze_time
 
 from tests.conftest import audit_events, bearer
 
@@ -144,6 +148,29 @@ def test_disabling_a_user_revokes_tokens_and_families_at_once(client, admin, mak
                        json={"refresh_token": session["refresh_token"]}).status_code == 401
     assert client.post("/api/v1/auth/token", json={"username": user["username"],
                                                    "password": user["password"]}).status_code == 401
+
+
+def test_a_sign_in_in_the_same_second_as_a_password_change_keeps_its_refresh_token(
+        client, admin, make_user):
+    """The password change revokes everything issued before it, to the millisecond: a login
+    a moment later, in the same second, is a new sign-in whose refresh token works."""
+    user = make_user()
+    old = _login(client, user)
+    moment = datetime.fromtimestamp(int(time.time()) + 2.2, timezone.utc)
+    with freeze_time(moment) as clock:
+        assert client.patch(f"/api/v1/admin/users/{user['id']}", headers=admin["headers"],
+                            json={"password": "another long password"}).status_code == 200
+        clock.tick(0.3)
+        session = client.post("/api/v1/auth/token", json={
+            "username": user["username"], "password": "another long password"}).get_json()
+        refreshed = client.post("/api/v1/auth/refresh",
+                                json={"refresh_token": session["refresh_token"]})
+        assert refreshed.status_code == 200, refreshed.get_json()
+        assert client.get("/api/v1/auth/me",
+                          headers=bearer(refreshed.get_json()["token"])).status_code == 200
+        # and what the change revoked stays revoked
+        assert client.post("/api/v1/auth/refresh",
+                           json={"refresh_token": old["refresh_token"]}).status_code == 401
 
 
 def test_deleting_a_user_revokes_their_tokens(client, admin, make_user):

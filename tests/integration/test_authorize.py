@@ -349,6 +349,29 @@ def test_after_a_revoked_sign_in_the_login_form_works_at_the_first_try(app, make
         assert rp.exchange(callback["code"]).status_code == 200
 
 
+def test_a_sign_in_in_the_same_second_as_a_revocation_stands(app, make_rp, make_user,
+                                                              token_for):
+    """Disabling and enabling the user revokes every sign-in before it, to the millisecond:
+    one a moment later in the same second keeps its session, its code and its refresh token."""
+    rp, user, admin = make_rp(), make_user(), make_user(roles=["admin"])
+    with freeze_time("2026-11-29 10:01:00.100") as clock:
+        admin = bearer(token_for(admin))
+        for disabled in (True, False):
+            assert app.test_client().patch(f"/api/v1/admin/users/{user['id']}", headers=admin,
+                                           json={"disabled": disabled}).status_code == 200
+        clock.tick(0.4)
+        rp.sign_in(user, scope="openid offline_access")
+        again = rp.authorize(scope="openid offline_access")  # the session stands: no form
+        assert again.status_code == 302 and not again.headers["Location"].startswith("/login/")
+        tokens = rp.exchange(rp.callback(again)["code"])
+        assert tokens.status_code == 200, tokens.get_json()
+        assert jwt_parts(tokens.get_json()["id_token"])[1]["auth_time"] == 1795946460
+        refreshed = app.test_client().post("/oauth/token", data={
+            "grant_type": "refresh_token", "refresh_token": tokens.get_json()["refresh_token"],
+            "client_id": rp.client_id})
+        assert refreshed.status_code == 200, refreshed.get_json()
+
+
 ODD = ["", " ", "\x00", "é", '"\\', "a" * 3000, "%ff", "\n", "none", "login", "0", "²", "{}"]
 
 
