@@ -246,6 +246,16 @@ def test_a_replayed_state_is_refused(sso_app, browser, rp, upstream, configure):
     assert created(sso_app) == (2, 1)
 
 
+def test_a_head_request_does_not_spend_the_state(sso_app, browser, rp, upstream, configure):
+    """A link checker's HEAD of the callback URL leaves the user's GET working."""
+    configure("okta", okta_body(upstream))
+    back = via_upstream(browser, browser.get("/api/v1/auth/sso/okta/login",
+                                             query_string=rp.params()), upstream)
+    head = browser.head(back)
+    assert head.status_code == 405 and head.headers["Allow"] == "GET"
+    assert lands_on_relying_party(browser.get(back))
+
+
 def test_an_expired_state_is_refused(sso_app, browser, rp, upstream, configure):
     configure("okta", okta_body(upstream))
     back = via_upstream(browser, browser.get("/api/v1/auth/sso/okta/login",

@@ -63,6 +63,14 @@ def test_a_signed_response_signs_the_user_in_and_the_next_login_reaches_the_same
     assert [e["outcome"] for e in audit_events(sso_app, "sso.login")] == ["success", "success"]
 
 
+def test_a_head_request_does_not_spend_the_completion(browser, rp, saml_idp, saml):
+    login = start_saml(browser, rp, saml_idp)
+    posted = login.post(login.respond())
+    head = browser.head(posted.headers["Location"])
+    assert head.status_code == 405 and head.headers["Allow"] == "GET"
+    assert lands_on_relying_party(browser.get(posted.headers["Location"]))
+
+
 def test_the_seed_code_exchange_works_for_a_saml_code(browser, rp, saml_idp, saml):
     login = start_saml(browser, rp, saml_idp)
     code = rp.callback(login.complete(login.respond()))["code"]
