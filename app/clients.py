@@ -164,6 +164,9 @@ def list_clients() -> Page:
 
 
 def delete_client(client_id: str) -> None:
+    """Delete the client; the access tokens it holds stop working at once (its refresh
+    tokens already do: it can no longer authenticate to use them)."""
     db.session.delete(get_client(client_id))
     db.session.commit()
     services().clients.forget(client_id)
+    services().tokens.revocations.revoke_client(client_id)

@@ -145,8 +145,10 @@ class SigningKey(db.Model):
 class Revocation(db.Model):
     """The durable record of a revocation; Redis holds the fast copy (idp/revocation.py).
 
-    kind ``jti`` (one access token), ``sid`` (a refresh family) or ``user`` (a watermark:
-    every token issued up to ``revoked_at``). Rows are useless after ``expires_at``.
+    kind ``jti`` (one access token), ``sid`` (a refresh family), ``user`` (a watermark:
+    every token of the user issued up to ``revoked_at``; ``uat`` for access tokens only) or
+    ``cli`` (a watermark on a deleted client's access tokens). Rows are useless after
+    ``expires_at``.
     """
 
     __tablename__ = "revocations"

@@ -1,12 +1,14 @@
 """Access-token revocation: exact, fail-closed, and one Redis round trip per check.
 
-Three kinds of revocation, each with a durable record in the database and a fast copy in
+Four kinds of revocation, each with a durable record in the database and a fast copy in
 Redis (all under the one ``{rev}`` hash tag, so a check is a single MGET on one slot):
 
     jti   one access token, until it would have expired
     sid   a refresh family and every access token issued from it
     user  a watermark: every token of the user issued at or before it (disabled, deleted,
           password changed); ``uat`` moves it for access tokens only (roles changed)
+    cli   a watermark: every access token issued to the client at or before it (the client
+          was deleted; its refresh tokens die with it, as it can no longer authenticate)
 
 Redis may come back empty (no persistence, failover to a stale replica). An *epoch* key
 marks a Redis that holds the full copy; when it is missing, the copy is rebuilt from the
@@ -35,7 +37,7 @@ from .store import Store
 
 log = logging.getLogger("infracast.revocation")
 
-JTI, SID, USER = "jti", "sid", "user"
+JTI, SID, USER, CLIENT = "jti", "sid", "user", "cli"
 # a user's access tokens only (roles changed): refresh families live on and pick up the
 # new roles; in Redis it moves the same watermark as USER, so a check stays one MGET
 USER_ACCESS = "uat"
@@ -119,20 +121,25 @@ class RevocationCopy:
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """Is this (signature-checked, unexpired) access token revoked, says the copy?
 
-        One MGET of the epoch, ``jti``, user watermark and ``sid`` keys. Raises
+        One MGET of the epoch, ``jti``, user and client watermark and ``sid`` keys. Raises
         ``CopyIncomplete`` when the epoch marker is missing and ``Unavailable`` when Redis
         cannot be read: never an answer the copy cannot vouch for.
         """
         keys = [self.epoch_key, self.key(JTI, str(claims.get("jti", ""))),
-                self.key(USER, str(claims.get("sub", "")))]
+                self.key(USER, str(claims.get("sub", ""))),
+                self.key(CLIENT, str(claims.get("client_id", "")))]
         if claims.get("sid"):
             keys.append(self.key(SID, str(claims["sid"])))
-        epoch, jti, user_watermark, *family = self.store.mget(keys)
+        values = self.store.mget(keys)
+        epoch, jti, user_watermark, client_watermark = values[:4]
+        family = values[4] if len(values) > 4 else None
         if epoch is None:
             raise CopyIncomplete()
-        if jti is not None or (family and family[0] is not None):
+        if jti is not None or family is not None:
             return True
-        return user_watermark is not None and issued_at(claims) <= float(user_watermark)
+        issued = issued_at(claims)
+        return any(mark is not None and issued <= float(mark)
+                   for mark in (user_watermark, client_watermark))
 
 
 class RevocationList:
@@ -159,6 +166,10 @@ class RevocationList:
         """Every token of this user issued up to now stops working, refresh families too."""
         # refresh families check the durable watermark, which must outlive them
         self._revoke(USER, user_id, self.clock() + self.refresh_ttl + self.access_ttl)
+
+    def revoke_client(self, client_id: str) -> None:
+        """Every access token issued to this client up to now stops working (it was deleted)."""
+        self._revoke(CLIENT, client_id, self.clock() + self.access_ttl)
 
     def revoke_user_access_tokens(self, user_id: str) -> None:
         """The user's access tokens up to now stop working; their refresh tokens do not."""

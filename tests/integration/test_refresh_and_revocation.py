@@ -167,6 +167,30 @@ def test_only_the_issuing_client_may_refresh(client, oauth_client, make_user, ct
     assert still.status_code == 200
 
 
+def test_deleting_a_client_ends_what_it_holds_at_once(client, oauth_client, make_user, ctx,
+                                                      token_for):
+    """Its access tokens are revoked (a watermark on its client_id, kept in the database as
+    every revocation is), and its refresh tokens die with it; other clients' tokens of the
+    same user stand."""
+    user, admin = make_user(), make_user(roles=["admin"])
+    doomed = _password_grant(client, oauth_client, user)
+    other = register_client({"client_name": "Other", "grant_types": ["password"],
+                             "token_endpoint_auth_method": "client_secret_basic"})
+    kept = _password_grant(client, (other.client.client_id, other.client_secret), user)
+    assert client.get("/api/v1/auth/me", headers=_bearer(doomed["access_token"])).status_code == 200
+    assert client.delete(f"/api/v1/admin/clients/{oauth_client[0]}",
+                         headers=_bearer(token_for(admin))).status_code == 204
+
+    assert client.get("/api/v1/auth/me", headers=_bearer(doomed["access_token"])).status_code == 401
+    assert client.get("/api/v1/auth/me", headers=_bearer(kept["access_token"])).status_code == 200
+    refresh = client.post("/oauth/token", headers=basic_auth(*oauth_client), data={
+        "grant_type": "refresh_token", "refresh_token": doomed["refresh_token"]})
+    assert refresh.status_code == 401 and refresh.get_json()["error"] == "invalid_client"
+    # an emptied Redis is rebuilt from the durable record: still revoked
+    services().store.delete(services().revocations.copy.epoch_key)
+    assert client.get("/api/v1/auth/me", headers=_bearer(doomed["access_token"])).status_code == 401
+
+
 def test_rfc7009_revocation(client, oauth_client, make_user, ctx):
     user = make_user()
     auth = basic_auth(*oauth_client)

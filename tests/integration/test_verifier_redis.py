@@ -41,19 +41,23 @@ def _claims(**overrides):
 
 
 def test_it_reads_every_revocation_the_idp_writes(idp_revocations, downstream):
-    token, family_token, user_token, roles_token = (
-        _claims(), _claims(), _claims(sub="user-b", sid=None), _claims(sub="user-c"))
-    good = [token, family_token, user_token, roles_token]
-    assert [downstream(claims) for claims in good] == [True] * 4
+    token, family_token, user_token, roles_token, client_token = (
+        _claims(), _claims(), _claims(sub="user-b", sid=None), _claims(sub="user-c"),
+        _claims(client_id="deleted-app"))
+    good = [token, family_token, user_token, roles_token, client_token]
+    assert [downstream(claims) for claims in good] == [True] * 5
 
     idp_revocations.revoke_access_token(token["jti"], token["exp"])
     idp_revocations.revoke_family(family_token["sid"])
     idp_revocations.revoke_user("user-b")                  # disabled, deleted, new password
     idp_revocations.revoke_user_access_tokens("user-c")    # roles changed
+    idp_revocations.revoke_client("deleted-app")           # the client was deleted
 
     later = {**_claims(sub="user-b", sid=None), "iat": int(time.time()) + 2}
     for claims, still_good in [(token, False), (family_token, False), (user_token, False),
-                               (roles_token, False), (later, True), (_claims(), True),
+                               (roles_token, False), (client_token, False),
+                               ({**client_token, "iat": int(time.time()) + 2}, True),
+                               (later, True), (_claims(), True),
                                ({**token, "jti": "another"}, True)]:
         # the downstream verdict is the IdP's own, key for key
         assert downstream(claims) is still_good, claims
