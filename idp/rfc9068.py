@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["ALGORITHM", "TYP", "ACCESS_TOKEN_TYPES", "MAX_TOKEN_LENGTH", "InvalidClaims",
-           "is_access_token_typ", "is_number", "audience_matches", "check_claims"]
+           "is_number", "audience_matches", "check_claims"]
 
 ALGORITHM = "RS256"
 TYP = "at+jwt"
@@ -47,12 +47,6 @@ class InvalidClaims(ValueError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-def is_access_token_typ(value: Any) -> bool:
-    """Is this header ``typ`` an access token's (``at+jwt``, any case, with or without
-    ``application/``)?"""
-    return isinstance(value, str) and value.lower() in ACCESS_TOKEN_TYPES
 
 
 def is_number(value: Any) -> bool:

@@ -3,8 +3,8 @@
 The IdP (``idp.token_validation``: access tokens and ID token hints) and resource servers
 (``idp.verifier``) check tokens with this, on every request. It follows RFC 7515 §5.2
 for the one algorithm our keys fix, RS256 (RFC 7518 §3.3: RSASSA-PKCS1-v1_5 with SHA-256
-over the ASCII ``header.payload``); ``cryptography`` checks the signature. It is written out rather than going through joserfc's general path
-because that path (a registry built per call, key guessing, an algorithm lookup, each
+over the ASCII ``header.payload``); ``cryptography`` checks the signature. It is written
+out rather than going through joserfc's general path because that path (a registry built per call, key guessing, an algorithm lookup, each
 token's header parsed afresh although all of a key's tokens carry the same one) cost a
 third of the signature check itself (docs/benchmarks.md).
 
@@ -29,8 +29,11 @@ from .rfc9068 import ALGORITHM, MAX_TOKEN_LENGTH
 __all__ = ["Refused", "RS256Tokens"]
 
 _PKCS1, _SHA256 = PKCS1v15(), SHA256()
-# more header spellings than our keys can ever make
+# more header spellings than our keys make between two restarts; when full, it starts over
 MAX_REMEMBERED_HEADERS = 64
+# ours are about 120 characters; joserfc's limit, and a bound on what an unverified header
+# can make the JSON parser do (deep nesting)
+MAX_HEADER_SEGMENT = 512
 
 
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
@@ -94,8 +97,9 @@ class RS256Tokens:
             key.verify(signature, header_segment + b"." + payload_segment, _PKCS1, _SHA256)
         except InvalidSignature:
             raise Refused("bad signature") from None
-        if (header_segment not in self._verified_headers
-                and len(self._verified_headers) < MAX_REMEMBERED_HEADERS):
+        if header_segment not in self._verified_headers:
+            if len(self._verified_headers) >= MAX_REMEMBERED_HEADERS:
+                self._verified_headers.clear()  # keys rotated many times: start over
             self._verified_headers[header_segment] = kid
         try:
             claims = json.loads(payload)
@@ -106,9 +110,11 @@ class RS256Tokens:
         return claims
 
     def _kid_of(self, header_segment: bytes) -> str:
+        if len(header_segment) > MAX_HEADER_SEGMENT:
+            raise Refused("the header is too long")
         try:
             header = json.loads(base64url_decode(header_segment))
-        except ValueError:
+        except (ValueError, RecursionError):
             raise Refused("not a compact JWS") from None
         if not isinstance(header, dict):
             raise Refused("the header is not a JSON object")

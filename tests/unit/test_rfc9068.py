@@ -54,15 +54,6 @@ def test_expired_means_now_is_not_before_exp_plus_leeway():
         _check(_claims(exp=NOW - LEEWAY, iat=NOW - 600, nbf=None))
 
 
-@pytest.mark.parametrize("typ, accepted", [
-    ("at+jwt", True), ("AT+JWT", True), ("application/at+jwt", True),
-    ("Application/AT+JWT", True), ("JWT", False), ("jwt", False), (None, False),
-    (["at+jwt"], False), ("at+jwt ", False),
-])
-def test_typ(typ, accepted):
-    assert rfc9068.is_access_token_typ(typ) is accepted
-
-
 class _OneKey:
     """The keyring interface the validator uses, holding one local key."""
 

@@ -42,6 +42,32 @@ def test_headers_other_than_ours_are_refused(key, header):
         RS256Tokens(ACCESS_TOKEN_TYPES).claims(token, _keys(key))
 
 
+@pytest.mark.parametrize("typ, accepted", [
+    ("at+jwt", True), ("AT+JWT", True), ("application/at+jwt", True),
+    ("Application/AT+JWT", True), ("JWT", False), ("jwt", False), (None, False),
+    (["at+jwt"], False), ("at+jwt ", False),
+])
+def test_typ_is_compared_as_a_media_type(key, typ, accepted):
+    """RFC 9068 §4: at+jwt, or the full media type, in any case; nothing else."""
+    header = {"alg": "RS256", "kid": key.kid, **({} if typ is None else {"typ": typ})}
+    token = sign_raw(key, header, json.dumps(claims_for(ISSUER)).encode())
+    tokens = RS256Tokens(ACCESS_TOKEN_TYPES)
+    if accepted:
+        assert tokens.claims(token, _keys(key))
+    else:
+        with pytest.raises(Refused):
+            tokens.claims(token, _keys(key))
+
+
+def test_a_header_too_long_or_too_deep_is_refused_before_parsing(key):
+    """An unverified header cannot make the JSON parser recurse (a RecursionError was a 500)."""
+    payload = json.dumps(claims_for(ISSUER)).encode()
+    for header in ("[" * 3000, "[" * 300 + "]" * 300, json.dumps(
+            {"alg": "RS256", "typ": "at+jwt", "kid": key.kid, "x": "y" * 400})):
+        with pytest.raises(Refused):
+            RS256Tokens(ACCESS_TOKEN_TYPES).claims(sign_raw(key, header, payload), _keys(key))
+
+
 def test_an_unknown_kid_or_another_key_is_refused(key):
     token = mint(key, ISSUER)
     with pytest.raises(Refused):
@@ -94,13 +120,14 @@ def test_only_headers_our_keys_signed_are_remembered(key):
         tokens.claims(token, _keys())
 
 
-def test_the_remembered_headers_are_bounded(key):
+def test_the_remembered_headers_are_bounded_and_start_over_when_full(key):
     tokens = RS256Tokens(ACCESS_TOKEN_TYPES)
     payload = json.dumps(claims_for(ISSUER)).encode()
     for spaces in range(MAX_REMEMBERED_HEADERS + 10):
         header = json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": key.kid}, indent=spaces)
         assert tokens.claims(sign_raw(key, header, payload), _keys(key))
-    assert len(tokens._verified_headers) == MAX_REMEMBERED_HEADERS
+        assert len(tokens._verified_headers) <= MAX_REMEMBERED_HEADERS
+    assert len(tokens._verified_headers) == 10  # full at 64, then started over
 
 
 def test_a_header_remembered_for_one_type_does_not_pass_another(key):
