@@ -160,7 +160,8 @@ class AuthorizationFlow:
             raise _error(grant, InvalidRequestError, "'prompt=none' cannot be combined")
         max_age = _max_age(grant)
         login = (account is None or "login" in prompts
-                 or (max_age is not None and self.clock() - session.auth_time > max_age))
+                 # from the whole second the ID token will claim, as the client checks it
+                 or (max_age is not None and self.clock() - int(session.auth_time) > max_age))
         consent = "consent" in prompts
         # looked up once (a database query), and only for a user who is signed in
         consent_due = not login and self._consent_due(grant, account, consent)

@@ -33,7 +33,7 @@ class IdTokenIssuer:
         self.ttl = ttl
         self.clock = clock
 
-    def issue(self, account: Account, *, client_id: str, scope: str, auth_time: int,
+    def issue(self, account: Account, *, client_id: str, scope: str, auth_time: float,
               nonce: str | None = None, access_token: str | None = None) -> str:
         issued_at = int(self.clock())
         claims = user_claims(account, scope)

@@ -38,7 +38,7 @@ class ParamsRequest(OAuth2Request):
         # set by the grants: what the authorization code grant issued, and when the
         # end-user authenticated / which tenant the tokens are for (authorization endpoint)
         self.token_response = None
-        self.auth_time: int | None = None
+        self.auth_time: float | None = None
 
     @property
     def args(self) -> dict[str, str]:

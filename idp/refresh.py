@@ -51,23 +51,24 @@ if f[1] == ARGV[1] then
   redis.call('SADD', KEYS[2], ARGV[1])
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-  return {'rotated', redis.call('HGET', KEYS[1], 'data')}
+  return {'rotated', redis.call('HMGET', KEYS[1], 'data', 'at')}
 end
 local grace = tonumber(ARGV[5])
 if grace > 0 and f[2] == ARGV[1] and tonumber(ARGV[4]) - tonumber(f[3]) <= grace then
-  return {'grace', redis.call('HGET', KEYS[1], 'data'), f[4]}
+  return {'grace', redis.call('HMGET', KEYS[1], 'data', 'at'), f[4]}
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'revoked', '1')
-  return {'reused', redis.call('HGET', KEYS[1], 'data')}
+  return {'reused', redis.call('HMGET', KEYS[1], 'data', 'at')}
 end
 return {'unknown'}
 """
 
-# KEYS[1] family hash; ARGV: current hash, expires at, client id, data, lifetime seconds, scope
+# KEYS[1] family hash; ARGV: current hash, expires at, client id, data, lifetime seconds, scope,
+# the sign-in's moment to the millisecond
 _START = """
 redis.call('HSET', KEYS[1], 'cur', ARGV[1], 'exp', ARGV[2], 'cid', ARGV[3], 'data', ARGV[4],
-           'scope', ARGV[6])
+           'scope', ARGV[6], 'at', ARGV[7])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 """
@@ -82,9 +83,9 @@ return 1
 
 # KEYS[1] family hash, KEYS[2] consumed set; ARGV: presented hash
 _LOOKUP = """
-local f = redis.call('HMGET', KEYS[1], 'cur', 'revoked', 'data')
+local f = redis.call('HMGET', KEYS[1], 'cur', 'revoked', 'data', 'at')
 if not f[1] or f[2] == '1' then return false end
-if f[1] == ARGV[1] or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return f[3] end
+if f[1] == ARGV[1] or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {f[3], f[4]} end
 return false
 """
 
@@ -99,16 +100,20 @@ class Family:
     auth_time: float  # the sign-in, to the millisecond (idp.sessions)
     expires_at: int
 
+    # ``data`` keeps the sign-in's whole second, as releases before the millisecond did, so
+    # that they can still read families written by this one (a rolling deploy, a rollback);
+    # the millisecond moment is a field of its own (``at``), absent from their families
     def encode(self) -> str:
         return "\x1f".join([self.user_id, self.client_id, self.scope, self.tenant or "",
-                            str(self.auth_time), str(self.expires_at)])
+                            str(int(self.auth_time)), str(self.expires_at)])
 
     @classmethod
-    def decode(cls, family_id: str, data: bytes | str) -> "Family":
-        text = data.decode() if isinstance(data, bytes) else data
-        user_id, client_id, scope, tenant, auth_time, expires_at = text.split("\x1f")
-        return cls(family_id, user_id, client_id, scope, tenant or None, float(auth_time),
-                   int(expires_at))
+    def decode(cls, family_id: str, stored: list) -> "Family":
+        """From the family hash's ``data`` and ``at`` fields (``at`` None when absent)."""
+        data, precise = (item.decode() if isinstance(item, bytes) else item for item in stored)
+        user_id, client_id, scope, tenant, auth_time, expires_at = data.split("\x1f")
+        return cls(family_id, user_id, client_id, scope, tenant or None,
+                   float(precise) if precise else int(auth_time), int(expires_at))
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,7 @@ class RefreshFamilies:
             raise InvalidGrant("The login is too old to start a session")
         self.store.run(_START, self._keys(family.id)[:1], [
             self.hasher.digest(token), family.expires_at, client_id, family.encode(), lifetime,
-            scope])
+            scope, f"{auth_time:.3f}"])
         return Rotation(family, token)
 
     def rotate(self, token: str, client_id: str, scope: str = "") -> Rotation:

@@ -16,7 +16,7 @@ import hmac
 import secrets
 from dataclasses import asdict, dataclass
 
-from .clock import now
+from .clock import now, to_millisecond
 from .hashing import SecretHasher
 from .store import Store
 
@@ -84,7 +84,7 @@ class SessionStore:
         signed_in_at = self.clock()
         return self._save(BrowserSession(
             id=secrets.token_urlsafe(32), csrf_token=secrets.token_urlsafe(32),
-            user_id=user_id, auth_time=round(signed_in_at, 3),
+            user_id=user_id, auth_time=to_millisecond(signed_in_at),
             expires_at=signed_in_at + self.ttl), self.ttl)
 
     def end(self, session: BrowserSession) -> None:

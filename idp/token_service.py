@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .clock import now
+from .clock import now, to_millisecond
 from .accounts import (MAX_PASSWORD, MAX_USERNAME, Account, AccountDirectory,
                        PasswordAuthenticator)
 from .audit import Audit
@@ -106,7 +106,7 @@ class TokenService:
         """Tokens after a login at ``auth_time`` (now when not given, to the millisecond);
         ``with_refresh`` begins a refresh-token family."""
         self.check_tenant(account, tenant)
-        auth_time = auth_time or round(self.clock(), 3)
+        auth_time = auth_time or to_millisecond(self.clock())
         family_id = refresh_token = None
         if with_refresh:
             rotation = self.families.start(user_id=account.id, client_id=client.client_id,

@@ -68,7 +68,7 @@ class AccessTokenIssuer:
 
     def issue(self, *, subject: str, client_id: str, scope: str, roles: list[str],
               tenants: dict[str, list[str]], sid: str | None = None,
-              auth_time: int | None = None) -> AccessToken:
+              auth_time: float | None = None) -> AccessToken:
         moment = self.clock()
         now = int(moment)
         claims = {
@@ -95,7 +95,7 @@ class AccessTokenIssuer:
 
     def issue_for_account(self, account: Account, *, client_id: str, scope: str,
                           tenant: str | None = None, sid: str | None = None,
-                          auth_time: int | None = None, with_rights: bool = True) -> AccessToken:
+                          auth_time: float | None = None, with_rights: bool = True) -> AccessToken:
         """A user's token. ``with_rights`` False (third-party clients) leaves out the user's
         roles and tenant permissions: the consent page grants identity scopes, never the
         power to act on the Infracast API as the user."""

@@ -173,6 +173,20 @@ def test_a_sign_in_in_the_same_second_as_a_password_change_keeps_its_refresh_tok
                            json={"refresh_token": old["refresh_token"]}).status_code == 401
 
 
+def test_a_sign_in_a_fraction_of_a_millisecond_before_a_password_change_is_revoked(
+        client, admin, make_user):
+    """Sign-in moments are kept rounded down, never up past the revocation that follows."""
+    user = make_user()
+    moment = datetime.fromtimestamp(int(time.time()) + 2.1236, timezone.utc)
+    with freeze_time(moment) as clock:
+        session = _login(client, user)
+        clock.tick(0.0002)
+        assert client.patch(f"/api/v1/admin/users/{user['id']}", headers=admin["headers"],
+                            json={"password": "another long password"}).status_code == 200
+        assert client.post("/api/v1/auth/refresh",
+                           json={"refresh_token": session["refresh_token"]}).status_code == 401
+
+
 def test_deleting_a_user_revokes_their_tokens(client, admin, make_user):
     user = make_user()
     session = _login(client, user)

@@ -54,6 +54,24 @@ def test_rotation_and_reuse_detection(svc, monkeypatch):
         families.rotate(second.refresh_token, "c1")
 
 
+def test_families_keep_the_millisecond_and_stay_readable_by_the_previous_release(svc):
+    """The sign-in's millisecond moment lives in a field of its own; ``data`` keeps the whole
+    second that releases before it parse with ``int()`` (a rolling deploy, a rollback), and
+    a family they wrote (no such field) still reads, at its whole second."""
+    families, store = svc.tokens.families, svc.store
+    started = families.start(user_id="u1", client_id="c1", scope="profile", tenant=None,
+                             auth_time=1795946460.123)
+    rotated = families.rotate(started.refresh_token, "c1")
+    assert rotated.family.auth_time == 1795946460.123
+    assert families.find(rotated.refresh_token).auth_time == 1795946460.123
+    hash_key = store.key("rf", started.family.id)
+    data = store.client.hget(hash_key, "data").decode()
+    assert int(data.split("\x1f")[4]) == 1795946460  # what the previous release reads
+
+    store.client.hdel(hash_key, "at")  # a family as the previous release wrote it
+    assert families.rotate(rotated.refresh_token, "c1").family.auth_time == 1795946460
+
+
 def test_grace_window_returns_the_same_successor_once_per_token(svc, monkeypatch):
     families = svc.tokens.families
     monkeypatch.setattr(families, "grace_seconds", 5)
