@@ -1,9 +1,9 @@
 """Is this access token still good? One answer for every place that checks our tokens.
 
-Signature by our own key (chosen by ``kid``; the algorithm is fixed to RS256 by the key,
-never taken from the header), then the RFC 9068 header and claim rules of ``idp.rfc9068``
-(the same ones resource servers apply through ``idp.verifier``), then the revocation list
-in one Redis round trip (fails closed).
+Signature and header by ``idp.rs256`` (our own key, chosen by ``kid``; RS256, fixed by the
+key, never taken from the header), then the RFC 9068 claim rules of ``idp.rfc9068`` (resource
+servers apply both through ``idp.verifier``), then the revocation list in one Redis round
+trip (fails closed).
 """
 
 from __future__ import annotations

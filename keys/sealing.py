@@ -2,8 +2,8 @@
 
 Private signing keys and upstream client secrets are sealed with AES-256-GCM under the
 KEK, with associated data naming what the ciphertext is, so a sealed value moved to
-another row or column fails to open. Purpose keys (cookie signing, keyed hashes of client
-secrets and API keys) are derived from the KEK with HKDF so that no key serves two jobs.
+another row or column fails to open. Purpose keys (keyed hashes of client secrets, API keys
+and refresh tokens) are derived from the KEK with HKDF so that no key serves two jobs.
 """
 
 from __future__ import annotations
