@@ -185,8 +185,23 @@ def ratio(measurement: Measurement, ceilings: dict[str, float]) -> float | None:
     return measurement.rate / ceiling if ceiling else None
 
 
+# below this share of the machine busy, a CPU-bound row was held back by something other
+# than the CPU: with gunicorn, one worker holding most of wrk's keep-alive connections
+# (docs/benchmarks.md, "gunicorn's connection lottery")
+BUSY_ENOUGH = 0.9
+
+
 def verdict(measurement: Measurement, ceilings: dict[str, float]) -> str:
-    """``INVALID`` (any error or non-2xx), ``pass``, ``FAIL``, or ``-`` (no target)."""
+    """``INVALID`` (any error or non-2xx), ``pass``, ``FAIL``, or ``-`` (no target); a row
+    that left the machine partly idle says so."""
+    judged = _judge(measurement, ceilings)
+    busy = measurement.busy
+    if busy is not None and busy < BUSY_ENOUGH and judged != "-":
+        return f"{judged}; machine {busy:.0%} busy"
+    return judged
+
+
+def _judge(measurement: Measurement, ceilings: dict[str, float]) -> str:
     if not measurement.valid:
         return "INVALID"
     target = spec(measurement.row).target

@@ -85,6 +85,13 @@ def test_verdicts(measurement, expected):
     assert verdict(measurement, CEILINGS) == expected
 
 
+def test_a_row_that_left_the_machine_idle_says_so():
+    idle = Measurement(row="jwks", server="gunicorn", rate=2700.0, p50_ms=5.0, p99_ms=9.0,
+                       errors=0, non_2xx=0, requests=1000, busy=0.63)
+    assert verdict(idle, CEILINGS) == "FAIL (rate); machine 63% busy"
+    assert verdict(Measurement(**{**idle.__dict__, "busy": 0.97}), CEILINGS) == "FAIL (rate)"
+
+
 def test_a_row_without_its_ceiling_fails_its_ratio_target():
     assert verdict(_row(), {}) == "FAIL (ratio)"
 
