@@ -81,20 +81,6 @@ redis.call('HDEL', KEYS[1], 'cur', 'succ')
 return 1
 """
 
-# KEYS[1] the families of one user with one client; ARGV: family id, lifetime seconds
-_REMEMBER_GRANT = """
-redis.call('SADD', KEYS[1], ARGV[1])
-if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return 1
-"""
-
-# KEYS[1] the families of one user with one client: taken once
-_TAKE_GRANT = """
-local families = redis.call('SMEMBERS', KEYS[1])
-redis.call('DEL', KEYS[1])
-return families
-"""
-
 # KEYS[1] family hash, KEYS[2] consumed set; ARGV: presented hash
 _LOOKUP = """
 local f = redis.call('HMGET', KEYS[1], 'cur', 'revoked', 'data', 'at')
@@ -240,19 +226,3 @@ class RefreshFamilies:
     def end(self, family_id: str) -> None:
         """Mark a family revoked; it stays known (as revoked) until it would have expired."""
         self.store.run(_END, self._keys(family_id)[:1], [])
-
-    # A third-party client's families are listed per user, so that withdrawing the consent
-    # that let them begin can end them (consent is per user and client; first-party
-    # clients have none, so their logins pay nothing for this)
-    def _grant_key(self, user_id: str, client_id: str) -> str:
-        return self.store.key("rfg", user_id, client_id)
-
-    def remember_grant(self, family: Family) -> None:
-        lifetime = max(1, family.expires_at - int(self.clock()))
-        self.store.run(_REMEMBER_GRANT, [self._grant_key(family.user_id, family.client_id)],
-                       [family.id, lifetime])
-
-    def take_grant(self, user_id: str, client_id: str) -> list[str]:
-        """The ids of the families ``user_id`` began with ``client_id``, forgotten as listed."""
-        found = self.store.run(_TAKE_GRANT, [self._grant_key(user_id, client_id)], [])
-        return [item.decode() if isinstance(item, bytes) else item for item in found or []]

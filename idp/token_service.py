@@ -111,8 +111,6 @@ class TokenService:
         if with_refresh:
             rotation = self.families.start(user_id=account.id, client_id=client.client_id,
                                            scope=scope, tenant=tenant, auth_time=auth_time)
-            if not client.first_party:
-                self.families.remember_grant(rotation.family)
             family_id, refresh_token = rotation.family.id, rotation.refresh_token
         access = self.issuer.issue_for_account(account, client_id=client.client_id, scope=scope,
                                                tenant=tenant, sid=family_id, auth_time=auth_time,
@@ -182,13 +180,6 @@ class TokenService:
         """The family's refresh token and every access token issued from it stop working."""
         self.revocations.revoke_family(family_id)
         self.families.end(family_id)
-
-    def end_grant(self, user_id: str, client_id: str) -> None:
-        """The user withdrew the client's consent: every refresh family they began with it
-        ends, and every access token it holds for them stops working."""
-        for family_id in self.families.take_grant(user_id, client_id):
-            self.end_family(family_id)
-        self.revocations.revoke_grant(user_id, client_id)
 
     def revoke_access_token(self, claims: dict) -> None:
         self.revocations.revoke_access_token(str(claims["jti"]), int(claims["exp"]))

@@ -98,11 +98,6 @@ def consents():
 
 @bp.delete("/consents/<client_id>")
 def revoke_consent(client_id):
-    owner, svc = _consent_owner(), services()
-    if svc.consents.find(owner, client_id) is None:
+    if not services().consents.revoke(_consent_owner(), client_id):
         raise NotFound("No consent for this client")
-    # the tokens first: if Redis fails here (503), the consent is still there to withdraw
-    # again, rather than gone with the tokens it let the client have still working
-    svc.tokens.end_grant(owner, client_id)
-    svc.consents.revoke(owner, client_id)
     return "", 204
