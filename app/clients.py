@@ -164,9 +164,16 @@ def list_clients() -> Page:
 
 
 def delete_client(client_id: str) -> None:
-    """Delete the client; the access tokens it holds stop working at once (its refresh
-    tokens already do: it can no longer authenticate to use them)."""
-    db.session.delete(get_client(client_id))
+    """Delete the client; the access tokens it holds stop working at once, and so do its
+    refresh tokens (it can no longer authenticate to use them).
+
+    The revocation comes first: if it fails (503), the client is still there to delete
+    again, rather than gone with its tokens still good. It covers the tokens that workers
+    still knowing the client from their cache (``CLIENT_CACHE_SECONDS``) may yet issue.
+    """
+    client = get_client(client_id)
+    svc = services()
+    svc.tokens.revocations.revoke_client(client_id, known_for=svc.clients.cache_seconds)
+    db.session.delete(client)
     db.session.commit()
-    services().clients.forget(client_id)
-    services().tokens.revocations.revoke_client(client_id)
+    svc.clients.forget(client_id)

@@ -113,9 +113,9 @@ class SqlClientDirectory:
     authentication method in turn), so reading the row each time would put a database
     round trip on every grant. How stale this can be: a change to a client (deleted, grant
     types or redirect URIs changed) reaches the other workers within ``cache_seconds``;
-    this worker sees its own changes at once. A deleted client's access tokens live on for
-    ``ACCESS_TOKEN_TTL`` anyway, so a few more seconds of it being known add nothing an
-    attacker could use that they did not already hold.
+    this worker sees its own changes at once. A deleted client's revocation watermark
+    reaches ``cache_seconds`` past its deletion (``app.clients.delete_client``), so what
+    another worker issues it meanwhile is revoked too.
     """
 
     table = Client.__table__

@@ -167,19 +167,24 @@ class RevocationList:
         # refresh families check the durable watermark, which must outlive them
         self._revoke(USER, user_id, self.clock() + self.refresh_ttl + self.access_ttl)
 
-    def revoke_client(self, client_id: str) -> None:
-        """Every access token issued to this client up to now stops working (it was deleted)."""
-        self._revoke(CLIENT, client_id, self.clock() + self.access_ttl)
+    def revoke_client(self, client_id: str, known_for: float = 0.0) -> None:
+        """Every access token issued to this client up to ``known_for`` seconds from now
+        stops working (it was deleted): workers that still know the client from their cache
+        for that long can still issue it tokens, and those are revoked too."""
+        at = self.clock() + known_for
+        self._revoke(CLIENT, client_id, at + self.access_ttl, at=at)
 
     def revoke_user_access_tokens(self, user_id: str) -> None:
         """The user's access tokens up to now stop working; their refresh tokens do not."""
         self._revoke(USER_ACCESS, user_id, self.clock() + self.access_ttl)
 
-    def _revoke(self, kind: str, subject: str, expires_at: float) -> None:
+    def _revoke(self, kind: str, subject: str, expires_at: float,
+                at: float | None = None) -> None:
+        """Record a revocation made now (a watermark at ``at``, when later than now)."""
         now = self.clock()
         if expires_at <= now:
             return
-        record = RevocationRecord(kind, subject, _utc(now), _utc(expires_at))
+        record = RevocationRecord(kind, subject, _utc(max(now, at or now)), _utc(expires_at))
         self.durable.record(record)  # durable first: an emptied Redis is rebuilt from it
         try:
             self._copy([record], now)

@@ -191,6 +191,41 @@ def test_deleting_a_client_ends_what_it_holds_at_once(client, oauth_client, make
     assert client.get("/api/v1/auth/me", headers=_bearer(doomed["access_token"])).status_code == 401
 
 
+def test_a_deleted_client_gets_nothing_good_from_a_worker_that_still_knows_it(
+        clean, pg_schema, redis_ns, make_user, token_for, client):
+    """Another worker keeps the client in its cache for CLIENT_CACHE_SECONDS: what it
+    issues the client in that time is revoked with the rest."""
+    from app import create_app
+    from app.extensions import dispose_engines
+    from tests.conftest import base_config
+
+    other_worker = create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL=redis_ns.url,
+                                          REDIS_KEY_PREFIX=redis_ns.prefix,
+                                          CLIENT_CACHE_SECONDS=30))
+    try:
+        with clean.app_context():
+            service = register_client({"client_name": "Scanner",
+                                       "grant_types": ["client_credentials"],
+                                       "token_endpoint_auth_method": "client_secret_basic"})
+            client_id, secret = service.client.client_id, service.client_secret
+        auth = basic_auth(client_id, secret)
+        other = other_worker.test_client()
+        grant = {"grant_type": "client_credentials"}
+        assert other.post("/oauth/token", data=grant, headers=auth).status_code == 200  # cached
+        admin = _bearer(token_for(make_user(roles=["admin"])))
+        assert client.delete(f"/api/v1/admin/clients/{client_id}",
+                             headers=admin).status_code == 204
+
+        late = other.post("/oauth/token", data=grant, headers=auth)
+        assert late.status_code == 200  # the other worker still knows it, for a while
+        with clean.app_context():
+            claims = services().validator.verify(late.get_json()["access_token"])
+            assert services().revocations.is_revoked(claims)
+    finally:
+        with other_worker.app_context():
+            dispose_engines()
+
+
 def test_rfc7009_revocation(client, oauth_client, make_user, ctx):
     user = make_user()
     auth = basic_auth(*oauth_client)
