@@ -113,7 +113,7 @@ class Family:
         data, precise = (item.decode() if isinstance(item, bytes) else item for item in stored)
         user_id, client_id, scope, tenant, auth_time, expires_at = data.split("\x1f")
         return cls(family_id, user_id, client_id, scope, tenant or None,
-                   float(precise) if precise else int(auth_time), int(expires_at))
+                   float(precise) if precise else int(float(auth_time)), int(expires_at))
 
 
 @dataclass(frozen=True)

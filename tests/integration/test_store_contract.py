@@ -69,7 +69,12 @@ def test_families_keep_the_millisecond_and_stay_readable_by_the_previous_release
     assert int(data.split("\x1f")[4]) == 1795946460  # what the previous release reads
 
     store.client.hdel(hash_key, "at")  # a family as the previous release wrote it
-    assert families.rotate(rotated.refresh_token, "c1").family.auth_time == 1795946460
+    latest = families.rotate(rotated.refresh_token, "c1")
+    assert latest.family.auth_time == 1795946460
+    # one with a fractional second in data and no 'at' (no release wrote it for long) reads too
+    store.client.hset(hash_key, "data", data.replace("\x1f1795946460\x1f",
+                                                     "\x1f1795946460.123\x1f"))
+    assert families.rotate(latest.refresh_token, "c1").family.auth_time == 1795946460
 
 
 def test_grace_window_returns_the_same_successor_once_per_token(svc, monkeypatch):
