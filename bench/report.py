@@ -192,11 +192,11 @@ BUSY_ENOUGH = 0.9
 
 
 def verdict(measurement: Measurement, ceilings: dict[str, float]) -> str:
-    """``INVALID`` (any error or non-2xx), ``pass``, ``FAIL``, or ``-`` (no target); a row
-    that left the machine partly idle says so."""
+    """``INVALID`` (any error or non-2xx), ``pass``, ``FAIL``, or ``-`` (no target); a
+    failing row that left the machine partly idle says so."""
     judged = _judge(measurement, ceilings)
     busy = measurement.busy
-    if busy is not None and busy < BUSY_ENOUGH and judged != "-":
+    if busy is not None and busy < BUSY_ENOUGH and judged.startswith("FAIL"):
         return f"{judged}; machine {busy:.0%} busy"
     return judged
 

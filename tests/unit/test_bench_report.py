@@ -90,6 +90,8 @@ def test_a_row_that_left_the_machine_idle_says_so():
                        errors=0, non_2xx=0, requests=1000, busy=0.63)
     assert verdict(idle, CEILINGS) == "FAIL (rate); machine 63% busy"
     assert verdict(Measurement(**{**idle.__dict__, "busy": 0.97}), CEILINGS) == "FAIL (rate)"
+    # only a failure is explained: an idle machine is not why a row passed or was invalid
+    assert verdict(Measurement(**{**idle.__dict__, "rate": 6000.0}), CEILINGS) == "pass"
 
 
 def test_a_row_without_its_ceiling_fails_its_ratio_target():
