@@ -147,8 +147,8 @@ class Revocation(db.Model):
 
     kind ``jti`` (one access token), ``sid`` (a refresh family), ``user`` (a watermark:
     every token of the user issued up to ``revoked_at``; ``uat`` for access tokens only) or
-    ``cli`` (a watermark on a deleted client's access tokens). Rows are useless after
-    ``expires_at``.
+    ``cli`` (a watermark on a deleted client's access tokens) or ``grt`` (a watermark on one
+    user's grant to one client: consent withdrawn). Rows are useless after ``expires_at``.
     """
 
     __tablename__ = "revocations"

@@ -19,7 +19,7 @@ from idp.api_keys import ApiKeyRecord
 from idp.clients import API_CLIENT_ID, CLIENT_ID_PATTERN, RegisteredClient, api_client
 from idp.consents import Consent
 from idp.hashing import SecretHasher
-from idp.revocation import COPY_PENDING, USER, RevocationRecord
+from idp.revocation import COPY_PENDING, GRANT, USER, RevocationRecord, grant
 from keys.manager import ACTIVE, NEXT, RETIRED, KeyRecord
 
 from .extensions import autocommit, db
@@ -52,9 +52,13 @@ class SqlAccountDirectory:
         watermark = sa.select(r.revoked_at).where(
             r.kind == USER, r.subject == u.id, r.expires_at > sa.bindparam("now")
         ).scalar_subquery()
+        grant_watermark = sa.select(r.revoked_at).where(
+            r.kind == GRANT, r.subject == sa.bindparam("grant"), r.expires_at > sa.bindparam("now")
+        ).scalar_subquery()
         select = (sa.select(u.id, u.username, u.email, u.email_verified, u.name,
                             u.password_hash, u.platform_roles, u.disabled, m.tenant_id, m.role,
-                            watermark.label("revoked_before"))
+                            watermark.label("revoked_before"),
+                            grant_watermark.label("grant_revoked_before"))
                   .select_from(User.__table__.outerjoin(Membership.__table__, m.user_id == u.id)))
         self._by_id = select.where(u.id == sa.bindparam("key"))
         self._by_username = select.where(u.username == sa.bindparam("key"))
@@ -62,13 +66,15 @@ class SqlAccountDirectory:
     def find_by_username(self, username: str) -> Account | None:
         return self._one(self._by_username, username)
 
-    def find_by_id(self, user_id: str) -> Account | None:
-        return self._one(self._by_id, user_id)
+    def find_by_id(self, user_id: str, client_id: str | None = None) -> Account | None:
+        """The account, and with ``client_id`` the watermark of the user's grant to it."""
+        return self._one(self._by_id, user_id, grant(user_id, client_id) if client_id else "")
 
     @staticmethod
-    def _one(query, key: str) -> Account | None:
+    def _one(query, key: str, grant_subject: str = "") -> Account | None:
         with autocommit() as conn:
-            rows = conn.execute(query, {"key": key, "now": utcnow()}).all()
+            rows = conn.execute(query, {"key": key, "now": utcnow(),
+                                        "grant": grant_subject}).all()
         if not rows:
             return None
         user = rows[0]
@@ -78,6 +84,8 @@ class SqlAccountDirectory:
             memberships={row.tenant_id: row.role for row in rows if row.tenant_id is not None},
             name=user.name, email_verified=user.email_verified, password_hash=user.password_hash,
             revoked_before=None if user.revoked_before is None else user.revoked_before.timestamp(),
+            grant_revoked_before=None if user.grant_revoked_before is None
+            else user.grant_revoked_before.timestamp(),
         )
 
     def replace_password_hash(self, user_id: str, password_hash: str) -> None:

@@ -24,6 +24,9 @@ class Account:
     # the user's revocation watermark (epoch seconds), when the directory loaded it: refresh
     # families that began at or before it are dead
     revoked_before: float | None = None
+    # the watermark of this user's grant to the one client the directory was asked about
+    # (consent withdrawn): that client's refresh families begun at or before it are dead
+    grant_revoked_before: float | None = None
 
     def get_user_id(self) -> str:  # Authlib's user contract
         return self.id
@@ -42,8 +45,9 @@ class Account:
 class AccountDirectory(Protocol):
     def find_by_username(self, username: str) -> Account | None: ...
 
-    def find_by_id(self, user_id: str) -> Account | None:
-        """The account with its current memberships and its ``revoked_before`` watermark."""
+    def find_by_id(self, user_id: str, client_id: str | None = None) -> Account | None:
+        """The account with its current memberships, its ``revoked_before`` watermark and,
+        with ``client_id``, its ``grant_revoked_before`` for that client."""
 
     def replace_password_hash(self, user_id: str, password_hash: str) -> None: ...
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .clock import now
+from .clock import now, to_millisecond
 from .errors import InvalidGrant, InvalidScope
 from .hashing import SecretHasher
 from .store import Store
@@ -51,24 +51,24 @@ if f[1] == ARGV[1] then
   redis.call('SADD', KEYS[2], ARGV[1])
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-  return {'rotated', redis.call('HMGET', KEYS[1], 'data', 'at')}
+  return {'rotated', redis.call('HMGET', KEYS[1], 'data', 'at', 'st')}
 end
 local grace = tonumber(ARGV[5])
 if grace > 0 and f[2] == ARGV[1] and tonumber(ARGV[4]) - tonumber(f[3]) <= grace then
-  return {'grace', redis.call('HMGET', KEYS[1], 'data', 'at'), f[4]}
+  return {'grace', redis.call('HMGET', KEYS[1], 'data', 'at', 'st'), f[4]}
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'revoked', '1')
-  return {'reused', redis.call('HMGET', KEYS[1], 'data', 'at')}
+  return {'reused', redis.call('HMGET', KEYS[1], 'data', 'at', 'st')}
 end
 return {'unknown'}
 """
 
 # KEYS[1] family hash; ARGV: current hash, expires at, client id, data, lifetime seconds, scope,
-# the sign-in's moment to the millisecond
+# the sign-in's moment and the family's start, to the millisecond
 _START = """
 redis.call('HSET', KEYS[1], 'cur', ARGV[1], 'exp', ARGV[2], 'cid', ARGV[3], 'data', ARGV[4],
-           'scope', ARGV[6], 'at', ARGV[7])
+           'scope', ARGV[6], 'at', ARGV[7], 'st', ARGV[8])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 """
@@ -83,9 +83,11 @@ return 1
 
 # KEYS[1] family hash, KEYS[2] consumed set; ARGV: presented hash
 _LOOKUP = """
-local f = redis.call('HMGET', KEYS[1], 'cur', 'revoked', 'data', 'at')
+local f = redis.call('HMGET', KEYS[1], 'cur', 'revoked', 'data', 'at', 'st')
 if not f[1] or f[2] == '1' then return false end
-if f[1] == ARGV[1] or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {f[3], f[4]} end
+if f[1] == ARGV[1] or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+  return {f[3], f[4], f[5]}
+end
 return false
 """
 
@@ -99,21 +101,26 @@ class Family:
     tenant: str | None
     auth_time: float  # the sign-in, to the millisecond (idp.sessions)
     expires_at: int
+    # when the family began (the login or the code exchange), to the millisecond; None for
+    # families written before it was kept (they count from ``auth_time``, which is earlier)
+    started_at: float | None = None
 
     # ``data`` keeps the sign-in's whole second, as releases before the millisecond did, so
     # that they can still read families written by this one (a rolling deploy, a rollback);
-    # the millisecond moment is a field of its own (``at``), absent from their families
+    # the millisecond moments are fields of their own (``at``, ``st``), absent from theirs
     def encode(self) -> str:
         return "\x1f".join([self.user_id, self.client_id, self.scope, self.tenant or "",
                             str(int(self.auth_time)), str(self.expires_at)])
 
     @classmethod
     def decode(cls, family_id: str, stored: list) -> "Family":
-        """From the family hash's ``data`` and ``at`` fields (``at`` None when absent)."""
-        data, precise = (item.decode() if isinstance(item, bytes) else item for item in stored)
+        """From the family hash's ``data``, ``at`` and ``st`` fields (None when absent)."""
+        data, precise, started = (item.decode() if isinstance(item, bytes) else item
+                                  for item in stored)
         user_id, client_id, scope, tenant, auth_time, expires_at = data.split("\x1f")
         return cls(family_id, user_id, client_id, scope, tenant or None,
-                   float(precise) if precise else int(float(auth_time)), int(expires_at))
+                   float(precise) if precise else int(float(auth_time)), int(expires_at),
+                   float(started) if started else None)
 
 
 @dataclass(frozen=True)
@@ -175,14 +182,15 @@ class RefreshFamilies:
               auth_time: float) -> Rotation:
         """Begin a family at a login; it ends ``ttl`` after ``auth_time``, whatever happens."""
         family = Family(secrets.token_urlsafe(FAMILY_ID_BYTES), user_id, client_id, scope,
-                        tenant, auth_time, int(auth_time) + self.ttl)
+                        tenant, auth_time, int(auth_time) + self.ttl,
+                        to_millisecond(self.clock()))
         token = self._new_token(family.id)
         lifetime = family.expires_at - int(self.clock())
         if lifetime <= 0:
             raise InvalidGrant("The login is too old to start a session")
         self.store.run(_START, self._keys(family.id)[:1], [
             self.hasher.digest(token), family.expires_at, client_id, family.encode(), lifetime,
-            scope, f"{auth_time:.3f}"])
+            scope, f"{auth_time:.3f}", f"{family.started_at:.3f}"])
         return Rotation(family, token)
 
     def rotate(self, token: str, client_id: str, scope: str = "") -> Rotation:

@@ -1,6 +1,6 @@
 """Access-token revocation: exact, fail-closed, and one Redis round trip per check.
 
-Four kinds of revocation, each with a durable record in the database and a fast copy in
+Five kinds of revocation, each with a durable record in the database and a fast copy in
 Redis (all under the one ``{rev}`` hash tag, so a check is a single MGET on one slot):
 
     jti   one access token, until it would have expired
@@ -9,6 +9,10 @@ Redis (all under the one ``{rev}`` hash tag, so a check is a single MGET on one 
           password changed); ``uat`` moves it for access tokens only (roles changed)
     cli   a watermark: every access token issued to the client at or before it (the client
           was deleted; its refresh tokens die with it, as it can no longer authenticate)
+    grt   a watermark on one user's grant to one client (the user withdrew the client's
+          consent): every access token the client holds for the user issued at or before
+          it; its refresh families and codes begun before it are refused where they are
+          redeemed (the durable record, read with the account)
 
 Redis may come back empty (no persistence, failover to a stale replica). An *epoch* key
 marks a Redis that holds the full copy; when it is missing, the copy is rebuilt from the
@@ -37,7 +41,7 @@ from .store import Store
 
 log = logging.getLogger("infracast.revocation")
 
-JTI, SID, USER, CLIENT = "jti", "sid", "user", "cli"
+JTI, SID, USER, CLIENT, GRANT = "jti", "sid", "user", "cli", "grt"
 # a user's access tokens only (roles changed): refresh families live on and pick up the
 # new roles; in Redis it moves the same watermark as USER, so a check stays one MGET
 USER_ACCESS = "uat"
@@ -88,6 +92,12 @@ class CopyIncomplete(Unavailable):
 ISSUED_AT_MS = "iat_ms"
 
 
+def grant(user_id: str, client_id: str) -> str:
+    """The subject of a grant revocation: one user's tokens at one client (user ids hold
+    no colon)."""
+    return f"{user_id}:{client_id}"
+
+
 def issued_at(claims: Mapping[str, Any]) -> float:
     """When the token was issued, to the millisecond where it says (``iat_ms``); tokens
     without it count from the start of their ``iat`` second (revoked with that second)."""
@@ -121,25 +131,25 @@ class RevocationCopy:
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """Is this (signature-checked, unexpired) access token revoked, says the copy?
 
-        One MGET of the epoch, ``jti``, user and client watermark and ``sid`` keys. Raises
-        ``CopyIncomplete`` when the epoch marker is missing and ``Unavailable`` when Redis
-        cannot be read: never an answer the copy cannot vouch for.
+        One MGET of the epoch, the ``jti``, the user, client and grant watermarks and the
+        ``sid``. Raises ``CopyIncomplete`` when the epoch marker is missing and
+        ``Unavailable`` when Redis cannot be read: never an answer the copy cannot vouch for.
         """
+        subject, client_id = str(claims.get("sub", "")), str(claims.get("client_id", ""))
         keys = [self.epoch_key, self.key(JTI, str(claims.get("jti", ""))),
-                self.key(USER, str(claims.get("sub", ""))),
-                self.key(CLIENT, str(claims.get("client_id", "")))]
+                self.key(USER, subject), self.key(CLIENT, client_id),
+                self.key(GRANT, grant(subject, client_id))]
         if claims.get("sid"):
             keys.append(self.key(SID, str(claims["sid"])))
         values = self.store.mget(keys)
-        epoch, jti, user_watermark, client_watermark = values[:4]
-        family = values[4] if len(values) > 4 else None
+        epoch, jti, *watermarks = values[:5]
+        family = values[5] if len(values) > 5 else None
         if epoch is None:
             raise CopyIncomplete()
         if jti is not None or family is not None:
             return True
         issued = issued_at(claims)
-        return any(mark is not None and issued <= float(mark)
-                   for mark in (user_watermark, client_watermark))
+        return any(mark is not None and issued <= float(mark) for mark in watermarks)
 
 
 class RevocationList:
@@ -173,6 +183,13 @@ class RevocationList:
         for that long can still issue it tokens, and those are revoked too."""
         at = self.clock() + known_for
         self._revoke(CLIENT, client_id, at + self.access_ttl, at=at)
+
+    def revoke_grant(self, user_id: str, client_id: str) -> None:
+        """What ``client_id`` holds for ``user_id`` up to now stops working: its access tokens
+        here, its refresh families and codes where they are redeemed (which read the durable
+        record with the account, so it must outlive them)."""
+        self._revoke(GRANT, grant(user_id, client_id),
+                     self.clock() + self.refresh_ttl + self.access_ttl)
 
     def revoke_user_access_tokens(self, user_id: str) -> None:
         """The user's access tokens up to now stop working; their refresh tokens do not."""

@@ -136,16 +136,28 @@ class TokenService:
                                    scope=scope, roles=[], tenants=tenants)
         return TokenResponse(access=access, scope=scope)
 
-    def account_if_valid(self, user_id: str, auth_time: float) -> Account | None:
+    def account_if_valid(self, user_id: str, auth_time: float, *, client_id: str | None = None,
+                         granted_at: float | None = None) -> Account | None:
         """The account of a sign-in at ``auth_time``, if that sign-in still stands: the user
-        exists, is enabled, and was not revoked since."""
-        account = self.accounts.find_by_id(user_id)
+        exists, is enabled, and was not revoked since; and with ``client_id``, if what the
+        client was given at ``granted_at`` (a code, a refresh family) was not withdrawn since
+        (the user withdrew its consent)."""
+        account = self.accounts.find_by_id(user_id, client_id)
         if account is None or account.disabled:
             return None
-        # the directory loads the watermark with the account, in the same query
+        # the directory loads the watermarks with the account, in the same query
         if account.revoked_before is not None and auth_time <= account.revoked_before:
             return None
+        withdrawn = account.grant_revoked_before
+        since = auth_time if granted_at is None else granted_at
+        if withdrawn is not None and since <= withdrawn:
+            return None
         return account
+
+    def withdraw_grant(self, user_id: str, client_id: str) -> None:
+        """What ``client_id`` holds for ``user_id`` stops working: its access tokens at once,
+        its refresh tokens and codes when next presented."""
+        self.revocations.revoke_grant(user_id, client_id)
 
     # -- refreshing ---------------------------------------------------------------------
     def refresh(self, refresh_token: str, client: RegisteredClient,
@@ -159,7 +171,8 @@ class TokenService:
                        target=reuse.family.id, client_id=reuse.family.client_id)
             raise
         family = rotation.family
-        account = self.account_if_valid(family.user_id, family.auth_time)
+        account = self.account_if_valid(family.user_id, family.auth_time,
+                                        client_id=family.client_id, granted_at=family.started_at)
         if account is None:
             self.end_family(family.id)
             raise InvalidGrant()

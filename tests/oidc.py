@@ -97,6 +97,15 @@ class RelyingParty:
         return self.http.post("/oauth/token", headers=headers,
                               data={k: v for k, v in form.items() if v is not None})
 
+    def refresh(self, refresh_token: str):
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        headers = {}
+        if self.secret:
+            headers["Authorization"] = client_secret_basic(self.client_id, self.secret)
+        else:
+            form["client_id"] = self.client_id
+        return self.http.post("/oauth/token", headers=headers, data=form)
+
     def tokens_for(self, user: dict, **overrides) -> dict:
         callback = self.sign_in(user, **overrides)
         response = self.exchange(callback["code"])

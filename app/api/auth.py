@@ -98,6 +98,12 @@ def consents():
 
 @bp.delete("/consents/<client_id>")
 def revoke_consent(client_id):
-    if not services().consents.revoke(_consent_owner(), client_id):
+    owner, svc = _consent_owner(), services()
+    if svc.consents.find(owner, client_id) is None:
         raise NotFound("No consent for this client")
+    # withdrawn before the consent goes, so that a failure (503) leaves it to withdraw
+    # again; and once more after, for a code issued in between
+    svc.tokens.withdraw_grant(owner, client_id)
+    svc.consents.revoke(owner, client_id)
+    svc.tokens.withdraw_grant(owner, client_id)
     return "", 204

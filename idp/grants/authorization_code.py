@@ -94,8 +94,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Nothing to do: redeeming consumed the code."""
 
     def authenticate_user(self, authorization_code):
-        return self.server.tokens.account_if_valid(authorization_code.user_id,
-                                                   authorization_code.auth_time)
+        # a code issued before its client's consent was withdrawn gives nothing
+        issued_at = authorization_code.expires_at - self.server.codes.ttl
+        return self.server.tokens.account_if_valid(
+            authorization_code.user_id, authorization_code.auth_time,
+            client_id=authorization_code.client_id, granted_at=issued_at)
 
     @hooked
     def create_token_response(self):

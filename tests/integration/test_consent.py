@@ -111,6 +111,76 @@ def test_users_list_and_revoke_their_consents(client, make_rp, make_user):
     assert client.get("/api/v1/auth/consents").status_code == 401
 
 
+def test_withdrawing_consent_ends_what_the_client_holds_for_the_user(client, make_rp, make_user):
+    """Its refresh families end and its access tokens stop working, with or without a
+    refresh token; another client's tokens stand; consenting again starts afresh."""
+    rp, other, user = (make_rp(first_party=False, client_name="Reports"),
+                       make_rp(first_party=False, client_name="Other"), make_user())
+    scope = "openid email offline_access"
+    after_login = rp.submit_login(rp.authorize(scope=scope), user["username"], user["password"])
+    first = rp.exchange(rp.callback(_consent(rp, after_login, "allow"))["code"]).get_json()
+    second = rp.tokens_for(user, scope=scope)
+    without_refresh = rp.tokens_for(user, scope="openid email")
+    kept = other.exchange(other.callback(_consent(other, other.authorize(scope=scope),
+                                                  "allow"))["code"]).get_json()
+    own = client.post("/api/v1/auth/token", json={"username": user["username"],
+                                                  "password": user["password"]}).get_json()
+
+    assert client.delete(f"/api/v1/auth/consents/{rp.client_id}",
+                         headers=bearer(own["token"])).status_code == 204
+    for tokens in (first, second, without_refresh):
+        assert client.get("/oauth/userinfo",
+                          headers=bearer(tokens["access_token"])).status_code == 401
+    for tokens in (first, second):
+        refused = rp.refresh(tokens["refresh_token"])
+        assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+    assert client.get("/oauth/userinfo", headers=bearer(kept["access_token"])).status_code == 200
+    assert other.refresh(kept["refresh_token"]).status_code == 200
+
+    # asked again (the browser is still signed in from before the withdrawal), and what the
+    # new consent gives works: its family began after the withdrawal
+    again = rp.exchange(rp.callback(_consent(rp, rp.authorize(scope=scope), "allow"))["code"])
+    assert again.status_code == 200
+    refreshed = rp.refresh(again.get_json()["refresh_token"])
+    assert refreshed.status_code == 200
+    assert client.get("/oauth/userinfo",
+                      headers=bearer(refreshed.get_json()["access_token"])).status_code == 200
+
+
+def test_a_code_issued_before_a_withdrawal_gives_nothing_after_it(client, make_rp, make_user):
+    rp, user = make_rp(first_party=False, client_name="Reports"), make_user()
+    scope = "openid email offline_access"
+    after_login = rp.submit_login(rp.authorize(scope=scope), user["username"], user["password"])
+    rp.callback(_consent(rp, after_login, "allow"))
+    code = rp.callback(rp.authorize(scope=scope))["code"]  # remembered consent: a code at once
+    own = client.post("/api/v1/auth/token", json={"username": user["username"],
+                                                  "password": user["password"]}).get_json()
+    assert client.delete(f"/api/v1/auth/consents/{rp.client_id}",
+                         headers=bearer(own["token"])).status_code == 204
+    refused = rp.exchange(code)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+
+
+def test_a_family_from_before_its_start_was_kept_counts_from_its_sign_in(app, client, make_rp,
+                                                                          make_user):
+    """A family written by an earlier release has no start moment: it counts from the
+    sign-in, which is earlier, so a withdrawal still ends it."""
+    from app.extensions import services
+
+    rp, user = make_rp(first_party=False, client_name="Reports"), make_user()
+    scope = "openid email offline_access"
+    after_login = rp.submit_login(rp.authorize(scope=scope), user["username"], user["password"])
+    tokens = rp.exchange(rp.callback(_consent(rp, after_login, "allow"))["code"]).get_json()
+    with app.app_context():
+        store = services().store
+        store.client.hdel(store.key("rf", tokens["refresh_token"].split(".")[0]), "st")
+    own = client.post("/api/v1/auth/token", json={"username": user["username"],
+                                                  "password": user["password"]}).get_json()
+    assert client.delete(f"/api/v1/auth/consents/{rp.client_id}",
+                         headers=bearer(own["token"])).status_code == 204
+    assert rp.refresh(tokens["refresh_token"]).get_json()["error"] == "invalid_grant"
+
+
 def test_a_third_party_token_carries_no_rights_on_the_infracast_api(client, make_rp, make_user,
                                                                      make_tenant):
     """Consent grants identity scopes; it never lets a third party act as the user."""

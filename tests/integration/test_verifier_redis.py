@@ -41,21 +41,24 @@ def _claims(**overrides):
 
 
 def test_it_reads_every_revocation_the_idp_writes(idp_revocations, downstream):
-    token, family_token, user_token, roles_token, client_token = (
+    token, family_token, user_token, roles_token, client_token, grant_token = (
         _claims(), _claims(), _claims(sub="user-b", sid=None), _claims(sub="user-c"),
-        _claims(client_id="deleted-app"))
-    good = [token, family_token, user_token, roles_token, client_token]
-    assert [downstream(claims) for claims in good] == [True] * 5
+        _claims(client_id="deleted-app"), _claims(sub="user-d", client_id="withdrawn-app"))
+    good = [token, family_token, user_token, roles_token, client_token, grant_token]
+    assert [downstream(claims) for claims in good] == [True] * 6
 
     idp_revocations.revoke_access_token(token["jti"], token["exp"])
     idp_revocations.revoke_family(family_token["sid"])
     idp_revocations.revoke_user("user-b")                  # disabled, deleted, new password
     idp_revocations.revoke_user_access_tokens("user-c")    # roles changed
     idp_revocations.revoke_client("deleted-app")           # the client was deleted
+    idp_revocations.revoke_grant("user-d", "withdrawn-app")  # consent withdrawn
 
     later = {**_claims(sub="user-b", sid=None), "iat": int(time.time()) + 2}
     for claims, still_good in [(token, False), (family_token, False), (user_token, False),
                                (roles_token, False), (client_token, False),
+                               (grant_token, False), ({**grant_token, "sub": "user-e"}, True),
+                               ({**grant_token, "client_id": "another-app"}, True),
                                ({**client_token, "iat": int(time.time()) + 2}, True),
                                (later, True), (_claims(), True),
                                ({**token, "jti": "another"}, True)]:
