@@ -119,7 +119,7 @@ class Family:
                                   for item in stored)
         user_id, client_id, scope, tenant, auth_time, expires_at = data.split("\x1f")
         return cls(family_id, user_id, client_id, scope, tenant or None,
-                   float(precise) if precise else int(float(auth_time)), int(expires_at),
+                   float(precise) if precise else float(auth_time), int(expires_at),
                    float(started) if started else None)
 
 
