@@ -114,8 +114,8 @@ class AuthorizationCodes:
         digest = self.hasher.digest(code)
         return [self.store.key("ac", digest), self.store.key("ac", digest, "used")]
 
-    def new_expiry(self) -> float:
-        return self.clock() + self.ttl
+    def new_expiry(self, issued_at: float | None = None) -> float:
+        return (issued_at if issued_at is not None else self.clock()) + self.ttl
 
     def save(self, code: str, record: AuthorizationCode) -> None:
         self.store.put(self._keys(code)[0], asdict(record), self.ttl)

@@ -278,6 +278,7 @@ class AuthorizationFlow:
         client = grant.request.client
         if client.first_party or account is None:
             return False
+        grant.request.consent_read_at = self.clock()  # the code's issue moment, if one comes
         consent = self.consents.find(account.id, client.client_id)
         wanted = set(scope_to_list(grant.request.scope) or ())
         return consent is None or not wanted <= set(consent.scopes)

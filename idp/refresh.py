@@ -179,11 +179,12 @@ class RefreshFamilies:
         return f"{family_id}.{secrets.token_urlsafe(32)}"
 
     def start(self, *, user_id: str, client_id: str, scope: str, tenant: str | None,
-              auth_time: float) -> Rotation:
-        """Begin a family at a login; it ends ``ttl`` after ``auth_time``, whatever happens."""
+              auth_time: float, started_at: float | None = None) -> Rotation:
+        """Begin a family at a login; it ends ``ttl`` after ``auth_time``, whatever happens.
+        ``started_at``: the moment the caller checked it may begin (now when not given)."""
+        started = started_at if started_at is not None else self.clock()
         family = Family(secrets.token_urlsafe(FAMILY_ID_BYTES), user_id, client_id, scope,
-                        tenant, auth_time, int(auth_time) + self.ttl,
-                        to_millisecond(self.clock()))
+                        tenant, auth_time, int(auth_time) + self.ttl, to_millisecond(started))
         token = self._new_token(family.id)
         lifetime = family.expires_at - int(self.clock())
         if lifetime <= 0:

@@ -68,8 +68,11 @@ class AccessTokenIssuer:
 
     def issue(self, *, subject: str, client_id: str, scope: str, roles: list[str],
               tenants: dict[str, list[str]], sid: str | None = None,
-              auth_time: float | None = None) -> AccessToken:
-        moment = self.clock()
+              auth_time: float | None = None, checked_at: float | None = None) -> AccessToken:
+        """``checked_at``: the moment the caller read the revocations that let it issue this
+        (now when not given). The token claims to be issued then, so that a revocation
+        landing between that read and now still covers it."""
+        moment = checked_at if checked_at is not None else self.clock()
         now = int(moment)
         claims = {
             "iss": self.issuer,
@@ -95,7 +98,8 @@ class AccessTokenIssuer:
 
     def issue_for_account(self, account: Account, *, client_id: str, scope: str,
                           tenant: str | None = None, sid: str | None = None,
-                          auth_time: float | None = None, with_rights: bool = True) -> AccessToken:
+                          auth_time: float | None = None, with_rights: bool = True,
+                          checked_at: float | None = None) -> AccessToken:
         """A user's token. ``with_rights`` False (third-party clients) leaves out the user's
         roles and tenant permissions: the consent page grants identity scopes, never the
         power to act on the Infracast API as the user."""
@@ -105,4 +109,4 @@ class AccessTokenIssuer:
         if not with_rights:
             tenants, roles = {}, []
         return self.issue(subject=account.id, client_id=client_id, scope=scope, roles=roles,
-                          tenants=tenants, sid=sid, auth_time=auth_time)
+                          tenants=tenants, sid=sid, auth_time=auth_time, checked_at=checked_at)

@@ -60,7 +60,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             scope=request.scope,
             user_id=request.user.id,
             auth_time=request.auth_time,
-            expires_at=codes.new_expiry(),
+            # from when the consent was read, if it was (idp.authorize): a withdrawal landing
+            # before the code is saved must still find it older than its watermark
+            expires_at=codes.new_expiry(getattr(request, "consent_read_at", None)),
             nonce=data.get("nonce"),
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
@@ -107,6 +109,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # consume it now (atomically; a racing second request finds it used and revokes
         # what this one issues)
         code = self._redeem(self.request.form["code"], client)
+        tokens = self.server.tokens
+        checked_at = tokens.clock()  # before the account and its watermarks are read
         account = self.authenticate_user(code)
         if account is None:
             raise InvalidGrant("The user of this authorization code can no longer sign in")
@@ -115,10 +119,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         with_refresh = OFFLINE_ACCESS in scopes and client.check_grant_type("refresh_token")
         if not with_refresh:
             scopes = [s for s in scopes if s != OFFLINE_ACCESS]
-        tokens = self.server.tokens
         response = tokens.issue_for_account(account, client, " ".join(scopes),
                                             tenant=code.tenant, with_refresh=with_refresh,
-                                            auth_time=code.auth_time)
+                                            auth_time=code.auth_time, checked_at=checked_at)
         claims = response.access.claims
         issued = IssuedTokens(claims.get("sid"), claims["jti"], claims["exp"])
         if not self.server.codes.record_issued(self.request.form["code"], issued):

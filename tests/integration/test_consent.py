@@ -181,6 +181,70 @@ def test_a_family_from_before_its_start_was_kept_counts_from_its_sign_in(app, cl
     assert rp.refresh(tokens["refresh_token"]).get_json()["error"] == "invalid_grant"
 
 
+def _withdrawing_in_the_middle(client, rp, user, monkeypatch, cls, name):
+    """Make ``cls.name`` withdraw the consent (another request) on its first call, after
+    doing its own work: the withdrawal lands in the middle of the request that calls it."""
+    own = client.post("/api/v1/auth/token", json={"username": user["username"],
+                                                  "password": user["password"]}).get_json()
+    original, started, done = getattr(cls, name), [], []
+
+    def meanwhile(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        if not started:  # once (the withdrawal itself calls it too)
+            started.append(True)
+            done.append(client.delete(f"/api/v1/auth/consents/{rp.client_id}",
+                                      headers=bearer(own["token"])).status_code)
+        return result
+
+    monkeypatch.setattr(cls, name, meanwhile)
+    return done
+
+
+def _consented(rp, user, scope="openid email offline_access"):
+    after_login = rp.submit_login(rp.authorize(scope=scope), user["username"], user["password"])
+    return rp.callback(_consent(rp, after_login, "allow"))["code"]
+
+
+def test_a_withdrawal_between_the_consent_read_and_the_code_leaves_the_code_worthless(
+        app, client, make_rp, make_user, monkeypatch):
+    from app.repositories import SqlConsentDirectory
+
+    rp, user = make_rp(first_party=False, client_name="Reports"), make_user()
+    rp.exchange(_consented(rp, user))
+    done = _withdrawing_in_the_middle(client, rp, user, monkeypatch, SqlConsentDirectory, "find")
+    code = rp.callback(rp.authorize(scope="openid email offline_access"))["code"]
+    assert done == [204]  # the consent was found, then withdrawn, then the code saved
+    refused = rp.exchange(code)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+
+
+def test_a_withdrawal_during_a_code_exchange_or_a_refresh_leaves_nothing_working(
+        app, client, make_rp, make_user, monkeypatch):
+    """The tokens count as issued, and the family as begun, when the watermarks were read."""
+    from app.repositories import SqlAccountDirectory
+
+    rp, user = make_rp(first_party=False, client_name="Reports"), make_user()
+    code = _consented(rp, user)
+    done = _withdrawing_in_the_middle(client, rp, user, monkeypatch, SqlAccountDirectory,
+                                      "find_by_id")
+    tokens = rp.exchange(code)
+    assert done == [204] and tokens.status_code == 200  # it read the account before
+    assert client.get("/oauth/userinfo",
+                      headers=bearer(tokens.get_json()["access_token"])).status_code == 401
+    assert rp.refresh(tokens.get_json()["refresh_token"]).get_json()["error"] == "invalid_grant"
+
+    monkeypatch.undo()
+    again = rp.exchange(rp.callback(_consent(rp, rp.authorize(
+        scope="openid email offline_access"), "allow"))["code"]).get_json()
+    done = _withdrawing_in_the_middle(client, rp, user, monkeypatch, SqlAccountDirectory,
+                                      "find_by_id")
+    refreshed = rp.refresh(again["refresh_token"])
+    assert done == [204] and refreshed.status_code == 200
+    assert client.get("/oauth/userinfo",
+                      headers=bearer(refreshed.get_json()["access_token"])).status_code == 401
+    assert rp.refresh(refreshed.get_json()["refresh_token"]).get_json()["error"] == "invalid_grant"
+
+
 def test_a_third_party_token_carries_no_rights_on_the_infracast_api(client, make_rp, make_user,
                                                                      make_tenant):
     """Consent grants identity scopes; it never lets a third party act as the user."""
