@@ -19,6 +19,7 @@ from idp.api_keys import ApiKeyRecord
 from idp.clients import API_CLIENT_ID, CLIENT_ID_PATTERN, RegisteredClient, api_client
 from idp.consents import Consent
 from idp.hashing import SecretHasher
+from idp.clock import now
 from idp.revocation import COPY_PENDING, GRANT, USER, RevocationRecord, grant
 from keys.manager import ACTIVE, NEXT, RETIRED, KeyRecord
 
@@ -72,6 +73,7 @@ class SqlAccountDirectory:
 
     @staticmethod
     def _one(query, key: str, grant_subject: str = "") -> Account | None:
+        read_at = now()
         with autocommit() as conn:
             rows = conn.execute(query, {"key": key, "now": utcnow(),
                                         "grant": grant_subject}).all()
@@ -86,6 +88,7 @@ class SqlAccountDirectory:
             revoked_before=None if user.revoked_before is None else user.revoked_before.timestamp(),
             grant_revoked_before=None if user.grant_revoked_before is None
             else user.grant_revoked_before.timestamp(),
+            read_at=read_at,
         )
 
     def replace_password_hash(self, user_id: str, password_hash: str) -> None:

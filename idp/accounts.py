@@ -27,6 +27,10 @@ class Account:
     # the watermark of this user's grant to the one client the directory was asked about
     # (consent withdrawn): that client's refresh families begun at or before it are dead
     grant_revoked_before: float | None = None
+    # when the directory read it (taken before the query): a sign-in, a family or a token
+    # that rests on this reading counts from then, so a revocation landing since (during the
+    # password check, say) still covers it
+    read_at: float | None = field(default=None, compare=False, repr=False)
 
     def get_user_id(self) -> str:  # Authlib's user contract
         return self.id

@@ -207,7 +207,7 @@ class AuthorizationFlow:
         A refusal of the request now (a client changed meanwhile, a tenant the user holds no
         role in) is the outcome ``Refused``: the sign-in stands all the same.
         """
-        signed_in = self.sessions.sign_in(session, account.id)
+        signed_in = self.sessions.sign_in(session, account.id, account.read_at)
         interaction = replace(interaction, session=self.sessions.binding(signed_in.id),
                               login=False)
         try:

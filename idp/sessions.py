@@ -77,11 +77,13 @@ class SessionStore:
             id=secrets.token_urlsafe(32), csrf_token=secrets.token_urlsafe(32),
             expires_at=self.clock() + ANONYMOUS_TTL), ANONYMOUS_TTL)
 
-    def sign_in(self, previous: BrowserSession | None, user_id: str) -> BrowserSession:
-        """A new session for ``user_id`` authenticated now; the previous one ends."""
+    def sign_in(self, previous: BrowserSession | None, user_id: str,
+                signed_in_at: float | None = None) -> BrowserSession:
+        """A new session for ``user_id`` authenticated at ``signed_in_at`` (the moment their
+        account was read; now when not given); the previous one ends."""
         if previous is not None:
             self.end(previous)
-        signed_in_at = self.clock()
+        signed_in_at = signed_in_at if signed_in_at is not None else self.clock()
         return self._save(BrowserSession(
             id=secrets.token_urlsafe(32), csrf_token=secrets.token_urlsafe(32),
             user_id=user_id, auth_time=to_millisecond(signed_in_at),

@@ -102,14 +102,15 @@ class TokenService:
 
     def issue_for_account(self, account: Account, client: RegisteredClient, scope: str, *,
                           tenant: str | None = None, with_refresh: bool = False,
-                          auth_time: float | None = None,
-                          checked_at: float | None = None) -> TokenResponse:
+                          auth_time: float | None = None) -> TokenResponse:
         """Tokens after a login at ``auth_time`` (now when not given, to the millisecond);
-        ``with_refresh`` begins a refresh-token family. ``checked_at``: when the caller read
-        the account and its watermarks; the family begins and the token is issued then, so
-        that a revocation landing since still covers them."""
+        ``with_refresh`` begins a refresh-token family. Both count from when the account and
+        its watermarks were read (``Account.read_at``), so that a revocation landing since
+        still covers them."""
         self.check_tenant(account, tenant)
-        auth_time = auth_time or to_millisecond(self.clock())
+        checked_at = account.read_at
+        auth_time = auth_time or to_millisecond(checked_at if checked_at is not None
+                                                else self.clock())
         family_id = refresh_token = None
         if with_refresh:
             rotation = self.families.start(user_id=account.id, client_id=client.client_id,
@@ -168,7 +169,6 @@ class TokenService:
     def refresh(self, refresh_token: str, client: RegisteredClient,
                 scope: str | None = None) -> TokenResponse:
         """Rotate the refresh token and issue an access token with the user's current roles."""
-        checked_at = self.clock()  # before the account and its watermarks are read
         try:
             rotation = self.families.rotate(refresh_token, client.client_id, scope or "")
         except ReuseDetected as reuse:
@@ -187,7 +187,7 @@ class TokenService:
             access = self.issuer.issue_for_account(
                 account, client_id=family.client_id, scope=granted, tenant=family.tenant,
                 sid=family.id, auth_time=family.auth_time, with_rights=client.first_party,
-                checked_at=checked_at)
+                checked_at=account.read_at)
         except Forbidden:
             # the user no longer holds a role in the family's tenant
             self.end_family(family.id)

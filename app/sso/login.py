@@ -228,7 +228,7 @@ class SsoLogins:
         if not config.allow_idp_initiated or relay_state not in config.relay_state_allowlist:
             raise UpstreamRefused("The SAML response does not answer a sign-in started here")
         brokered = self.accounts.sign_in(connection, identity)
-        signed_in = self.sessions.sign_in(session, brokered.account.id)
+        signed_in = self.sessions.sign_in(session, brokered.account.id, brokered.account.read_at)
         self._signed_in(connection, brokered, idp_initiated=True)
         return Redirect(relay_state), signed_in
 

@@ -109,8 +109,6 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # consume it now (atomically; a racing second request finds it used and revokes
         # what this one issues)
         code = self._redeem(self.request.form["code"], client)
-        tokens = self.server.tokens
-        checked_at = tokens.clock()  # before the account and its watermarks are read
         account = self.authenticate_user(code)
         if account is None:
             raise InvalidGrant("The user of this authorization code can no longer sign in")
@@ -119,9 +117,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         with_refresh = OFFLINE_ACCESS in scopes and client.check_grant_type("refresh_token")
         if not with_refresh:
             scopes = [s for s in scopes if s != OFFLINE_ACCESS]
+        tokens = self.server.tokens
         response = tokens.issue_for_account(account, client, " ".join(scopes),
                                             tenant=code.tenant, with_refresh=with_refresh,
-                                            auth_time=code.auth_time, checked_at=checked_at)
+                                            auth_time=code.auth_time)
         claims = response.access.claims
         issued = IssuedTokens(claims.get("sid"), claims["jti"], claims["exp"])
         if not self.server.codes.record_issued(self.request.form["code"], issued):

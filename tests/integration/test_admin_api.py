@@ -187,6 +187,32 @@ def test_a_sign_in_a_fraction_of_a_millisecond_before_a_password_change_is_revok
                            json={"refresh_token": session["refresh_token"]}).status_code == 401
 
 
+def test_a_login_whose_password_check_a_disable_overtakes_gets_nothing_that_works(
+        client, admin, make_user, monkeypatch):
+    """The sign-in counts from when the account was read, before the password check: a
+    disable landing during that check covers what the login then issues."""
+    from idp.passwords import PasswordHasher
+
+    user, original, started = make_user(), PasswordHasher.verify, []
+
+    def verify_meanwhile(self, password_hash, password):
+        if not started:  # the admin disables the user while the password is being checked
+            started.append(client.patch(f"/api/v1/admin/users/{user['id']}",
+                                        headers=admin["headers"],
+                                        json={"disabled": True}).status_code)
+        return original(self, password_hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", verify_meanwhile)
+    session = _login(client, user)
+    assert started == [200] and session["token"]  # the login had read the account before
+    monkeypatch.undo()
+    assert client.patch(f"/api/v1/admin/users/{user['id']}", headers=admin["headers"],
+                        json={"disabled": False}).status_code == 200
+    assert client.get("/api/v1/auth/me", headers=bearer(session["token"])).status_code == 401
+    assert client.post("/api/v1/auth/refresh",
+                       json={"refresh_token": session["refresh_token"]}).status_code == 401
+
+
 def test_deleting_a_user_revokes_their_tokens(client, admin, make_user):
     user = make_user()
     session = _login(client, user)
