@@ -232,6 +232,8 @@ class AuthorizationFlow:
             raise _error(grant, AccessDeniedError)
         client = grant.request.client
         if not client.first_party:
+            # the code counts from the consent, as when one is found (``_consent_due``)
+            grant.request.consent_read_at = self.clock()
             self.consents.grant(account.id, client.client_id, scope_to_list(grant.request.scope))
         interaction = replace(interaction, consent=False)
         return self._next(interaction, grant, account, session, consent_due=False)

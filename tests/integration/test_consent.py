@@ -218,6 +218,20 @@ def test_a_withdrawal_between_the_consent_read_and_the_code_leaves_the_code_wort
     assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
 
 
+def test_a_withdrawal_right_after_the_consent_is_given_leaves_the_code_worthless(
+        client, make_rp, make_user, monkeypatch):
+    from app.repositories import SqlConsentDirectory
+
+    rp, user = make_rp(first_party=False, client_name="Reports"), make_user()
+    scope = "openid email offline_access"
+    after_login = rp.submit_login(rp.authorize(scope=scope), user["username"], user["password"])
+    done = _withdrawing_in_the_middle(client, rp, user, monkeypatch, SqlConsentDirectory, "grant")
+    code = rp.callback(_consent(rp, after_login, "allow"))["code"]
+    assert done == [204]  # consented, withdrawn in another tab, then the code saved
+    refused = rp.exchange(code)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+
+
 def test_a_withdrawal_during_a_code_exchange_or_a_refresh_leaves_nothing_working(
         app, client, make_rp, make_user, monkeypatch):
     """The tokens count as issued, and the family as begun, when the watermarks were read."""
