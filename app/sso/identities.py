@@ -103,7 +103,11 @@ class FederatedAccounts:
                        target=user_id, provider=connection.provider)
         elif changed:  # tokens issued with the old memberships stop working
             self.revocations.revoke_user_access_tokens(user_id)
-        return BrokeredLogin(self.accounts.find_by_id(user_id), created, changed)
+        account = self.accounts.find_by_id(user_id)
+        if account is None or account.disabled:
+            # deleted or disabled by an admin since the link was read, a moment ago
+            raise FederatedUserDisabled(user_id)
+        return BrokeredLogin(account, created, changed)
 
     def _link(self, connection: Connection, identity: Identity) -> tuple[str, bool, bool]:
         now = utcnow()

@@ -382,6 +382,29 @@ def test_a_federated_user_has_no_password_to_sign_in_with(sso_app, browser, rp, 
     assert response.status_code == 401
 
 
+def test_a_user_deleted_during_their_sso_sign_in_is_refused_not_a_500(
+        sso_app, browser, rp, upstream, configure, admin, monkeypatch):
+    from app.sso.identities import FederatedAccounts
+
+    configure("okta", okta_body(upstream))
+    tokens(rp, sso_sign_in(browser, rp, upstream))
+    [user] = federated_users(sso_app)
+    original, started = FederatedAccounts._link, []
+
+    def link_then_delete(self, connection, identity):
+        found = original(self, connection, identity)
+        if not started:  # an admin deletes the user between the link and the account read
+            started.append(browser.delete(f"/api/v1/admin/users/{user['id']}",
+                                          headers=admin).status_code)
+        return found
+
+    monkeypatch.setattr(FederatedAccounts, "_link", link_then_delete)
+    rp.http = other = sso_app.test_client()
+    response = sso_sign_in(other, rp, upstream)
+    assert started == [204]
+    assert response.status_code == 403 and not lands_on_relying_party(response)
+
+
 def test_a_disabled_user_cannot_sign_in_through_sso(sso_app, browser, rp, upstream, configure,
                                                     admin):
     configure("okta", okta_body(upstream))
