@@ -173,7 +173,7 @@ def delete_client(client_id: str) -> None:
     """
     client = get_client(client_id)
     svc = services()
-    svc.tokens.revocations.revoke_client(client_id, known_for=svc.clients.cache_seconds)
+    svc.revocations.revoke_client(client_id, known_for=svc.clients.cache_seconds)
     db.session.delete(client)
     db.session.commit()
     svc.clients.forget(client_id)

@@ -160,11 +160,6 @@ class TokenService:
             return None
         return account
 
-    def withdraw_grant(self, user_id: str, client_id: str) -> None:
-        """What ``client_id`` holds for ``user_id`` stops working: its access tokens at once,
-        its refresh tokens and codes when next presented."""
-        self.revocations.revoke_grant(user_id, client_id)
-
     # -- refreshing ---------------------------------------------------------------------
     def refresh(self, refresh_token: str, client: RegisteredClient,
                 scope: str | None = None) -> TokenResponse:

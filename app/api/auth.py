@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, jsonify, request
 
 from idp.accounts import MAX_PASSWORD, MAX_USERNAME
 from idp.clients import API_CLIENT_ID
-from idp.errors import Forbidden, NotFound, Unauthorized, Unavailable
+from idp.errors import Forbidden, NotFound, Unauthorized
 from idp.tokens import rfc3339
 
+from ..consents import withdraw_consent
 from ..extensions import services
 from ..services import client_ip
 from .bearer import current_claims
 from .requests import field, json_body
 
 bp = Blueprint("api_auth", __name__, url_prefix="/api/v1/auth")
-log = logging.getLogger("infracast.consents")
 
 # the seed's code exchange: {"code", "redirect_uri", "client_id", "code_verifier"}
 _CODE_EXCHANGE_FIELDS = (("code", 256), ("redirect_uri", 2048), ("client_id", 64),
@@ -101,18 +99,6 @@ def consents():
 
 @bp.delete("/consents/<client_id>")
 def revoke_consent(client_id):
-    owner, svc = _consent_owner(), services()
-    if svc.consents.find(owner, client_id) is None:
+    if not withdraw_consent(_consent_owner(), client_id):
         raise NotFound("No consent for this client")
-    # withdrawn before the consent goes, so that a failure (503) leaves it to withdraw
-    # again; and once more after, for a code issued in between. That second one is best
-    # effort: the first already stands, and a failed copy is rebuilt before any token is
-    # accepted again (idp/revocation.py), so answering 503 would only make a retry a 404
-    svc.tokens.withdraw_grant(owner, client_id)
-    svc.consents.revoke(owner, client_id)
-    try:
-        svc.tokens.withdraw_grant(owner, client_id)
-    except Unavailable:
-        log.warning("consent withdrawn; its second grant watermark could not be recorded",
-                    extra={"fields": {"client_id": client_id}})
     return "", 204

@@ -62,7 +62,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             auth_time=request.auth_time,
             # from when the consent was read, if it was (idp.authorize): a withdrawal landing
             # before the code is saved must still find it older than its watermark
-            expires_at=codes.new_expiry(getattr(request, "consent_read_at", None)),
+            expires_at=codes.new_expiry(request.consent_read_at),
             nonce=data.get("nonce"),
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method"),
