@@ -1,0 +1,45 @@
+from datetime import datetime, timezone
+
+from idp.tokens import AccessTokenIssuer
+from keys.manager import KeyManager
+from keys.sealing import Sealer, generate_kek, parse_kek
+
+
+class OneKey:
+    """A keyring of one real, freshly generated signing key."""
+
+    def __init__(self):
+        manager = KeyManager(None, Sealer(parse_kek(generate_kek())),
+                             clock=lambda: datetime.now(timezone.utc))
+        self.key = manager.open(manager.generate("active"))
+
+    def signing_key(self):
+        return self.key
+
+
+def _issuer(clock):
+    return AccessTokenIssuer(OneKey(), issuer="https://idp.example", audience="api", ttl=900,
+                             clock=clock)
+
+
+def _issue(issuer, **kwargs):
+    return issuer.issue(subject="u1", client_id="c1", scope="", roles=[], tenants={}, **kwargs)
+
+
+def test_expires_in_is_the_ttl_for_a_token_issued_now():
+    token = _issue(_issuer(lambda: 1_700_000_000.4))
+    assert token.expires_in == 900
+    assert token.claims["exp"] == 1_700_000_000 + 900
+
+
+def test_expires_in_counts_what_is_left_of_a_token_that_counts_from_an_earlier_check():
+    # the account was read 7.5 s ago (a login queued behind the argon2 gate): the token
+    # claims that moment, and the client is told what remains of it, not the whole TTL
+    token = _issue(_issuer(lambda: 1_700_000_007.9), checked_at=1_700_000_000.4)
+    assert token.claims["iat"] == 1_700_000_000
+    assert token.expires_in == token.claims["exp"] - 1_700_000_007 == 893
+
+
+def test_expires_in_is_never_negative():
+    token = _issue(_issuer(lambda: 1_700_005_000.0), checked_at=1_700_000_000.0)
+    assert token.expires_in == 0
