@@ -53,6 +53,8 @@ class RowSpec:
         return self.title.split(" `")[0]
 
 
+REFERENCE = "reference_sign"
+
 ROWS: tuple[RowSpec, ...] = (
     RowSpec("jwks", "JWKS `GET /.well-known/jwks.json`", None,
             Target("≥ 5,000/s", min_rate=5000)),
@@ -64,6 +66,10 @@ ROWS: tuple[RowSpec, ...] = (
             Target("≥ 50% of sign ceiling, p99 < 50 ms", min_ratio=0.50, max_p99_ms=50)),
     RowSpec("client_credentials", "client_credentials `POST /oauth/token`", RSA_SIGN_ALL,
             Target("≥ 50% of sign ceiling", min_ratio=0.50)),
+    # not ours: what a Flask app that only signs gets from the same server (issue 9's own
+    # reference), beside which the two signing rows can be read
+    RowSpec(REFERENCE, "reference app `POST /sign`: Flask, one RS256 signature, nothing "
+            "else (bench/reference_app.py)", RSA_SIGN_ALL, None),
     RowSpec("introspect_jwt", "introspection of a JWT `POST /oauth/introspect`", RSA_VERIFY_ALL,
             Target("≥ 3,000/s", min_rate=3000)),
     RowSpec("introspect_api_key", "introspection of an API key `POST /oauth/introspect`", None,

@@ -19,6 +19,8 @@ import requests
 from idp.verifier_introspection import client_secret_basic
 
 from .backends import ADMIN_USERNAME, TENANTS, USER_PASSWORD, RegisteredClient, Seed
+from .reference_app import SIGN_PATH
+from .report import REFERENCE
 from .wrk import Request
 
 TOKEN_PATH = "/oauth/token"
@@ -132,6 +134,11 @@ class Fixture:
             body = urlencode({"token": self.api_key, "client_ip": "127.0.0.1"})
             return Request(INTROSPECT_PATH, "bodies.lua", "POST", (basic(seed.resource_server),),
                            self._lines("introspect-api-key", [body]), expect='"active":%s*true')
+        if row == REFERENCE:
+            # the client_credentials row's body, which the reference app does not even read
+            return Request(SIGN_PATH, "bodies.lua", "POST", (),
+                           self._lines("reference", ["grant_type=client_credentials"]),
+                           expect='"access_token"')
         raise ValueError(f"no HTTP request for row {row!r}")
 
 

@@ -6,7 +6,9 @@
    of ours running;
 2. makes a PostgreSQL schema and a Redis key prefix of its own, migrates and seeds them;
 3. for each server: starts it (``cores`` workers, one loopback port), then drives each
-   row with wrk from a process of its own (a short warm-up, then the measured run);
+   row with wrk from a process of its own (a short warm-up, then the measured run); then
+   serves the reference app (``bench/reference_app.py``: Flask and one signature, nothing
+   else) under the same server and settings and measures it the same way;
 4. runs the verifier library in a process of its own while the first server is up, before
    its HTTP rows;
 5. prints the table and writes it to ``bench/results/latest.md`` (and ``latest.json``,
@@ -42,13 +44,14 @@ from . import ceilings as ceiling_probe
 from . import profile
 from .backends import AUDIENCE_DEFAULT, Backends, seed
 from .cpu import CpuMeter
-from .report import ROW_KEYS, Measurement, Report, Skipped
+from .report import REFERENCE, ROW_KEYS, Measurement, Report, Skipped
 from .rows import ROW_GRANTS, Fixture, verifier_rate
 from .servers import Server, parse_server
 from .wrk import Load, run_wrk, wrk_version
 
 RESULTS = Path(__file__).resolve().parent / "results"
-HTTP_ROWS = tuple(key for key in ROW_KEYS if key != "verifier")
+# rows our server answers; the reference row has a server of its own, the verifier none
+HTTP_ROWS = tuple(key for key in ROW_KEYS if key not in ("verifier", REFERENCE))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -252,6 +255,20 @@ class Bench:
                     report.measurements.append(self._row(row, server, label, fixture))
             finally:
                 server.stop()
+            if REFERENCE in args.row_keys:
+                report.measurements.append(self._reference(spec, port, env, label, fixture))
+
+    def _reference(self, spec, port: int, env: dict[str, str], label: str,
+                   fixture: Fixture | None) -> Measurement:
+        """The reference app under the same server, settings and load as our rows."""
+        server = Server(spec, port, self.workers, env,
+                        self.logs / f"{spec.name}-{REFERENCE}-server.log", reference=True)
+        log(f"starting the reference app under {label}")
+        server.start()
+        try:
+            return self._row(REFERENCE, server, label, fixture)
+        finally:
+            server.stop()
 
     def _round_trips(self, row: str, app, fixture: Fixture,
                      repeat: int = 20) -> tuple[str, str, bool, float]:

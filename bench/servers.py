@@ -69,8 +69,11 @@ class Server:
     """One server process tree on ``port``, started in a session of its own."""
 
     def __init__(self, spec: ServerSpec, port: int, workers: int, env: dict[str, str],
-                 log_path: Path):
+                 log_path: Path, reference: bool = False):
+        """``reference``: serve the reference app (bench/reference_app.py) instead of ours,
+        with the same settings."""
         self.spec = spec
+        self.reference = reference
         self.port = port
         self.workers = workers
         self.url = f"http://127.0.0.1:{port}"
@@ -81,16 +84,18 @@ class Server:
 
     def argv(self) -> list[str]:
         spec = self.spec
+        target = "bench.reference_app:app" if self.reference else "wsgi:app"
         if spec.kind == "gunicorn":
-            argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+            config = "bench/reference_gunicorn.conf.py" if self.reference else "gunicorn.conf.py"
+            argv = [sys.executable, "-m", "gunicorn", "-c", config]
             if spec.worker_class is not None:
                 argv += ["--worker-class", spec.worker_class, "--threads", str(spec.threads)]
-            return argv + ["wsgi:app"]
+            return argv + [target]
         # granian runs no post_worker_init: bench/run.py bootstraps the database beforehand
         return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
                 "--port", str(self.port), "--workers", str(self.workers),
                 "--blocking-threads", str(spec.threads), "--no-ws", "--log-level", "warning",
-                "wsgi:app"]
+                target]
 
     def start(self, timeout: float = 60) -> None:
         self._log = open(self.log_path, "w")

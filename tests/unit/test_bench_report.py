@@ -1,13 +1,17 @@
 """The bench's own bookkeeping (bench/report.py, bench/cpu.py): parsing wrk's result line,
 marking rows invalid, judging targets, rendering. No server, no wrk."""
 
+import runpy
+
 import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from bench.anatomy import statement
 from bench.cpu import _TICK, CpuUse, _delta
 from bench.report import (ARGON2_ALL, RSA_SIGN_ALL, RSA_VERIFY_ONE, Measurement, Report,
                           Skipped, WrkResult, parse_wrk, verdict)
-from bench.servers import parse_server
+from bench.servers import ROOT, Server, parse_server
 from bench.wrk import Request
 
 # what wrk 4.1 printed for a refresh row, with bench/lua/common.lua's done() line
@@ -80,6 +84,7 @@ def _row(row="refresh", rate=1500.0, p99=20.0, errors=0, non_2xx=0, requests=100
     (_row("password", rate=89), "FAIL (ratio)"),
     (_row("verifier", rate=19000), "FAIL (ratio)"),
     (_row("introspect_api_key", rate=1), "-"),  # no target: measured, not judged
+    (_row("reference_sign", rate=1), "-"),  # not ours: context for the signing rows
 ])
 def test_verdicts(measurement, expected):
     assert verdict(measurement, CEILINGS) == expected
@@ -153,6 +158,41 @@ def test_the_refresh_script_sends_its_tokens_as_refresh_grants(tmp_path):
                                 "grant_type=refresh_token&refresh_token=other.secret"]
     assert Request("/oauth/introspect", "bodies.lua", "POST", data=data).bodies() \
         == ["family.secret", "other.secret"]
+
+
+def test_the_reference_row_shows_its_share_of_the_sign_ceiling_and_is_not_judged():
+    report = Report(machine="m", command="c", started="s", ceilings=CEILINGS)
+    report.measurements.append(_row("reference_sign", rate=900))
+    line = next(line for line in report.table().splitlines()
+                if line.startswith("| reference app `POST /sign`"))
+    assert line.endswith("| RSA-2048 sign/s, all cores 2,000 | 45% | - | - |")
+
+
+def test_the_reference_app_is_served_with_the_service_settings_but_without_its_hooks(tmp_path):
+    gunicorn = Server(parse_server("gunicorn"), 8000, 2, {}, tmp_path / "log", reference=True)
+    assert gunicorn.argv()[-3:] == ["-c", "bench/reference_gunicorn.conf.py",
+                                    "bench.reference_app:app"]
+    granian = Server(parse_server("granian"), 8000, 2, {}, tmp_path / "log", reference=True)
+    assert granian.argv()[-1] == "bench.reference_app:app"
+    assert Server(parse_server("granian"), 8000, 2, {}, tmp_path / "log").argv()[-1] \
+        == "wsgi:app"
+    settings = runpy.run_path(str(ROOT / "bench" / "reference_gunicorn.conf.py"))
+    service = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    for name in ("workers", "worker_class", "threads", "keepalive", "timeout", "accesslog"):
+        assert settings[name] == service[name]
+    assert "post_worker_init" in service and "post_worker_init" not in settings
+    assert "on_starting" not in settings
+
+
+def test_the_reference_app_signs_one_rs256_access_token_per_post():
+    from bench.reference_app import HEADER, KEY, SIGN_PATH, app
+
+    answer = app.test_client().post(SIGN_PATH, data="grant_type=client_credentials")
+    assert answer.status_code == 200 and answer.json["token_type"] == "Bearer"
+    public = RSAKey.import_key(KEY.as_dict(private=False))
+    token = jwt.decode(answer.json["access_token"], public, algorithms=["RS256"])
+    assert token.header == HEADER
+    assert token.claims["exp"] - token.claims["iat"] == answer.json["expires_in"]
 
 
 def test_round_trips_table_flags_a_failed_request():
