@@ -58,7 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", default="gunicorn,granian",
-                        help="comma-separated: gunicorn, gunicorn-sync, gunicorn-gthread<N>, "
+                        help="comma-separated: gunicorn, gunicorn-reuseport, gunicorn-sync, "
+                             "gunicorn-gthread<N>, "
                              "granian, granian-t<N> (default: %(default)s)")
     parser.add_argument("--rows", default=",".join(ROW_KEYS),
                         help="comma-separated subset of: " + ", ".join(ROW_KEYS))

@@ -4,6 +4,7 @@ worker-class variants, and granian's WSGI interface.
 A server name on the command line (``--servers``) is one of:
 
     gunicorn              gunicorn.conf.py as it is (the documented default)
+    gunicorn-reuseport    gunicorn.conf.py with GUNICORN_REUSE_PORT=1 (a socket per worker)
     gunicorn-sync         sync workers (one request at a time per process)
     gunicorn-gthread<N>   gthread workers with N threads each
     granian               granian --interface wsgi with the blocking threads below
@@ -38,13 +39,15 @@ class ServerSpec:
     kind: str  # "gunicorn" or "granian"
     worker_class: str | None = None  # gunicorn: None keeps gunicorn.conf.py's
     threads: int | None = None
+    reuse_port: bool = False  # gunicorn: GUNICORN_REUSE_PORT=1
 
     def describe(self, workers: int) -> str:
         if self.kind == "granian":
             return f"granian wsgi, {workers} workers × {self.threads} threads"
         if self.worker_class is None:
-            return (f"gunicorn (gunicorn.conf.py: gthread, {workers} workers × {self.threads} "
-                    "threads)")
+            reuse = ", GUNICORN_REUSE_PORT=1" if self.reuse_port else ""
+            return (f"gunicorn (gunicorn.conf.py{reuse}: gthread, {workers} workers × "
+                    f"{self.threads} threads)")
         if self.worker_class == "sync":
             return f"gunicorn sync, {workers} workers"
         return f"gunicorn gthread, {workers} workers × {self.threads} threads"
@@ -53,6 +56,9 @@ class ServerSpec:
 def parse_server(name: str) -> ServerSpec:
     if name == "gunicorn":
         return ServerSpec(name, "gunicorn", threads=_configured_gunicorn_threads())
+    if name == "gunicorn-reuseport":
+        return ServerSpec(name, "gunicorn", threads=_configured_gunicorn_threads(),
+                          reuse_port=True)
     if name == "gunicorn-sync":
         return ServerSpec(name, "gunicorn", "sync", 1)
     if match := re.fullmatch(r"gunicorn-gthread(\d+)", name):
@@ -61,8 +67,8 @@ def parse_server(name: str) -> ServerSpec:
         return ServerSpec(name, "granian", threads=GRANIAN_BLOCKING_THREADS)
     if match := re.fullmatch(r"granian-t(\d+)", name):
         return ServerSpec(name, "granian", threads=int(match.group(1)))
-    raise ValueError(f"unknown server {name!r} (gunicorn, gunicorn-sync, gunicorn-gthread<N>, "
-                     "granian, granian-t<N>)")
+    raise ValueError(f"unknown server {name!r} (gunicorn, gunicorn-reuseport, gunicorn-sync, "
+                     "gunicorn-gthread<N>, granian, granian-t<N>)")
 
 
 class Server:
@@ -79,7 +85,8 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self._env = {**os.environ, **env, "WEB_CONCURRENCY": str(workers),
-                     "GUNICORN_BIND": f"127.0.0.1:{port}"}
+                     "GUNICORN_BIND": f"127.0.0.1:{port}",
+                     "GUNICORN_REUSE_PORT": "1" if spec.reuse_port else "0"}
         self.process: subprocess.Popen | None = None
 
     def argv(self) -> list[str]:

@@ -133,6 +133,8 @@ def test_server_names():
     assert parse_server("gunicorn-sync").worker_class == "sync"
     assert parse_server("gunicorn-gthread8").threads == 8
     assert parse_server("granian-t2").kind == "granian"
+    assert parse_server("gunicorn-reuseport").reuse_port
+    assert not parse_server("gunicorn").reuse_port
     with pytest.raises(ValueError):
         parse_server("uwsgi")
 

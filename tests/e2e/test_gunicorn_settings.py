@@ -1,0 +1,44 @@
+"""gunicorn.conf.py's socket settings, on a real gunicorn with two workers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import requests
+
+from tests.e2e.conftest import LiveServer
+
+LISTEN = "0A"  # the TCP state /proc/net/tcp gives a listening socket
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:``port`` (IPv4), from the kernel's own table."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state = fields[1], fields[3]
+        if state == LISTEN and int(local.split(":")[1], 16) == port:
+            count += 1
+    return count
+
+
+def test_by_default_the_workers_share_one_listening_socket(live_server):
+    assert listening_sockets(live_server.port) == 1
+
+
+def test_reuse_port_gives_each_worker_a_listening_socket_of_its_own(server_backends, tmp_path):
+    server = LiveServer({**server_backends, "GUNICORN_REUSE_PORT": "1"}, workers=2,
+                        tmp_path=tmp_path)
+    try:
+        # ready means one worker answers; the other may still be binding its socket
+        deadline = time.time() + 15
+        while listening_sockets(server.port) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        assert listening_sockets(server.port) == 2
+        # a connection answered whichever worker's socket the kernel gave it to
+        for _ in range(20):
+            with requests.Session() as session:
+                assert session.get(server.url + "/readyz", timeout=5).status_code == 200
+    finally:
+        server.stop()
