@@ -94,9 +94,11 @@ class AccessTokenIssuer:
             claims["auth_time"] = int(auth_time)
         key = self.keyring.signing_key()
         header = {"alg": ALGORITHM, "typ": ACCESS_TOKEN_TYP, "kid": key.kid}
-        # the token counts from ``moment``, which may lie behind us (a login that queued
-        # for the argon2 gate): tell the client what is left of it, as ``exp`` says
-        expires_in = max(0, claims["exp"] - int(self.clock()))
+        # the token counts from ``moment``, which may lie seconds behind us (a login that
+        # queued for the argon2 gate): the whole seconds since then are not the client's.
+        # Counted from the moment, not from second boundaries, so that a check a few
+        # milliseconds ago still gives the whole TTL, as a token issued now does
+        expires_in = max(0, self.ttl - int(self.clock() - moment))
         return AccessToken(jwt.encode(header, claims, key.key), claims, expires_in)
 
     def issue_for_account(self, account: Account, *, client_id: str, scope: str,
