@@ -22,7 +22,7 @@ from flask import Flask
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-SIGN_PATH = "/sign"
+from bench.report import REFERENCE_PATH
 KEY = RSAKey.import_key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
 HEADER = {"alg": "RS256", "typ": "at+jwt", "kid": KEY.thumbprint()}
 TTL = 900
@@ -35,7 +35,7 @@ def ready():
     return {"status": "ready"}
 
 
-@app.post(SIGN_PATH)
+@app.post(REFERENCE_PATH)
 def sign():
     now = time.time()
     claims = {

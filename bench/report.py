@@ -54,6 +54,7 @@ class RowSpec:
 
 
 REFERENCE = "reference_sign"
+REFERENCE_PATH = "/sign"  # what bench/reference_app.py answers
 
 ROWS: tuple[RowSpec, ...] = (
     RowSpec("jwks", "JWKS `GET /.well-known/jwks.json`", None,

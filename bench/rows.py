@@ -19,8 +19,7 @@ import requests
 from idp.verifier_introspection import client_secret_basic
 
 from .backends import ADMIN_USERNAME, TENANTS, USER_PASSWORD, RegisteredClient, Seed
-from .reference_app import SIGN_PATH
-from .report import REFERENCE
+from .report import REFERENCE, REFERENCE_PATH
 from .wrk import Request
 
 TOKEN_PATH = "/oauth/token"
@@ -135,8 +134,10 @@ class Fixture:
             return Request(INTROSPECT_PATH, "bodies.lua", "POST", (basic(seed.resource_server),),
                            self._lines("introspect-api-key", [body]), expect='"active":%s*true')
         if row == REFERENCE:
-            # the client_credentials row's body, which the reference app does not even read
-            return Request(SIGN_PATH, "bodies.lua", "POST", (),
+            # the client_credentials row's request, so that the same bytes cross the wire
+            # (the reference app reads neither the header nor the body)
+            client = seed.service_client or seed.app_client
+            return Request(REFERENCE_PATH, "bodies.lua", "POST", (basic(client),),
                            self._lines("reference", ["grant_type=client_credentials"]),
                            expect='"access_token"')
         raise ValueError(f"no HTTP request for row {row!r}")

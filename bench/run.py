@@ -46,7 +46,7 @@ from .backends import AUDIENCE_DEFAULT, Backends, seed
 from .cpu import CpuMeter
 from .report import REFERENCE, ROW_KEYS, Measurement, Report, Skipped
 from .rows import ROW_GRANTS, Fixture, verifier_rate
-from .servers import Server, parse_server
+from .servers import Server, ServerSpec, parse_server
 from .wrk import Load, run_wrk, wrk_version
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -257,13 +257,17 @@ class Bench:
             finally:
                 server.stop()
             if REFERENCE in args.row_keys:
-                report.measurements.append(self._reference(spec, port, env, label, fixture))
+                try:
+                    report.measurements.append(self._reference(spec, port, env, label, fixture))
+                except RuntimeError as error:  # it would not start: our rows still count
+                    log(f"  {REFERENCE}: {error}")
+                    report.skipped.append(Skipped(REFERENCE, f"under {spec.name}: {error}"[:200]))
 
-    def _reference(self, spec, port: int, env: dict[str, str], label: str,
-                   fixture: Fixture | None) -> Measurement:
+    def _reference(self, spec: ServerSpec, port: int, env: dict[str, str], label: str,
+                   fixture: Fixture) -> Measurement:
         """The reference app under the same server, settings and load as our rows."""
         server = Server(spec, port, self.workers, env,
-                        self.logs / f"{spec.name}-{REFERENCE}-server.log", reference=True)
+                        self.logs / f"{spec.name}-reference.log", reference=True)
         log(f"starting the reference app under {label}")
         server.start()
         try:

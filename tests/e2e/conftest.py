@@ -25,7 +25,7 @@ class LiveServer(ServerProcess):
         super().__init__()
         full_env = {**os.environ, "IDP_ISSUER": self.url, "IDP_SECRET_KEY": TEST_KEK,
                     "GUNICORN_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
-                    "LOG_LEVEL": "WARNING", **env}
+                    "LOG_LEVEL": "WARNING", "GUNICORN_REUSE_PORT": "0", **env}
         self.start([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                    (tmp_path or Path("/tmp")) / f"gunicorn-{self.port}.log", env=full_env)
 
