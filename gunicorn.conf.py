@@ -25,6 +25,10 @@ keepalive = 5
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "0") == "1"
 timeout = 30
 graceful_timeout = 20
+# gunicorn 25.1 and later open a management socket by default ($XDG_RUNTIME_DIR/gunicorn.ctl
+# or ~/.gunicorn/gunicorn.ctl: change the worker count, reload, shut down), one path for every
+# instance on the host. Nothing of ours uses it: off, as one control surface less
+control_socket_disable = True
 # our own JSON request log replaces gunicorn's access log
 accesslog = None
 errorlog = "-"

@@ -42,3 +42,17 @@ def test_reuse_port_gives_each_worker_a_listening_socket_of_its_own(server_backe
                 assert session.get(server.url + "/readyz", timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+def test_no_control_socket_is_opened(server_backends, tmp_path):
+    # gunicorn 25.1+ opens a management socket in $XDG_RUNTIME_DIR unless told not to
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    server = LiveServer({**server_backends, "XDG_RUNTIME_DIR": str(runtime)}, workers=1,
+                        tmp_path=tmp_path)
+    try:
+        assert requests.get(server.url + "/readyz", timeout=5).status_code == 200
+        assert list(runtime.iterdir()) == []
+        assert "Control socket" not in server.log()
+    finally:
+        server.stop()
