@@ -15,13 +15,13 @@ threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 keepalive = 5
 # GUNICORN_REUSE_PORT=1: each worker listens on a socket of its own (SO_REUSEPORT) and the
 # kernel (Linux) assigns each new connection to one of them by a hash of its addresses.
-# Without it, a keep-alive connection
-# stays with whichever worker accepted it first, and a proxy's few long-lived connections
-# can end up on one worker while the other idles (docs/benchmarks.md, "gunicorn's
-# connection lottery"). Off by default: a second server started on the same port by mistake
-# (with it too, as the same user) shares the traffic instead of failing with "address in
-# use"; a worker that exits resets the connections still queued on its socket; and the
-# master holds no socket, so USR2 upgrades and systemd socket activation do not work (README).
+# Without it, a keep-alive connection stays with whichever worker accepted it first, and a
+# proxy's few long-lived connections can end up on one worker while the other idles
+# (docs/benchmarks.md, "gunicorn's connection lottery"). Off by default: a second server
+# started on the same port by mistake (with it too, as the same user) shares the traffic
+# instead of failing with "address in use"; a worker that exits resets the connections still
+# queued on its socket; and the master holds no socket, so USR2 upgrades and systemd socket
+# activation do not work (README).
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "0") == "1"
 timeout = 30
 graceful_timeout = 20

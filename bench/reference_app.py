@@ -23,6 +23,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from bench.report import REFERENCE_PATH
+
 KEY = RSAKey.import_key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
 HEADER = {"alg": "RS256", "typ": "at+jwt", "kid": KEY.thumbprint()}
 TTL = 900
