@@ -94,21 +94,29 @@ class OIDCConnector:
         ``params`` is the callback's query; ``saved`` is what ``login`` returned, which the
         server looked up (and consumed) by the callback's ``state``.
         """
-        code = self._authorization_code(params)
         nonce, code_verifier = saved.get("nonce"), saved.get("code_verifier")
         if not (isinstance(nonce, str) and nonce and isinstance(code_verifier, str)):
             raise ConnectorError(NOT_VERIFIED, "saved login state lacks nonce or code_verifier")
         metadata = self.metadata()
-        # RFC 9207 §2.4: an upstream that promises iss must send it (a mix-up attack
-        # would bring another upstream's response without it)
-        if metadata.iss_parameter_supported and "iss" not in params:
-            raise ConnectorError(NOT_VERIFIED, "authorization response without iss, which "
-                                               "the upstream's discovery promises")
+        self._check_issuer(params, metadata)
+        code = self._authorization_code(params)
         token = self._exchange(metadata, callback_url, code, code_verifier)
         claims = self._verify_id_token(token["id_token"], nonce, token.get("access_token"))
         return identity_from_claims(claims, self.config.subject_claim)
 
     # -- the authorization response (RFC 6749 §4.1.2) ----------------------------------
+
+    def _check_issuer(self, params: Mapping[str, str], metadata: Metadata) -> None:
+        """RFC 9207 §2.4, before anything in the response is believed, an error included: an
+        ``iss`` must name the issuer we sent the user to, and an upstream that promises
+        ``iss`` must send it (a mix-up attack would bring another upstream's response)."""
+        if "iss" in params:
+            if params["iss"] != self.config.issuer:
+                raise ConnectorError(NOT_VERIFIED,
+                                     "authorization response iss does not match issuer")
+        elif metadata.iss_parameter_supported:
+            raise ConnectorError(NOT_VERIFIED, "authorization response without iss, which "
+                                               "the upstream's discovery promises")
 
     def _authorization_code(self, params: Mapping[str, str]) -> str:
         error = params.get("error")
@@ -116,9 +124,6 @@ class OIDCConnector:
             description = str(params.get("error_description", ""))[:200]
             message = DENIED if error == "access_denied" else FAILED
             raise ConnectorError(message, f"upstream error {str(error)[:64]!r}: {description!r}")
-        # RFC 9207: an upstream that names itself must name the issuer we sent the user to
-        if "iss" in params and params["iss"] != self.config.issuer:
-            raise ConnectorError(NOT_VERIFIED, "authorization response iss does not match issuer")
         code = params.get("code")
         if not isinstance(code, str) or not code:
             raise ConnectorError(FAILED, "callback without code or error")

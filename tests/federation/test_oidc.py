@@ -258,6 +258,20 @@ def test_iss_is_required_when_the_upstream_promises_it(okta_connector, upstream)
     assert sign_in(okta_connector).subject == DEFAULT_USER["sub"]
 
 
+def test_an_error_response_is_believed_only_from_the_right_issuer(okta_connector, upstream):
+    # RFC 9207 §2.4: the issuer is checked before anything else in the response, an error too
+    # (the discovery document, read once by the connector, promises iss)
+    upstream.set(discovery={"authorization_response_iss_parameter_supported": True})
+    saved = {"nonce": "n", "code_verifier": "v"}
+    wrong = rejected(okta_connector, {"error": "access_denied", "iss": "https://evil.example"},
+                     saved)
+    assert wrong.message == NOT_VERIFIED and "iss" in wrong.reason
+    missing = rejected(okta_connector, {"error": "access_denied"}, saved)
+    assert missing.message == NOT_VERIFIED and "without iss" in missing.reason
+    right = rejected(okta_connector, {"error": "access_denied", "iss": upstream.url}, saved)
+    assert right.message == "Sign-in was cancelled or denied at the identity provider."
+
+
 def test_code_cannot_be_replayed(okta_connector):
     params, saved = authorize(okta_connector)
     okta_connector.handle_callback(CALLBACK, params, saved)
