@@ -7,13 +7,13 @@ nobody stores, so ``save_token`` has nothing to do.
 
 from __future__ import annotations
 
-import binascii
 from typing import Callable, Mapping
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import (InvalidClientError, InvalidRequestError,
                                            UnsupportedResponseTypeError)
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc9207 import IssuerParameter
 
 from .api_keys import ApiKeyDirectory
@@ -82,12 +82,17 @@ class AuthorizationServer(FlaskAuthorizationServer):
 
     # -- requests -------------------------------------------------------------------------
     def authenticate_client(self, request, methods, endpoint="token"):
-        # Authlib decodes HTTP Basic credentials as UTF-8 and lets a malformed header raise
-        try:
-            return super().authenticate_client(request, methods, endpoint)
-        except (UnicodeDecodeError, binascii.Error, ValueError):
-            raise InvalidClientError(status_code=401,
-                                     description="Malformed client credentials") from None
+        basic_client_id = _basic_client_id(request)
+        if basic_client_id is not None:
+            params = request.payload.data
+            # RFC 6749 §2.3 and §5.2: one authentication method per request
+            if params.get("client_secret") is not None:
+                raise InvalidRequestError("The client authenticates with the Authorization "
+                                          "header and a 'client_secret' at once")
+            if params.get("client_id") not in (None, basic_client_id):
+                raise InvalidRequestError("'client_id' is not the client of the Authorization "
+                                          "header")
+        return super().authenticate_client(request, methods, endpoint)
 
     def get_token_grant(self, request):
         refuse_repeated_parameters(request)
@@ -168,3 +173,15 @@ class AuthorizationServer(FlaskAuthorizationServer):
 
 def _tokens_are_not_stored(token, request):
     return None
+
+
+def _basic_client_id(request) -> str | None:
+    """The client id of an HTTP Basic ``Authorization`` header, read as Authlib reads it
+    (None without one). Authlib lets a malformed header raise (``Basic `` with nothing
+    after it, credentials that are not UTF-8): that is ``invalid_client``."""
+    try:
+        client_id, _ = extract_basic_authorization(request.headers)
+    except ValueError:  # UnicodeDecodeError is one
+        raise InvalidClientError(status_code=401,
+                                 description="Malformed client credentials") from None
+    return client_id or None

@@ -70,3 +70,21 @@ def test_registration_rules(ctx):
     with pytest.raises(InvalidRequest, match="post_logout_redirect_uris"):
         register_client({"client_name": "x", "redirect_uris": ["https://rp.example/cb"],
                          "post_logout_redirect_uris": ["http://rp.example/bye"]})
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/introspect", "/oauth/revoke"])
+def test_one_authentication_method_per_request(client, machine, path):
+    """RFC 6749 §2.3: a client MUST NOT use more than one method (§5.2: invalid_request)."""
+    client_id, secret = machine
+    form = {"grant_type": "client_credentials", "token": "x"}
+    both = client.post(path, data={**form, "client_id": client_id, "client_secret": secret},
+                       headers=basic_auth(client_id, secret))
+    assert both.status_code == 400 and both.get_json()["error"] == "invalid_request"
+    other = client.post(path, data={**form, "client_id": "client-someone-else"},
+                        headers=basic_auth(client_id, secret))
+    assert other.status_code == 400 and other.get_json()["error"] == "invalid_request"
+    # the same client_id beside its Basic credentials is one method, and fine
+    same = client.post("/oauth/token", data={"grant_type": "client_credentials",
+                                             "client_id": client_id},
+                       headers=basic_auth(client_id, secret))
+    assert same.status_code == 200
