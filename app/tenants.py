@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from idp.errors import Conflict, InvalidRequest, NotFound
+from idp.permissions import is_tenant_id
 from idp.tokens import rfc3339
 
 from .extensions import db
 from .models import Tenant
 from .pagination import Page, paginate
 
-_TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
 def render(tenant: Tenant) -> dict:
     return {"id": tenant.id, "name": tenant.name, "created_at": rfc3339(tenant.created_at.timestamp())}
 
 
 def create_tenant(tenant_id: str, name: str) -> Tenant:
-    if not _TENANT_ID.fullmatch(tenant_id) or tenant_id == "*":
+    if not is_tenant_id(tenant_id):
         raise InvalidRequest("'id' may hold lower-case letters, digits and '-' (at most 63)")
     if len(name) > 200:
         raise InvalidRequest("'name' is too long (at most 200 characters)")

@@ -23,13 +23,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
-from idp.permissions import TENANT_ROLES
+from idp.permissions import TENANT_ROLES, is_tenant_id
 
 MAX_GRANTS = 100
 MAX_GROUP_MAPPINGS = 500
 MAX_GROUP_NAME_LENGTH = 256
-# what the tenants table's id holds (String(64)); the server checks that the tenant exists
-MAX_TENANT_ID_LENGTH = 64
 _GRANT_SHAPE = '{"id": tenant, "role": role}'
 
 
@@ -125,9 +123,9 @@ def _grants(name: str, value: object) -> tuple[TenantGrant, ...]:
         if not isinstance(entry, Mapping) or set(entry) != {"id", "role"}:
             raise InvalidConfig(name, f"entries must be {_GRANT_SHAPE}")
         tenant, role = entry["id"], entry["role"]
-        if not isinstance(tenant, str) or not 0 < len(tenant) <= MAX_TENANT_ID_LENGTH:
-            raise InvalidConfig(name, "has an invalid tenant id (a string of 1 to "
-                                      f"{MAX_TENANT_ID_LENGTH} characters)")
+        if not is_tenant_id(tenant):
+            raise InvalidConfig(name, "has an invalid tenant id (lower-case letters, digits "
+                                      "and '-', at most 63)")
         if role not in TENANT_ROLES:
             raise InvalidConfig(name, f"role must be one of {', '.join(TENANT_ROLES)}")
         grants.append(TenantGrant(tenant, role))
@@ -141,8 +139,11 @@ def _group_mappings(value: object) -> Mapping[str, tuple[TenantGrant, ...]]:
         raise InvalidConfig("group_mappings", f"may hold at most {MAX_GROUP_MAPPINGS} groups")
     mappings = {}
     for group, grants in value.items():
-        if not isinstance(group, str) or not 0 < len(group) <= MAX_GROUP_NAME_LENGTH:
-            raise InvalidConfig("group_mappings",
-                                f"group names must be 1 to {MAX_GROUP_NAME_LENGTH} characters")
+        # the groups an identity can carry (federation.connector.group_names): any other
+        # name could never match
+        if not isinstance(group, str) or not 0 < len(group) <= MAX_GROUP_NAME_LENGTH \
+                or not group.isprintable():
+            raise InvalidConfig("group_mappings", f"group names must be 1 to "
+                                f"{MAX_GROUP_NAME_LENGTH} printable characters")
         mappings[group] = _grants(f"group_mappings[{group!r}]", grants)
     return MappingProxyType(mappings)

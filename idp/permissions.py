@@ -7,10 +7,18 @@ tenant, written as the tenant ``*``.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Mapping
 
 ADMIN_ALL = "admin:*"
 ANY_TENANT = "*"
+# what a tenant id may be (lower-case letters, digits and '-', at most 63): the admin API
+# creates tenants by it, and connections map upstream groups to it
+TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def is_tenant_id(value: object) -> bool:
+    return isinstance(value, str) and TENANT_ID.fullmatch(value) is not None
 
 READ = ("nodes:read", "findings:read", "jobs:read", "reports:read")
 WRITE = ("nodes:write", "findings:write", "jobs:write")

@@ -151,10 +151,12 @@ def test_tenants_named_in_the_mapping_must_exist(browser, admin, upstream, make_
         assert response.status_code == 404
         assert response.get_json()["error"] == {"code": "NOT_FOUND",
                                                 "message": "Unknown tenant: nope"}
-    # the connector checks only the shape of an id; one no tenant can have is unknown too
+    # an id no tenant can have (the tenant-id rule) is a bad field, named as such
     odd = browser.post("/api/v1/admin/sso/okta", headers=admin, json=okta_body(
         upstream, default_tenants=[{"id": "not a tenant!", "role": "viewer"}]))
-    assert odd.status_code == 404 and odd.get_json()["error"]["message"].startswith("Unknown tenant")
+    assert odd.status_code == 400
+    error = odd.get_json()["error"]
+    assert error["code"] == "INVALID_REQUEST" and "default_tenants" in error["message"]
 
 
 def test_a_saml_connection_shows_what_to_register_and_when_its_certificate_expires(
