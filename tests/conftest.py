@@ -7,8 +7,10 @@ end. The embedded default (SQLite + ``memory://``) has its own fixture.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import tempfile
 import uuid
 from urllib.parse import quote
@@ -97,6 +99,7 @@ def redis_ns():
 # an instance folder of the test run's own: never the checkout's ./instance, which a
 # `make run` in the same checkout may be using
 TEST_INSTANCE = tempfile.mkdtemp(prefix="idp-test-instance-")
+atexit.register(shutil.rmtree, TEST_INSTANCE, True)
 
 
 def base_config(**overrides) -> dict:

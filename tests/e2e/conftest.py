@@ -12,7 +12,7 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.extensions import dispose_engines
-from tests.conftest import TEST_KEK, PgSchema, RedisNamespace, base_config
+from tests.conftest import TEST_INSTANCE, TEST_KEK, PgSchema, RedisNamespace, base_config
 from tests.helpers import ServerProcess
 
 
@@ -23,9 +23,13 @@ class LiveServer(ServerProcess):
 
     def __init__(self, env: dict[str, str], workers: int = 2, tmp_path: Path | None = None):
         super().__init__()
-        full_env = {**os.environ, "IDP_ISSUER": self.url, "IDP_SECRET_KEY": TEST_KEK,
+        # gunicorn.conf.py's defaults, whatever the shell exports, unless the test sets them
+        inherited = {name: value for name, value in os.environ.items()
+                     if name != "GUNICORN_REUSE_PORT"}
+        instance = (tmp_path or Path(TEST_INSTANCE)) / f"instance-{self.port}"
+        full_env = {**inherited, "IDP_ISSUER": self.url, "IDP_SECRET_KEY": TEST_KEK,
                     "GUNICORN_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
-                    "LOG_LEVEL": "WARNING", "GUNICORN_REUSE_PORT": "0", **env}
+                    "LOG_LEVEL": "WARNING", "IDP_INSTANCE_PATH": str(instance), **env}
         self.start([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                    (tmp_path or Path("/tmp")) / f"gunicorn-{self.port}.log", env=full_env)
 

@@ -9,11 +9,12 @@ from tests.conftest import audit_events, bearer
 @pytest.mark.parametrize("body", [
     '{"username": "a\\ud800", "password": "x"}',        # a lone surrogate escape
     '{"username": "a", "password": "\\udfff"}',
-    '{"username": ' + "[" * 50000 + "]" * 50000 + '}',  # nested past the recursion limit
+    # nested past the recursion limit, and well within the body size limit
+    '{"username": ' + "[" * 5000 + "]" * 5000 + '}',
 ])
 def test_json_that_is_not_text_or_too_deep_is_400(client, body):
     response = client.post("/api/v1/auth/token", data=body, content_type="application/json")
-    assert response.status_code in (400, 413)
+    assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "INVALID_REQUEST"
 
 

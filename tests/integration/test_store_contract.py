@@ -5,6 +5,7 @@ services built on it (refresh families, revocations, the login throttle).
 """
 
 import time
+from datetime import datetime, timezone
 
 import pytest
 from freezegun import freeze_time
@@ -216,7 +217,7 @@ def test_the_user_watermark_has_millisecond_precision(svc):
     one from the moment before, or without iat_ms from that second, is revoked."""
     with freeze_time("2030-01-01 12:00:00.500"):
         svc.revocations.revoke_user("user-ms")
-    second = int(freeze_time("2030-01-01 12:00:00").time_to_freeze.timestamp())
+    second = int(datetime(2030, 1, 1, 12, tzinfo=timezone.utc).timestamp())  # freeze_time is UTC
     base = {"jti": "j-ms", "sub": "user-ms", "iat": second, "exp": second + 3600}
     with freeze_time("2030-01-01 12:00:01"):
         assert svc.revocations.is_revoked({**base, "iat_ms": second * 1000 + 499}) is True
