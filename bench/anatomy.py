@@ -21,7 +21,7 @@ from .wrk import Request
 
 _TABLE_AFTER = {"SELECT": r"\bFROM\s+\"?(\w+)", "INSERT": r"\bINTO\s+\"?(\w+)",
                 "UPDATE": r"^\s*UPDATE\s+\"?(\w+)", "DELETE": r"\bFROM\s+\"?(\w+)"}
-_SUBQUERY = re.compile(r"\([^()]*\)")  # innermost parentheses
+_PARENTHESES = re.compile(r"\(([^()]*)\)")  # innermost first
 # pool_pre_ping: every checkout of a pooled connection costs a SELECT 1 round trip first
 PING = "ping (pool_pre_ping)"
 
@@ -52,10 +52,16 @@ def statement(sql: str) -> str:
     verb = sql.split(None, 1)[0].upper() if sql.strip() else "?"
     pattern = _TABLE_AFTER.get(verb)
     outer = sql
-    while (inner := _SUBQUERY.sub(" ", outer)) != outer:
+    # a subquery becomes the word "subquery" (so FROM (SELECT ...) names no table of its
+    # own); other parentheses, count(*) say, just go
+    while (inner := _PARENTHESES.sub(_hide, outer)) != outer:
         outer = inner
     match = re.search(pattern, outer, re.IGNORECASE) if pattern else None
     return f"{verb} {match.group(1)}" if match else verb
+
+
+def _hide(parenthesised: re.Match) -> str:
+    return " subquery " if re.match(r"\s*SELECT\b", parenthesised.group(1), re.I) else " "
 
 
 def _bodies(request: Request) -> list[dict | None]:

@@ -166,8 +166,9 @@ class Measurement:
 
     @property
     def valid(self) -> bool:
-        # errors already counts the non-2xx answers (WrkResult.errors)
-        return self.errors == 0 and self.requests > 0
+        # from_wrk counts the non-2xx answers in errors too; a measurement made otherwise
+        # may not, and a refused answer must never pass
+        return self.errors == 0 and self.non_2xx == 0 and self.requests > 0
 
     @classmethod
     def from_wrk(cls, row: str, server: str, result: WrkResult, note: str = "",

@@ -259,7 +259,8 @@ class Bench:
             if REFERENCE in args.row_keys:
                 try:
                     report.measurements.append(self._reference(spec, port, env, label, fixture))
-                except RuntimeError as error:  # it would not start: our rows still count
+                except (RuntimeError, ValueError, OSError) as error:
+                    # it would not start, or wrk could not measure it: our rows still count
                     log(f"  {REFERENCE}: {error}")
                     report.skipped.append(Skipped(REFERENCE, f"under {spec.name}: {error}"[:200]))
 

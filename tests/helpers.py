@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import redis as redis_lib
@@ -128,6 +129,30 @@ def jwt_parts(token: str) -> tuple[dict, dict]:
 
     header, payload, _ = token.split(".")
     return part(header), part(payload)
+
+
+class OneKey:
+    """A keyring of one real, freshly generated signing key (``idp.tokens`` needs only
+    ``signing_key()``), for tests that issue tokens without a database."""
+
+    def __init__(self):
+        from keys.manager import KeyManager
+        from keys.sealing import Sealer, generate_kek, parse_kek
+
+        manager = KeyManager(None, Sealer(parse_kek(generate_kek())),
+                             clock=lambda: datetime.now(timezone.utc))
+        self.key = manager.open(manager.generate("active"))
+
+    def signing_key(self):
+        return self.key
+
+
+def access_token_issuer(clock, ttl: int = 900):
+    """An ``AccessTokenIssuer`` on a key of its own, with ``clock``."""
+    from idp.tokens import AccessTokenIssuer
+
+    return AccessTokenIssuer(OneKey(), issuer="https://idp.example", audience="api", ttl=ttl,
+                             clock=clock)
 
 
 def login(client, username: str, password: str, **extra):

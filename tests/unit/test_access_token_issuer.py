@@ -1,25 +1,4 @@
-from datetime import datetime, timezone
-
-from idp.tokens import AccessTokenIssuer
-from keys.manager import KeyManager
-from keys.sealing import Sealer, generate_kek, parse_kek
-
-
-class OneKey:
-    """A keyring of one real, freshly generated signing key."""
-
-    def __init__(self):
-        manager = KeyManager(None, Sealer(parse_kek(generate_kek())),
-                             clock=lambda: datetime.now(timezone.utc))
-        self.key = manager.open(manager.generate("active"))
-
-    def signing_key(self):
-        return self.key
-
-
-def _issuer(clock):
-    return AccessTokenIssuer(OneKey(), issuer="https://idp.example", audience="api", ttl=900,
-                             clock=clock)
+from tests.helpers import access_token_issuer as _issuer
 
 
 def _issue(issuer, **kwargs):

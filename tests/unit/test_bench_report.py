@@ -2,7 +2,6 @@
 marking rows invalid, judging targets, rendering. No server, no wrk."""
 
 import inspect
-import json
 import runpy
 import time
 
@@ -17,8 +16,7 @@ from bench.report import (ARGON2_ALL, REFERENCE_PATH, RSA_SIGN_ALL, RSA_VERIFY_O
                           Measurement, Report, Skipped, WrkResult, parse_wrk, verdict)
 from bench.servers import ROOT, Server, parse_server
 from bench.wrk import Request
-from idp.rs256 import base64url_decode
-from tests.unit.test_access_token_issuer import _issue, _issuer
+from tests.helpers import access_token_issuer, jwt_parts
 
 # what wrk 4.1 printed for a refresh row, with bench/lua/common.lua's done() line
 CAPTURED = """\
@@ -83,6 +81,7 @@ def _row(row="refresh", rate=1500.0, p99=20.0, errors=0, non_2xx=0, requests=100
     (_row(rate=900, p99=80), "FAIL (ratio, p99)"),
     (_row(errors=1, non_2xx=1), "INVALID"),  # fast, but one answer was refused
     (_row(errors=3), "INVALID"),  # socket errors alone
+    (_row(non_2xx=1), "INVALID"),  # a refused answer, however the errors were counted
     (_row(requests=0), "INVALID"),
     (_row("jwks", rate=5200), "pass"),
     (_row("jwks", rate=4999), "FAIL (rate)"),
@@ -156,6 +155,9 @@ def test_statements_are_named_by_verb_and_table():
     assert statement("SELECT users.id, (SELECT revocations.revoked_at FROM revocations WHERE "
                      "revocations.subject = users.id) AS revoked_before FROM users LEFT OUTER "
                      "JOIN memberships ON memberships.user_id = users.id") == "SELECT users"
+    # nor a function's parentheses; a subquery in FROM is named as one
+    assert statement("SELECT count(*) AS n FROM (SELECT users.id FROM users) AS anon_1") \
+        == "SELECT subquery"
 
 
 def test_the_refresh_script_sends_its_tokens_as_refresh_grants(tmp_path):
@@ -202,10 +204,11 @@ def test_the_reference_app_signs_one_access_token_of_our_shape_per_post():
     public = RSAKey.import_key(KEY.as_dict(private=False))
     token = jwt.decode(answer.json["access_token"], public, algorithms=["RS256"])
     # the header and the claim names of a client_credentials token of ours
-    ours = _issue(_issuer(time.time))
-    our_header = json.loads(base64url_decode(ours.token.split(".")[0].encode()))
+    ours = access_token_issuer(time.time).issue(subject="u1", client_id="c1", scope="",
+                                                 roles=[], tenants={})
+    our_header, our_claims = jwt_parts(ours.token)
     assert token.header == {**our_header, "kid": KEY.thumbprint()}
-    assert token.claims.keys() == ours.claims.keys()
+    assert token.claims.keys() == our_claims.keys()
 
 
 def test_round_trips_table_flags_a_failed_request():
