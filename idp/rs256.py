@@ -103,7 +103,7 @@ class RS256Tokens:
             self._verified_headers[header_segment] = kid
         try:
             claims = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # as the header: only our own signature gets here
             raise Refused("the payload is not JSON") from None
         if not isinstance(claims, dict):
             raise Refused("the payload is not a JSON object")

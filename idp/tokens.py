@@ -20,9 +20,10 @@ from .clock import now
 from .accounts import Account
 from .errors import Forbidden
 from .revocation import ISSUED_AT_MS
+from .rfc9068 import TYP
 from .permissions import permissions_in, tenant_permissions
 
-ACCESS_TOKEN_TYP = "at+jwt"
+ACCESS_TOKEN_TYP = TYP
 ACCESS_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope",
                        "roles", "tenants", "sid", "auth_time", ISSUED_AT_MS)
 

@@ -51,6 +51,7 @@ from urllib.parse import quote
 
 import requests
 
+from .rfc9068 import is_number
 from .verifier import VerifierUnavailable, _discover, _Document, _FetchError
 
 __all__ = ["IntrospectionClient", "DEFAULT_CACHE_SECONDS", "MAX_CACHE_SECONDS"]
@@ -165,7 +166,7 @@ class IntrospectionClient:
     def _remember(self, cache_key: bytes, answer: Mapping[str, Any], now: float) -> None:
         until = now + self.cache_seconds
         expires_at = answer.get("exp")
-        if isinstance(expires_at, (int, float)) and not isinstance(expires_at, bool):
+        if is_number(expires_at):
             until = min(until, float(expires_at))
         if until <= now:
             return

@@ -17,9 +17,10 @@ from typing import Protocol
 
 from joserfc.jwk import RSAKey
 
+from idp.rfc9068 import ALGORITHM  # the one algorithm our keys sign and verifiers accept
+
 from .sealing import Sealer
 
-ALGORITHM = "RS256"
 RSA_BITS = 2048
 
 NEXT, ACTIVE, RETIRED = "next", "active", "retired"

@@ -77,7 +77,8 @@ def test_an_unknown_kid_or_another_key_is_refused(key):
         RS256Tokens(ACCESS_TOKEN_TYPES).claims(token, {key.kid: other.public_key}.get)
 
 
-@pytest.mark.parametrize("payload", [b"[1, 2]", b"not json", b"\"a string\""])
+@pytest.mark.parametrize("payload", [b"[1, 2]", b"not json", b"\"a string\"",
+                                     b"[" * 1500 + b"]" * 1500])  # past the recursion limit
 def test_a_payload_that_is_not_a_json_object_is_refused(key, payload):
     token = sign_raw(key, {"alg": "RS256", "typ": "at+jwt", "kid": key.kid}, payload)
     with pytest.raises(Refused):
