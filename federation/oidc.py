@@ -76,16 +76,18 @@ class OIDCConnector:
         metadata = self.metadata()
         nonce = secrets.token_urlsafe(32)
         code_verifier = secrets.token_urlsafe(48)  # 64 characters, RFC 7636 §4.1
-        fresh = {}
+        fresh, saved = {}, {"nonce": nonce, "code_verifier": code_verifier}
         if force_authn:
             fresh["prompt"] = "login"
+            saved["login_at"] = int(self.clock())  # the sign-in must come after this
         if max_age is not None:
             fresh["max_age"] = str(max_age)
+            saved["max_age"] = max_age
         with self._client(callback_url) as client:
             url, _ = client.create_authorization_url(
                 metadata.authorization_endpoint, state=state, code_verifier=code_verifier,
                 nonce=nonce, **fresh)
-        return LoginStart(url, {"nonce": nonce, "code_verifier": code_verifier})
+        return LoginStart(url, saved)
 
     def handle_callback(self, callback_url: str, params: Mapping[str, str],
                         saved: Mapping) -> Identity:
@@ -101,8 +103,31 @@ class OIDCConnector:
         self._check_issuer(params, metadata)
         code = self._authorization_code(params)
         token = self._exchange(metadata, callback_url, code, code_verifier)
-        claims = self._verify_id_token(token["id_token"], nonce, token.get("access_token"))
+        max_age = saved.get("max_age")
+        claims = self._verify_id_token(token["id_token"], nonce, token.get("access_token"),
+                                       max_age)
+        self._check_freshness(claims, max_age, saved.get("login_at"))
         return identity_from_claims(claims, self.config.subject_claim)
+
+    def _check_freshness(self, claims: Mapping, max_age: object, login_at: object) -> None:
+        """OIDC Core §3.1.2.1 and §3.1.3.7 step 13: what we asked the upstream for
+        (``max_age``, ``prompt=login``) must show in its ``auth_time``, or our own ID token
+        would claim a fresh sign-in the upstream did not make. ``auth_time`` is required
+        with ``max_age`` (checked with the ID token); with ``prompt=login`` alone it is
+        checked when sent."""
+        auth_time = claims.get("auth_time")
+        if auth_time is None:
+            if isinstance(max_age, int):  # Authlib lets max_age=0 through without it
+                raise ConnectorError(NOT_VERIFIED, "id_token without the auth_time that "
+                                                   "max_age requires")
+            return
+        now = self.clock()
+        if isinstance(max_age, int) and auth_time + max_age + LEEWAY_SECONDS < now:
+            raise ConnectorError(NOT_VERIFIED, "id_token auth_time is older than the max_age "
+                                               "asked for")
+        if isinstance(login_at, int) and auth_time + LEEWAY_SECONDS < login_at:
+            raise ConnectorError(NOT_VERIFIED, "id_token auth_time is from before the sign-in "
+                                               "that prompt=login asked for")
 
     # -- the authorization response (RFC 6749 §4.1.2) ----------------------------------
 
@@ -156,7 +181,8 @@ class OIDCConnector:
 
     # -- the ID token (OIDC Core §3.1.3.7) -----------------------------------------------
 
-    def _verify_id_token(self, id_token: str, nonce: str, access_token: object) -> dict:
+    def _verify_id_token(self, id_token: str, nonce: str, access_token: object,
+                         max_age: object = None) -> dict:
         try:
             header = jws.extract_compact(id_token.encode()).headers()
         except (JoseError, ValueError):
@@ -176,6 +202,8 @@ class OIDCConnector:
             "nonce": {"essential": True, "value": nonce},
         }
         params = {"nonce": nonce, "client_id": self.config.client_id}
+        if isinstance(max_age, int):
+            params["max_age"] = max_age  # auth_time is then required (§3.1.2.1)
         if isinstance(access_token, str):
             params["access_token"] = access_token  # checks at_hash when present
         # CodeIDToken also wants azp == client_id when there are several audiences (§2)

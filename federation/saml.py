@@ -435,7 +435,10 @@ class SAMLServiceProvider:
             raise ConnectorError(UNAVAILABLE, "xmlsec1 is not installed") from None
         except Exception as exc:  # noqa: BLE001 - nothing from pysaml2 leaves the connector
             raise ConnectorError(UNAVAILABLE, f"could not build the AuthnRequest ({type(exc).__name__})") from None
-        return LoginStart(redirect_url=location, saved={"request_id": request_id})
+        saved = {"request_id": request_id}
+        if fresh:
+            saved["login_at"] = int(time.time())  # the sign-in must come after this
+        return LoginStart(redirect_url=location, saved=saved)
 
     def handle_post(self, acs_url: str, saml_response: str, saved: Mapping | None, *,
                     seen: SeenAssertion, relay_state: str | None = None) -> Identity:
@@ -470,6 +473,9 @@ class SAMLServiceProvider:
             skew=self.config.allowed_clock_skew, now=time.time())
         if request_id is None:
             self._check_idp_initiated(relay_state)
+        else:
+            _check_forced_authn(doc.assertion, saved.get("login_at"),
+                                self.config.allowed_clock_skew)
         self._second_gate(client, xml, request_id, doc.assertion_id)
         return self._identity(doc.assertion), doc.assertion_id, expires_at
 
@@ -575,6 +581,21 @@ def _q(namespace: str, name: str) -> str:
 def _local(element: ET.Element) -> str:
     """An element's name without its namespace, for reasons."""
     return element.tag.rsplit("}", 1)[-1]
+
+
+def _check_forced_authn(assertion: ET.Element, login_at: object, skew: int) -> None:
+    """saml-core §3.4.1: a request with ``ForceAuthn`` (our relying party's ``prompt=login``
+    or ``max_age``) must be answered by a fresh authentication. Its ``AuthnInstant``
+    (required, §2.7.2) must not predate the request, or our ID token would claim a sign-in
+    the IdP did not make."""
+    if not isinstance(login_at, int):
+        return
+    instants = [_instant(statement.get("AuthnInstant"))
+                for statement in assertion.findall(_q(SAML, "AuthnStatement"))]
+    if not instants or any(instant is None or instant + skew < login_at
+                           for instant in instants):
+        raise ConnectorError(INVALID, "AuthnInstant is missing or predates the ForceAuthn "
+                                      "request")
 
 
 def _instant(value: str | None) -> float | None:

@@ -51,10 +51,11 @@ def azure_connector(settings) -> OIDCConnector:
                          **CONNECTOR_OPTIONS)
 
 
-def authorize(connector: OIDCConnector, state: str = "state-123") -> tuple[dict, dict]:
-    """Start a login and let the upstream approve it, as a browser would, stopping at our
-    callback: the callback's query parameters and what the server kept for the state."""
-    start = connector.login(CALLBACK, state)
+def authorize(connector: OIDCConnector, state: str = "state-123", **fresh) -> tuple[dict, dict]:
+    """Start a login (``fresh``: ``force_authn``, ``max_age``) and let the upstream approve
+    it, as a browser would, stopping at our callback: the callback's query parameters and
+    what the server kept for the state."""
+    start = connector.login(CALLBACK, state, **fresh)
     response = requests.get(start.redirect_url, allow_redirects=False, timeout=5)
     assert response.status_code == 302, response.text
     location = response.headers["Location"]

@@ -272,6 +272,41 @@ def test_an_error_response_is_believed_only_from_the_right_issuer(okta_connector
     assert right.message == "Sign-in was cancelled or denied at the identity provider."
 
 
+def _signed_in_with(connector, **fresh):
+    params, saved = authorize(connector, **fresh)
+    return connector.handle_callback(CALLBACK, params, saved)
+
+
+@pytest.mark.parametrize("connector_name", ["okta_connector", "azure_connector"])
+def test_the_upstreams_auth_time_must_honour_max_age(request, upstream, connector_name):
+    """OIDC Core §3.1.2.1: with max_age, auth_time is required and no older than asked."""
+    connector = request.getfixturevalue(connector_name)
+    if connector_name == "azure_connector":
+        upstream.set(user=AZURE_USER)
+    now = int(time.time())
+    upstream.set(claims={"auth_time": now - 3600})  # an upstream session an hour old
+    assert _signed_in_with(connector)  # nobody asked for a fresh one
+    stale = pytest.raises(ConnectorError, _signed_in_with, connector, max_age=300).value
+    assert stale.message == NOT_VERIFIED and "max_age" in stale.reason
+    upstream.set(claims={"auth_time": None})
+    for max_age in (0, 300):
+        missing = pytest.raises(ConnectorError, _signed_in_with, connector, max_age=max_age)
+        assert "auth_time" in missing.value.reason
+    upstream.set(claims={"auth_time": now - 100})
+    assert _signed_in_with(connector, max_age=300)
+
+
+def test_prompt_login_needs_a_sign_in_after_the_request(okta_connector, upstream):
+    now = int(time.time())
+    upstream.set(claims={"auth_time": now - 3600})
+    old = pytest.raises(ConnectorError, _signed_in_with, okta_connector, force_authn=True).value
+    assert old.message == NOT_VERIFIED and "prompt=login" in old.reason
+    upstream.set(claims={"auth_time": None})  # not sent: nothing to hold against it
+    assert _signed_in_with(okta_connector, force_authn=True)
+    upstream.set(claims={"auth_time": now})
+    assert _signed_in_with(okta_connector, force_authn=True)
+
+
 def test_code_cannot_be_replayed(okta_connector):
     params, saved = authorize(okta_connector)
     okta_connector.handle_callback(CALLBACK, params, saved)

@@ -18,8 +18,8 @@ from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_TRANSIENT
 from federation import saml
 from federation.connector import ConnectorError, Identity
 from federation.saml import SAMLConfig, SAMLServiceProvider
-from tests.federation.conftest import (ACS_URL, RELAY_STATE, SP_ENTITY_ID, SSO_URL, idp_config,
-                                       start_flow)
+from tests.federation.conftest import (ACS_URL, RELAY_STATE, SP_ENTITY_ID, SSO_URL, Flow,
+                                       idp_config, start_flow)
 from tests.federation.saml_idp import (AUDIENCE, ISSUERS, NAMESPACES, RSA_SHA1, SHA1,
                                        SUBJECT_CONFIRMATION_DATA, post, set_attr, set_text)
 
@@ -59,6 +59,30 @@ def test_login_asks_for_a_fresh_authentication_when_told(idp, fresh, force_authn
     sp = SAMLServiceProvider(SAMLConfig.from_dict(idp_config(idp)), SP_ENTITY_ID)
     request = idp.read_request(sp.login(ACS_URL, RELAY_STATE, **fresh).redirect_url)
     assert request.force_authn is force_authn
+
+
+AUTHN_STATEMENT = "saml:Assertion/saml:AuthnStatement"
+
+
+@pytest.mark.parametrize("fresh", [{"force_authn": True}, {"max_age": 600}])
+def test_a_forced_authentication_must_be_a_fresh_one(idp, fresh):
+    """saml-core §3.4.1: ForceAuthn is answered by a new authentication, which its
+    AuthnInstant shows; an IdP that answered from its session is refused."""
+    sp = SAMLServiceProvider(SAMLConfig.from_dict(idp_config(idp)), SP_ENTITY_ID)
+    started = sp.login(ACS_URL, RELAY_STATE, **fresh)
+    flow = Flow(sp, idp, started.saved, idp.read_request(started.redirect_url).id)
+    an_hour_ago = (now() - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    flow.refused(flow.respond(edit=set_attr(AUTHN_STATEMENT, "AuthnInstant", an_hour_ago)),
+                 saml.INVALID, "AuthnInstant")
+    flow.refused(flow.respond(edit=set_attr(AUTHN_STATEMENT, "AuthnInstant", None)),
+                 saml.INVALID, "AuthnInstant")
+    assert flow.post(flow.respond()) == ADA
+
+
+def test_without_force_authn_an_older_authentication_is_fine(flow):
+    an_hour_ago = (now() - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert flow.post(flow.respond(edit=set_attr(AUTHN_STATEMENT, "AuthnInstant",
+                                                an_hour_ago))) == ADA
 
 
 @pytest.mark.parametrize("relay_state", ["", "x" * 81, "line\nbreak"])
