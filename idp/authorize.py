@@ -103,17 +103,32 @@ class Refused:
 Outcome = Union[Redirect, ShowLogin, SignInUpstream, ShowConsent, Refused]
 
 
-def _prompts(request) -> set[str]:
-    return set((request.payload.data.get("prompt") or "").split())
+def prompts_of(data: Mapping[str, str]) -> set[str]:
+    return set((data.get("prompt") or "").split())
 
 
-def _max_age(grant) -> int | None:
-    raw = grant.request.payload.data.get("max_age")
+def max_age_of(data: Mapping[str, str]) -> int | None:
+    """The request's ``max_age`` in seconds; ``ValueError`` when it is not one."""
+    raw = data.get("max_age")
     if raw is None or raw == "":
         return None
     if not _SECONDS.fullmatch(raw):
-        raise _error(grant, InvalidRequestError, "'max_age' must be a number of seconds")
+        raise ValueError("'max_age' must be a number of seconds")
     return int(raw)
+
+
+def freshness_asked(params: Mapping[str, list[str]]) -> tuple[bool, int | None]:
+    """A waiting request's ``prompt=login`` and ``max_age`` (``authorize`` validated both,
+    and refused repeated parameters)."""
+    data = {name: values[0] for name, values in params.items() if values}
+    return "login" in prompts_of(data), max_age_of(data)
+
+
+def _max_age(grant) -> int | None:
+    try:
+        return max_age_of(grant.request.payload.data)
+    except ValueError as error:
+        raise _error(grant, InvalidRequestError, str(error)) from None
 
 
 def _error(grant, error_class, description: str | None = None):
@@ -155,7 +170,7 @@ class AuthorizationFlow:
         # (response_modes_supported) is query; another is refused, not answered in query
         if grant.request.payload.data.get("response_mode") not in (None, "", "query"):
             raise _error(grant, InvalidRequestError, "Only 'response_mode=query' is supported")
-        prompts = _prompts(grant.request)
+        prompts = prompts_of(grant.request.payload.data)
         if "none" in prompts and len(prompts) > 1:
             raise _error(grant, InvalidRequestError, "'prompt=none' cannot be combined")
         max_age = _max_age(grant)

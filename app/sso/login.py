@@ -42,7 +42,8 @@ from dataclasses import asdict, dataclass
 
 from federation.connector import ConnectorError, Identity, UpstreamUnavailable
 from federation.saml import sp_metadata
-from idp.authorize import AuthorizationFlow, Interaction, Outcome, Redirect
+from idp.authorize import (AuthorizationFlow, Interaction, Outcome, Redirect,
+                           freshness_asked)
 from idp.clock import now
 from idp.errors import IdpError, NotFound, Unavailable
 from idp.sessions import BrowserSession, SessionStore
@@ -98,14 +99,6 @@ class NotConfigured(NotFound):
     message = "Sign-in through this identity provider is not configured."
 
 
-def _freshness(params: dict[str, list[str]]) -> tuple[bool, int | None]:
-    """Whether the waiting request has ``prompt=login``, and its ``max_age`` (the
-    authorization endpoint has validated both)."""
-    prompts = " ".join(params.get("prompt", [])).split()
-    max_age = next(iter(params.get("max_age", [])), "")
-    return "login" in prompts, int(max_age) if max_age.isascii() and max_age.isdigit() else None
-
-
 @dataclass(frozen=True)
 class PendingLogin:
     """What the store keeps under a state until the upstream sends the browser back."""
@@ -146,7 +139,7 @@ class SsoLogins:
         with self._audited(provider):
             connection = self._connection(provider)
             state = secrets.token_urlsafe(32)
-            force_authn, max_age = _freshness(interaction.params)
+            force_authn, max_age = freshness_asked(interaction.params)
             started = self._call(lambda: connection.connector.login(
                 self._return_url(provider), state, force_authn=force_authn, max_age=max_age))
             pending = PendingLogin(provider=provider, interaction=interaction.id,
