@@ -11,7 +11,7 @@ from idp.accounts import MAX_PASSWORD, MAX_USERNAME
 
 from .. import clients, tenants, users
 from ..extensions import services
-from ..sso import connections
+from ..sso import connections, provider_converter
 from .bearer import require_platform_admin
 from .requests import field, json_body
 
@@ -119,7 +119,7 @@ def delete_client(client_id):
 
 
 # -- SSO connections (contract §3, §7) -------------------------------------------------
-_PROVIDER = "<any(okta, azure, saml):provider>"
+_PROVIDER = provider_converter()
 
 
 @bp.post(f"/sso/{_PROVIDER}")

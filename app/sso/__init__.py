@@ -16,6 +16,11 @@ from __future__ import annotations
 PROVIDERS = ("okta", "azure", "saml")
 OIDC_PROVIDERS = ("okta", "azure")
 
+
+def provider_converter(providers: tuple[str, ...] = PROVIDERS) -> str:
+    """A URL rule's ``<...:provider>`` part that matches exactly these providers."""
+    return f"<any({', '.join(providers)}):provider>"
+
 # what the login page's buttons say: "Sign in with <name>"
 DISPLAY_NAMES = {"okta": "Okta", "azure": "Microsoft Entra ID",
                  "saml": "your organisation's single sign-on"}

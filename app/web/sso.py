@@ -19,21 +19,21 @@ from federation.saml import MAX_RESPONSE_CHARS
 from idp.authorize import ShowLogin
 
 from ..extensions import services
-from ..sso import OIDC_PROVIDERS, PROVIDERS, SSO_PATH
+from ..sso import OIDC_PROVIDERS, SSO_PATH, provider_converter
 from . import bp
 from .authorize import request_params, show_outcome
 from .session import browser_session, remember
 
 # URL converters admitting the providers' names
-_PROVIDERS = f"any({', '.join(PROVIDERS)})"
-_OIDC_PROVIDERS = f"any({', '.join(OIDC_PROVIDERS)})"
+_PROVIDER = provider_converter()
+_OIDC_PROVIDER = provider_converter(OIDC_PROVIDERS)
 # a form with a SAMLResponse as large as the connector reads, and a RelayState. The form
 # encoding sends base64's "+" and "/" (2 of its 64 characters) and any line breaks as three
 # characters each: some 6 to 14 % more than the base64 itself; allow a quarter
 _ACS_BODY_LIMIT = MAX_RESPONSE_CHARS * 5 // 4 + 4096
 
 
-@bp.get(f"{SSO_PATH}/<{_PROVIDERS}:provider>/login")
+@bp.get(f"{SSO_PATH}/{_PROVIDER}/login")
 def sso_login(provider):
     if provider == "saml":
         services().sso.require_saml()
@@ -43,7 +43,7 @@ def sso_login(provider):
     return show_outcome(outcome)
 
 
-@bp.get(f"/login/<interaction_id>/sso/<{_PROVIDERS}:provider>")
+@bp.get(f"/login/<interaction_id>/sso/{_PROVIDER}")
 def login_upstream(interaction_id, provider):
     outcome = services().flow.pending(interaction_id, browser_session())
     if not isinstance(outcome, ShowLogin):
@@ -59,7 +59,7 @@ def _head_spends_nothing() -> Response | None:
     return None
 
 
-@bp.get(f"{SSO_PATH}/<{_OIDC_PROVIDERS}:provider>/callback")
+@bp.get(f"{SSO_PATH}/{_OIDC_PROVIDER}/callback")
 def sso_callback(provider):
     if refused := _head_spends_nothing():
         return refused
