@@ -21,7 +21,7 @@ class SqlAudit:
         client_ip = request.remote_addr if has_request_context() else None
         # the columns are bounded; an attacker-chosen actor (a user name tried) must not be
         # able to make the event unwritable
-        actor, target = _bounded(actor), _bounded(target)
+        actor, target = _bounded(actor, self.table.c.actor), _bounded(target, self.table.c.target)
         # one statement outside any request transaction: a refused request rolls back, its
         # audit event stays
         with autocommit() as conn:
@@ -33,5 +33,5 @@ class SqlAudit:
             "target": target, "client_ip": client_ip, **details}})
 
 
-def _bounded(value: str | None, limit: int = 200) -> str | None:
-    return None if value is None else str(value)[:limit]
+def _bounded(value: str | None, column: sa.Column) -> str | None:
+    return None if value is None else str(value)[:column.type.length]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -75,8 +75,8 @@ class SqlAccountDirectory:
     def _one(query, key: str, grant_subject: str = "") -> Account | None:
         read_at = now()
         with autocommit() as conn:
-            rows = conn.execute(query, {"key": key, "now": utcnow(),
-                                        "grant": grant_subject}).all()
+            rows = conn.execute(query, {"key": key, "grant": grant_subject,
+                                        "now": datetime.fromtimestamp(read_at, timezone.utc)}).all()
         if not rows:
             return None
         user = rows[0]
