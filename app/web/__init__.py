@@ -6,9 +6,24 @@ RFC 6749 §4.1.2.1 redirect) instead of JSON, and so every page gets the same he
 
 from __future__ import annotations
 
-from flask import Blueprint
+import functools
+
+from flask import Blueprint, Response, request
 
 bp = Blueprint("web", __name__)
+
+
+def refuses_head(view):
+    """For a GET that spends single-use state or ends a session. Flask answers HEAD with
+    the GET view, so a link checker's or mail scanner's HEAD would spend what the user's own
+    GET then finds gone: HEAD is refused (405) instead."""
+    @functools.wraps(view)
+    def guarded(*args, **kwargs):
+        if request.method == "HEAD":
+            allowed = sorted(request.url_rule.methods - {"HEAD", "OPTIONS"})
+            return Response(status=405, headers={"Allow": ", ".join(allowed)})
+        return view(*args, **kwargs)
+    return guarded
 
 # a page renders nothing from elsewhere: no scripts, inline styles only, never framed
 _HEADERS = {

@@ -13,14 +13,14 @@ HTML page (or the RFC 6749 error redirect) rather than JSON, although the paths 
 
 from __future__ import annotations
 
-from flask import Response, redirect, request, url_for
+from flask import redirect, request, url_for
 
 from federation.saml import MAX_RESPONSE_CHARS
 from idp.authorize import ShowLogin
 
 from ..extensions import services
 from ..sso import OIDC_PROVIDERS, SSO_PATH, provider_converter
-from . import bp
+from . import bp, refuses_head
 from .authorize import request_params, show_outcome
 from .session import browser_session, remember
 
@@ -51,18 +51,9 @@ def login_upstream(interaction_id, provider):
     return redirect(services().sso.start(provider, outcome.interaction))
 
 
-def _head_spends_nothing() -> Response | None:
-    """Flask answers HEAD with the GET view, but the two GETs below spend single-use state:
-    a link checker's or mail scanner's HEAD would leave the user's own GET a refusal."""
-    if request.method == "HEAD":
-        return Response(status=405, headers={"Allow": "GET"})
-    return None
-
-
 @bp.get(f"{SSO_PATH}/{_OIDC_PROVIDER}/callback")
+@refuses_head
 def sso_callback(provider):
-    if refused := _head_spends_nothing():
-        return refused
     outcome, session = services().sso.oidc_callback(provider, request.args.to_dict(),
                                                      browser_session())
     remember(session)
@@ -80,9 +71,8 @@ def saml_acs():
 
 
 @bp.get(f"{SSO_PATH}/saml/complete")
+@refuses_head
 def saml_complete():
-    if refused := _head_spends_nothing():
-        return refused
     outcome, session = services().sso.saml_complete(request.args.get("id"), browser_session())
     remember(session)
     return show_outcome(outcome)

@@ -57,6 +57,15 @@ def test_logout_with_id_token_hint_ends_the_session_and_goes_back(make_rp, make_
     assert rp.authorize().headers["Location"].startswith("/login/")
 
 
+def test_a_head_request_does_not_end_the_session(make_rp, make_user):
+    """Flask would answer HEAD with the GET view: a scanner's HEAD of a logout link must
+    not sign the user out."""
+    rp, user, tokens = _signed_in(make_rp, make_user)
+    head = rp.http.head("/oauth/logout", query_string={"id_token_hint": tokens["id_token"]})
+    assert head.status_code == 405 and head.headers["Allow"] == "GET, POST"
+    assert rp.authorize().headers["Location"].startswith(REDIRECT_URI)  # still signed in
+
+
 def test_the_session_is_ended_in_the_store_not_only_in_the_cookie(app, make_rp, make_user):
     rp, user, tokens = _signed_in(make_rp, make_user)
     cookie = rp.http.get_cookie("idp_session").value
