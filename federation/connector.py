@@ -18,6 +18,9 @@ class Identity:
     name: str | None = None
     username: str | None = None
     groups: tuple[str, ...] = ()
+    # the subject links were keyed by before this connection took another claim (Azure AD:
+    # sub, before oid): a link found under it is re-keyed to ``subject`` at the sign-in
+    former_subject: str | None = None
 
 
 @dataclass(frozen=True)

@@ -356,9 +356,12 @@ def identity_from_claims(claims: Mapping, subject_claim: str = "sub") -> Identit
     groups = claims.get("groups", [])
     if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
         raise ConnectorError(NOT_VERIFIED, "groups claim is not a list of strings")
+    former = claims.get("sub") if subject_claim != "sub" else None
     return Identity(
         subject=checked_subject(claims.get(subject_claim), MAX_SUBJECT_LENGTH, NOT_VERIFIED,
                                 name=f"{subject_claim} claim", ascii_only=True),
+        # sub keyed Azure AD links before oid did (sub was checked with the ID token)
+        former_subject=former if isinstance(former, str) and former else None,
         email=optional_text(claims.get("email")),
         email_verified=claims.get("email_verified") is True,
         name=optional_text(claims.get("name")),

@@ -113,6 +113,8 @@ class FederatedAccounts:
         now = utcnow()
         key = link_id(connection.provider, connection.upstream, identity.subject)
         link = db.session.get(FederatedIdentity, key, with_for_update=True)
+        if link is None and identity.former_subject:
+            link = self._rekeyed(connection, identity, key)
         if link is None:
             user = User(id=str(uuid.uuid4()), username=self._free_username(connection, identity),
                         password_hash=None, platform_roles=[], disabled=False, created_at=now)
@@ -132,6 +134,22 @@ class FederatedAccounts:
         changed = self._set_memberships(user, connection.tenant_roles(identity.groups))
         db.session.commit()
         return user.id, link is None, changed
+
+    @staticmethod
+    def _rekeyed(connection: Connection, identity: Identity,
+                 key: str) -> FederatedIdentity | None:
+        """The link an earlier release made under the identity's former subject (Azure AD's
+        sub), moved to its subject now; None when there is none. The former subject comes
+        from the same signed ID token, and is unique within the same upstream."""
+        former = db.session.get(FederatedIdentity, link_id(
+            connection.provider, connection.upstream, identity.former_subject),
+            with_for_update=True)
+        if former is None:
+            return None
+        former.id, former.subject = key, identity.subject
+        log.info("federated identity re-keyed to its new subject claim", extra={"fields": {
+            "provider": connection.provider}})
+        return former
 
     @staticmethod
     def _set_memberships(user: User, roles: dict[str, str]) -> bool:

@@ -171,7 +171,10 @@ class SsoLogins:
                 relay_state=relay_state))
             completion = secrets.token_urlsafe(32)
             self.store.put(self._key("sso-done", completion), {
-                "identity": asdict(identity),
+                # unset fields left out: a worker of the previous release, which knows
+                # fewer fields, can still complete what this one started
+                "identity": {name: value for name, value in asdict(identity).items()
+                             if value is not None},
                 "pending": None if pending is None else asdict(pending),
                 "relay_state": relay_state if pending is None else None,
                 "expires_at": self.clock() + COMPLETION_TTL,

@@ -81,7 +81,8 @@ def test_azure_sign_in_with_the_tenant_issuer(azure_connector, upstream):
         subject=AZURE_USER["oid"], email="grace@contoso.example",
         email_verified=False,  # Azure AD sends no email_verified: never assume it
         name="Grace Hopper", username="grace@contoso.onmicrosoft.example",
-        groups=tuple(AZURE_USER["groups"]))
+        groups=tuple(AZURE_USER["groups"]),
+        former_subject=AZURE_USER["sub"])  # what links were keyed by before oid
 
 
 def test_an_azure_user_is_their_object_id_whatever_the_app_registration(azure_connector,

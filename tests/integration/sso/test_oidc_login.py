@@ -108,6 +108,32 @@ def test_an_azure_user_is_reached_by_their_oid_when_the_sub_changes(sso_app, bro
     assert user["subject"] == AZURE_OID and created(sso_app) == (2, 1)
 
 
+def test_an_azure_link_keyed_by_sub_before_oid_is_re_keyed_not_duplicated(sso_app, browser, rp,
+                                                                          upstream, configure):
+    from app.extensions import db
+    from app.models import FederatedIdentity
+    from app.sso.identities import link_id
+
+    upstream.set(user={**DEFAULT_USER, "oid": AZURE_OID})
+    configure("azure", azure_body())
+    tokens(rp, sso_sign_in(browser, rp, upstream, "azure"))
+    [first] = federated_users(sso_app)
+    with sso_app.app_context():  # the link as a release keying Azure AD by sub left it
+        link = db.session.get(FederatedIdentity, link_id("azure", AZURE_TENANT, AZURE_OID))
+        link.id = link_id("azure", AZURE_TENANT, DEFAULT_USER["sub"])
+        link.subject = DEFAULT_USER["sub"]
+        db.session.commit()
+    other = sso_app.test_client()
+    rp.http = other
+    tokens(rp, sso_sign_in(other, rp, upstream, "azure"))
+    [user] = federated_users(sso_app)
+    assert (user["id"], user["subject"]) == (first["id"], AZURE_OID)
+    assert created(sso_app) == (2, 1)
+    with sso_app.app_context():
+        assert db.session.get(FederatedIdentity,
+                              link_id("azure", AZURE_TENANT, AZURE_OID)) is not None
+
+
 def test_group_mappings_decide_the_memberships_at_every_login(sso_app, browser, rp, upstream,
                                                                configure, make_tenant, ctx):
     from app.extensions import db
