@@ -86,25 +86,23 @@ class RelyingParty:
         return self.callback(response)
 
     def exchange(self, code: str, **overrides):
-        form = {"grant_type": "authorization_code", "code": code,
-                "redirect_uri": self.redirect_uri, "code_verifier": self.verifier,
-                "client_id": self.client_id}
-        headers = {}
-        if self.secret:
-            form.pop("client_id")
-            headers["Authorization"] = client_secret_basic(self.client_id, self.secret)
-        form.update(overrides)
-        return self.http.post("/oauth/token", headers=headers,
-                              data={k: v for k, v in form.items() if v is not None})
+        return self._token({"grant_type": "authorization_code", "code": code,
+                            "redirect_uri": self.redirect_uri, "code_verifier": self.verifier,
+                            **overrides})
 
     def refresh(self, refresh_token: str):
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+    def _token(self, form: dict):
+        """A token request as this client: HTTP Basic when confidential, its client_id in
+        the form when public (an override of None leaves a parameter out)."""
         headers = {}
         if self.secret:
             headers["Authorization"] = client_secret_basic(self.client_id, self.secret)
         else:
-            form["client_id"] = self.client_id
-        return self.http.post("/oauth/token", headers=headers, data=form)
+            form = {"client_id": self.client_id, **form}
+        return self.http.post("/oauth/token", headers=headers,
+                              data={k: v for k, v in form.items() if v is not None})
 
     def tokens_for(self, user: dict, **overrides) -> dict:
         callback = self.sign_in(user, **overrides)

@@ -206,7 +206,7 @@ def _consented(rp, user, scope="openid email offline_access"):
 
 
 def test_a_withdrawal_between_the_consent_read_and_the_code_leaves_the_code_worthless(
-        app, client, make_rp, make_user, monkeypatch):
+        client, make_rp, make_user, monkeypatch):
     from app.repositories import SqlConsentDirectory
 
     rp, user = make_rp(first_party=False, client_name="Reports"), make_user()
@@ -233,7 +233,7 @@ def test_a_withdrawal_right_after_the_consent_is_given_leaves_the_code_worthless
 
 
 def test_a_withdrawal_during_a_code_exchange_or_a_refresh_leaves_nothing_working(
-        app, client, make_rp, make_user, monkeypatch):
+        client, make_rp, make_user, monkeypatch):
     """The tokens count as issued, and the family as begun, when the watermarks were read."""
     from app.repositories import SqlAccountDirectory
 

@@ -73,3 +73,15 @@ def test_discovery_lists_exactly_the_openid_connect_support(client):
     assert doc["introspection_endpoint"] == "http://127.0.0.1:8000/oauth/introspect"
     assert doc["introspection_endpoint_auth_methods_supported"] == [
         "client_secret_basic", "client_secret_post"]
+
+
+def test_every_endpoint_discovery_names_is_a_route_of_the_app(app):
+    """idp.discovery writes the paths out; the blueprints serve them: the two must agree."""
+    from idp.discovery import ENDPOINTS
+
+    adapter = app.url_map.bind("127.0.0.1:8000")
+    for name, path in ENDPOINTS.items():
+        method = "POST" if name in ("token_endpoint", "revocation_endpoint",
+                                    "introspection_endpoint") else "GET"
+        endpoint, _ = adapter.match(path, method=method)  # raises when nothing serves it
+        assert endpoint, name
