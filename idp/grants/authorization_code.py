@@ -20,6 +20,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oidc.core.grants.util import is_openid_scope
 
 from ..authorization_codes import AuthorizationCode, CodeReused, IssuedTokens
 from ..clients import AUTH_METHODS, PUBLIC
@@ -46,6 +47,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             if not client.check_redirect_uri(redirect_uri):
                 raise InvalidRequestError("The redirect_uri is not registered for this client")
             return redirect_uri
+        # OpenID Connect requires it (OIDC Core §3.1.2.1); only plain OAuth may fall back
+        # to the single registered URI (RFC 6749 §3.1.2.3)
+        if is_openid_scope(request.payload.scope):
+            raise InvalidRequestError("Missing 'redirect_uri' in request")
         redirect_uri = client.get_default_redirect_uri()
         if not redirect_uri:
             raise InvalidRequestError("Missing 'redirect_uri' in request")

@@ -258,6 +258,18 @@ def test_unknown_client_or_redirect_uri_never_redirects(make_rp, change):
     assert "<h1>" in response.get_data(True)
 
 
+def test_an_openid_request_without_redirect_uri_is_refused(make_rp, make_user):
+    """OIDC Core §3.1.2.1: redirect_uri is REQUIRED in an OpenID Connect request, even from a
+    client with a single registered URI; a plain OAuth request may leave it out (RFC 6749
+    §3.1.2.3)."""
+    rp, user = make_rp(), make_user()
+    rp.sign_in(user)  # signed in: a code would come at once
+    refused = rp.authorize(redirect_uri=None, state="s7")
+    assert refused.status_code == 400 and "Location" not in refused.headers
+    assert "Missing &#39;redirect_uri&#39;" in refused.get_data(True)
+    assert "code" in rp.callback(rp.authorize(redirect_uri=None, scope="profile"))
+
+
 def test_confidential_client_pkce_is_optional_but_checked_when_sent(make_rp, make_user):
     rp, user = make_rp(public=False), make_user()
     callback = rp.sign_in(user, code_challenge=None, code_challenge_method=None)
