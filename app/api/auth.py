@@ -6,13 +6,13 @@ from flask import Blueprint, jsonify, request
 
 from idp.accounts import MAX_PASSWORD, MAX_USERNAME
 from idp.clients import API_CLIENT_ID
-from idp.errors import Forbidden, NotFound, Unauthorized
+from idp.errors import NotFound, Unauthorized
 from idp.tokens import rfc3339
 
 from ..consents import withdraw_consent
 from ..extensions import services
 from ..services import client_ip
-from .bearer import current_claims
+from .bearer import current_claims, first_party_claims
 from .requests import field, json_body
 
 bp = Blueprint("api_auth", __name__, url_prefix="/api/v1/auth")
@@ -66,7 +66,7 @@ def logout():
 
 @bp.get("/me")
 def me():
-    claims = current_claims()
+    claims = first_party_claims()
     account = services().accounts.find_by_id(claims["sub"])
     if account is None or account.disabled:
         raise Unauthorized()
@@ -78,14 +78,9 @@ def _consent_owner() -> str:
 
     A third-party client's token must not read or withdraw the user's other consents.
     """
-    svc = services()
-    claims = current_claims()
-    account = svc.accounts.find_by_id(str(claims["sub"]))
+    account = services().accounts.find_by_id(str(first_party_claims()["sub"]))
     if account is None or account.disabled:
         raise Unauthorized()
-    client = svc.clients.find(str(claims.get("client_id", "")))
-    if client is None or not client.first_party:
-        raise Forbidden()
     return account.id
 
 

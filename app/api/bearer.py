@@ -27,6 +27,24 @@ def current_claims() -> dict:
     return request.environ["infracast.token_claims"]
 
 
+def first_party_claims() -> dict:
+    """The caller's claims if their token comes from a first-party client; a refusal is
+    audited.
+
+    A third-party client's token is the user's consent to identity scopes, never to act on
+    our API as the user (its tokens carry no rights, but routes scoped to the caller's own
+    account would still take it for them).
+    """
+    claims = current_claims()
+    client = services().clients.find(str(claims.get("client_id", "")))
+    if client is None or not client.first_party:
+        services().audit("api.access", "denied", actor=str(claims.get("sub")),
+                         target=request.path, reason="third_party_client",
+                         client_id=claims.get("client_id"))
+        raise Forbidden()
+    return claims
+
+
 def require_platform_admin() -> dict:
     """The caller's claims if they hold the platform ``admin`` role; a refusal is audited."""
     claims = current_claims()

@@ -2,7 +2,8 @@
 
 from freezegun import freeze_time
 
-from tests.helpers import bearer, round_trips
+from tests.conftest import audit_events
+from tests.helpers import bearer, login, round_trips
 from tests.oidc import csrf_token
 
 
@@ -282,6 +283,56 @@ def test_a_third_party_token_carries_no_rights_on_the_infracast_api(client, make
         "grant_type": "refresh_token", "client_id": rp.client_id,
         "refresh_token": tokens["refresh_token"]}).get_json()
     assert jwt_parts(refreshed["access_token"])[1]["tenants"] == {}
+
+
+FORBIDDEN = {"error": {"code": "FORBIDDEN", "message": "Insufficient permissions"}}
+
+
+def _refused(app) -> list[tuple]:
+    return [(r["outcome"], r["actor"], r["target"], r["details"])
+            for r in audit_events(app, "api.access")]
+
+
+def _refusal(user, rp, path) -> tuple:
+    return ("denied", user["id"], path, {"reason": "third_party_client", "client_id": rp.client_id})
+
+
+def test_a_third_party_token_cannot_see_or_touch_the_users_api_keys(app, client, make_rp,
+                                                                     make_user, make_tenant):
+    """Its tokens carry no rights, but the routes scoped to the caller's own keys must not
+    take it for the user either: each refusal is a 403, audited."""
+    tenant = make_tenant()
+    user = make_user(tenants={tenant: "admin"})
+    own = bearer(login(client, user["username"], user["password"]).get_json()["token"])
+    key = client.post("/api/v1/api-keys", headers=own, json={
+        "name": "ci", "tenants": [tenant], "permissions": ["nodes:read"]}).get_json()
+    rp = make_rp(first_party=False)
+    third_party = bearer(rp.exchange(_consented(rp, user)).get_json()["access_token"])
+    key_path = f"/api/v1/api-keys/{key['id']}"
+    calls = [("GET", "/api/v1/api-keys"), ("POST", "/api/v1/api-keys"), ("GET", key_path),
+             ("DELETE", key_path), ("POST", f"{key_path}/rotate")]
+    for method, path in calls:
+        response = client.open(path, method=method, headers=third_party, json={
+            "name": "x", "tenants": [tenant], "permissions": ["nodes:read"]})
+        assert (response.status_code, response.get_json()) == (403, FORBIDDEN), (method, path)
+    assert _refused(app) == [_refusal(user, rp, path) for _, path in calls]
+    # the key is still there, with its secret unchanged
+    assert client.get(key_path, headers=own).get_json()["id"] == key["id"]
+    assert [k["id"] for k in client.get("/api/v1/api-keys", headers=own).get_json()["items"]] \
+        == [key["id"]]
+
+
+def test_a_third_party_token_cannot_read_the_users_account(app, client, make_rp, make_user,
+                                                           make_tenant):
+    """/auth/me (e-mail, roles, memberships) is for the user's own first-party tokens."""
+    user = make_user(tenants={make_tenant(): "admin"})
+    rp = make_rp(first_party=False)
+    third_party = bearer(rp.exchange(_consented(rp, user)).get_json()["access_token"])
+    me = client.get("/api/v1/auth/me", headers=third_party)
+    assert (me.status_code, me.get_json()) == (403, FORBIDDEN)
+    assert _refused(app) == [_refusal(user, rp, "/api/v1/auth/me")]
+    own = login(client, user["username"], user["password"]).get_json()["token"]
+    assert client.get("/api/v1/auth/me", headers=bearer(own)).status_code == 200
 
 
 def test_a_sign_in_revoked_on_the_consent_page_asks_to_sign_in_again(app, make_rp, make_user):
