@@ -19,9 +19,11 @@ class SqlAudit:
     def __call__(self, action: str, outcome: str, *, actor: str | None = None,
                  target: str | None = None, **details) -> None:
         client_ip = request.remote_addr if has_request_context() else None
-        # the columns are bounded; an attacker-chosen actor (a user name tried) must not be
-        # able to make the event unwritable
+        # the columns are bounded and PostgreSQL refuses NUL in text; an attacker-chosen value
+        # (a user name tried, a request path, an upstream's error) must not be able to make
+        # the event unwritable
         actor, target = _bounded(actor, self.table.c.actor), _bounded(target, self.table.c.target)
+        details = _without_nul(details)
         # one statement outside any request transaction: a refused request rolls back, its
         # audit event stays
         with autocommit() as conn:
@@ -34,4 +36,15 @@ class SqlAudit:
 
 
 def _bounded(value: str | None, column: sa.Column) -> str | None:
-    return None if value is None else str(value)[:column.type.length]
+    return None if value is None else _without_nul(str(value))[:column.type.length]
+
+
+def _without_nul(value):
+    """``value`` with each NUL in its strings, at any depth, replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, (list, tuple)):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value

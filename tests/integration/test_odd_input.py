@@ -70,6 +70,31 @@ def test_an_overlong_username_on_the_password_grant_is_400_and_audits_stay_writa
     assert audit_events(clean, "login")[-1]["outcome"] == "failure"
 
 
+def test_a_refused_admin_access_with_a_nul_in_the_path_is_403_and_audited(
+        client, clean, make_user, token_for, make_tenant):
+    """PostgreSQL refuses NUL in text and jsonb: the audit row gets U+FFFD in its place."""
+    tenant_admin = make_user(tenants={make_tenant(): "admin"})
+    response = client.get("/api/v1/admin/users/%00", headers=bearer(token_for(tenant_admin)))
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "FORBIDDEN"
+    assert [(r["outcome"], r["actor"], r["target"]) for r in audit_events(clean, "admin.access")] \
+        == [("denied", tenant_admin["id"], "/api/v1/admin/users/\ufffd")]
+
+
+def test_audit_values_with_a_nul_stay_writable(clean):
+    """An attacker-chosen value anywhere in an event (an upstream's error detail, a name in
+    a list) must not make the event unwritable."""
+    from app.extensions import services
+
+    with clean.app_context():
+        services().audit("sso.login", "failure", actor="user\x00", target="okta\x00",
+                         detail="bad\x00claim", tenants=["acme\x00"], seen={"sub": ["\x00"]},
+                         attempts=3)
+    assert audit_events(clean, "sso.login") == [{
+        "outcome": "failure", "actor": "user\ufffd", "target": "okta\ufffd", "client_ip": None,
+        "details": {"detail": "bad\ufffdclaim", "tenants": ["acme\ufffd"],
+                    "seen": {"sub": ["\ufffd"]}, "attempts": 3}}]
+
+
 def test_repeated_parameters_and_hints(client, clean):
     with clean.app_context():
         registered = register_client({"client_name": "RS", "grant_types": ["client_credentials"],
