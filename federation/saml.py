@@ -500,8 +500,9 @@ class SAMLServiceProvider:
     def _identity(self, assertion: ET.Element) -> Identity:
         attributes = _attributes(assertion)
         name_id = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
+        if name_id is not None:
+            self._check_name_id(name_id)
         name_id_value = (name_id.text or "").strip() if name_id is not None else ""
-        name_id_format = name_id.get("Format") if name_id is not None else None
         if self.config.subject_attribute:
             subject = _first(attributes, (self.config.subject_attribute,))
             if not subject:
@@ -509,13 +510,12 @@ class SAMLServiceProvider:
             subject = checked_subject(subject, MAX_SUBJECT_LENGTH, NO_SUBJECT,
                                       name="the subject attribute")
         else:
+            # a transient NameID never gets here: that format needs subject_attribute
             if not name_id_value:
                 raise ConnectorError(NO_SUBJECT, "no NameID")
-            if name_id_format == NAME_ID_FORMATS["transient"]:
-                raise ConnectorError(NO_SUBJECT, "transient NameID and no subject_attribute configured")
             subject = checked_subject(name_id_value, MAX_SUBJECT_LENGTH, NO_SUBJECT, name="NameID")
         email = optional_text(_first(attributes, self._names("email")))
-        if email is None and name_id_format == NAME_ID_FORMATS["emailAddress"]:
+        if email is None and self.config.name_id_format == NAME_ID_FORMATS["emailAddress"]:
             email = optional_text(name_id_value)
         groups = group_names(value for name in self._names("groups")
                              for value in attributes.get(name, ()))
@@ -523,9 +523,30 @@ class SAMLServiceProvider:
                         name=optional_text(_first(attributes, self._names("name"))),
                         groups=groups)
 
+    def _check_name_id(self, name_id: ET.Element) -> None:
+        """A NameID value names a user only together with its Format and qualifiers
+        (saml-core §2.2.2, §8.3). Our AuthnRequest asks for the configured format (§3.4.1.1
+        NameIDPolicy) but is unsigned and passes through the user's browser, which can ask
+        for another format, whose value may be another user's link key: so the NameID must
+        come in the configured format, an absent Format meaning unspecified (§8.3.1), and
+        its qualifiers, when present, must be the IdP's and our entity ids."""
+        received = name_id.get("Format", NAME_ID_FORMATS["unspecified"])
+        if received != self.config.name_id_format:
+            raise ConnectorError(NO_SUBJECT, f"NameID Format {_format_name(received)!r} is not the "
+                                             f"configured {_format_name(self.config.name_id_format)!r}")
+        if name_id.get("NameQualifier", self.config.entity_id) != self.config.entity_id:
+            raise ConnectorError(NO_SUBJECT, "NameID NameQualifier is not the IdP's entity id")
+        if name_id.get("SPNameQualifier", self.sp_entity_id) != self.sp_entity_id:
+            raise ConnectorError(NO_SUBJECT, "NameID SPNameQualifier is not our entity id")
+
     def _names(self, kind: str) -> tuple[str, ...]:
         configured = getattr(self.config, f"{kind}_attribute")
         return (configured,) if configured else DEFAULT_ATTRIBUTES[kind]
+
+
+def _format_name(urn: str) -> str:
+    """A NameID Format for reasons: its last part, as short as a status code's."""
+    return urn.rsplit(":", 1)[-1][:40]
 
 
 def _request_id(saved: Mapping | None) -> str | None:

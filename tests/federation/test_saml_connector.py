@@ -13,13 +13,14 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_TRANSIENT
+from saml2.saml import (NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_PERSISTENT,
+                        NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_UNSPECIFIED)
 
 from federation import saml
 from federation.connector import ConnectorError, Identity
 from federation.saml import SAMLConfig, SAMLServiceProvider
-from tests.federation.conftest import (ACS_URL, RELAY_STATE, SP_ENTITY_ID, SSO_URL, Flow,
-                                       idp_config, start_flow)
+from tests.federation.conftest import (ACS_URL, IDP_ENTITY_ID, RELAY_STATE, SP_ENTITY_ID,
+                                       SSO_URL, Flow, idp_config, start_flow)
 from tests.federation.saml_idp import (AUDIENCE, ISSUERS, NAMESPACES, RSA_SHA1, SHA1,
                                        SUBJECT_CONFIRMATION_DATA, post, set_attr, set_text)
 
@@ -132,7 +133,8 @@ def test_a_subject_attribute_stands_in_for_a_transient_name_id(idp):
     assert flow.post(xml).subject == "E-1042"
 
 
-def test_an_email_address_name_id_is_the_email_when_no_attribute_says_otherwise(flow):
+def test_an_email_address_name_id_is_the_email_when_no_attribute_says_otherwise(idp):
+    flow = start_flow(idp, name_id_format="emailAddress")
     xml = flow.respond(name_id="ada@example.test", name_id_format=NAMEID_FORMAT_EMAILADDRESS,
                        attributes={"name": ["Ada"]})
     assert flow.post(xml) == Identity(subject="ada@example.test", email="ada@example.test", name="Ada")
@@ -408,9 +410,48 @@ def test_a_response_that_is_not_a_saml_document_is_refused(flow, saml_response):
 
 # --- the subject -------------------------------------------------------------------------
 
+NAME_ID = "saml:Assertion/saml:Subject/saml:NameID"
+
+
 def test_a_transient_name_id_is_refused_as_the_subject(flow):
     xml = flow.respond(name_id="_transient-42", name_id_format=NAMEID_FORMAT_TRANSIENT)
-    flow.refused(xml, saml.NO_SUBJECT, "transient NameID")
+    flow.refused(xml, saml.NO_SUBJECT, "NameID Format 'transient' is not the configured 'persistent'")
+
+
+@pytest.mark.parametrize("configured, sent", [
+    ("persistent", NAMEID_FORMAT_EMAILADDRESS),
+    ("emailAddress", NAMEID_FORMAT_UNSPECIFIED),
+    ("emailAddress", None),  # an absent Format is unspecified (saml-core §8.3.1)
+    ("unspecified", NAMEID_FORMAT_PERSISTENT),
+])
+def test_a_name_id_of_another_format_than_configured_is_refused(idp, configured, sent):
+    """saml-core §2.2.2, §8.3: a NameID value is unique only with its Format, and the
+    unsigned AuthnRequest's NameIDPolicy is the user's to rewrite."""
+    flow = start_flow(idp, name_id_format=configured)
+    flow.refused(flow.respond(name_id="ada@example.test", edit=set_attr(NAME_ID, "Format", sent)),
+                 saml.NO_SUBJECT, "is not the configured")
+
+
+@pytest.mark.parametrize("sent", [NAMEID_FORMAT_UNSPECIFIED, None])
+def test_an_unspecified_name_id_format_takes_a_name_id_without_a_format(idp, sent):
+    flow = start_flow(idp, name_id_format="unspecified")
+    assert flow.post(flow.respond(edit=set_attr(NAME_ID, "Format", sent))) == ADA
+
+
+@pytest.mark.parametrize("qualifier, value", [
+    ("NameQualifier", "https://other-idp.example.test/saml/metadata"),
+    ("SPNameQualifier", "https://other-sp.example.test/saml/metadata"),
+])
+def test_a_name_id_qualified_for_another_idp_or_sp_is_refused(flow, qualifier, value):
+    flow.refused(flow.respond(edit=set_attr(NAME_ID, qualifier, value)),
+                 saml.NO_SUBJECT, f"NameID {qualifier} is not")
+
+
+def test_a_name_id_qualified_for_this_idp_and_sp_is_accepted(flow):
+    def qualify(root):
+        set_attr(NAME_ID, "NameQualifier", IDP_ENTITY_ID)(root)
+        set_attr(NAME_ID, "SPNameQualifier", SP_ENTITY_ID)(root)
+    assert flow.post(flow.respond(edit=qualify)) == ADA
 
 
 @pytest.mark.parametrize("name_id, reason", [

@@ -8,17 +8,22 @@ over real HTTP against gunicorn is ``tests/e2e/test_sso_over_http.py``.
 
 from __future__ import annotations
 
+import base64
 import logging
+import re
+import zlib
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_UNSPECIFIED
 
 from app import create_app
 from federation.saml import MAX_RESPONSE_CHARS
 from tests.conftest import audit_events, base_config
 from tests.federation.conftest import IDP_ENTITY_ID
 from tests.federation.saml_idp import post
-from tests.integration.sso.conftest import (ACS_URL, SP_ENTITY_ID, created, federated_users,
-                                            lands_on_relying_party, start_saml)
+from tests.integration.sso.conftest import (ACS_URL, SP_ENTITY_ID, SamlLogin, created,
+                                            federated_users, lands_on_relying_party, start_saml)
 from tests.oidc import REDIRECT_URI
 from tests.sso import SAML_ATTACKS, saml_body
 
@@ -146,6 +151,51 @@ def test_a_name_id_the_database_could_not_hold_is_refused_and_audited(sso_app, b
     [failure] = audit_events(sso_app, "sso.login")
     assert failure["details"]["reason"] == "rejected"
     assert "NameID has control characters" in failure["details"]["detail"]
+
+
+def _with_name_id_policy(redirect_url: str, name_id_format: str) -> str:
+    """What the user's own browser can do to the AuthnRequest it carries: it is sent
+    unsigned by HTTP-Redirect (``AuthnRequestsSigned="false"``), so its NameIDPolicy
+    Format is the user's to choose."""
+    parts = urlsplit(redirect_url)
+    query = {name: values[0] for name, values in parse_qs(parts.query).items()}
+    xml = zlib.decompress(base64.b64decode(query["SAMLRequest"]), -15).decode()
+    xml = re.sub(r'(NameIDPolicy[^>]*Format=")[^"]*(")', rf"\g<1>{name_id_format}\g<2>", xml)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    query["SAMLRequest"] = base64.b64encode(deflater.compress(xml.encode())
+                                            + deflater.flush()).decode()
+    return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
+
+
+def test_a_name_id_of_another_format_does_not_reach_the_user_of_that_value(
+        sso_app, browser, rp, saml_idp, configure):
+    """saml-core §2.2.2, §8.3: a NameID value is unique only with its Format. With
+    ``name_id_format: emailAddress`` Alice is linked under ``alice@corp.example``; a user who
+    rewrites the unsigned AuthnRequest to ask for an ``unspecified`` NameID (at many IdPs the
+    user name, which they may choose) and gets ``alice@corp.example`` in that format must
+    not be signed in as Alice."""
+    configure("saml", saml_body(saml_idp, name_id_format="emailAddress"))
+    victim = start_saml(browser, rp, saml_idp)
+    assert lands_on_relying_party(victim.complete(victim.respond(
+        name_id="alice@corp.example", name_id_format=NAMEID_FORMAT_EMAILADDRESS)))
+    [alice] = federated_users(sso_app)
+
+    attacker = sso_app.test_client()
+    started = attacker.get("/api/v1/auth/sso/saml/login", query_string=rp.params())
+    assert started.status_code == 302
+    request = saml_idp.read_request(_with_name_id_policy(started.headers["Location"],
+                                                         NAMEID_FORMAT_UNSPECIFIED))
+    assert request.name_id_format == NAMEID_FORMAT_UNSPECIFIED  # the IdP takes the request
+    login = SamlLogin(saml_idp, request, ACS_URL, SP_ENTITY_ID, attacker)
+    posted = login.post(login.respond(
+        name_id="alice@corp.example", name_id_format=request.name_id_format,
+        attributes={"email": ["mallory@corp.example"], "name": ["Mallory"], "groups": []}))
+
+    assert posted.status_code == 401 and "Location" not in posted.headers
+    assert federated_users(sso_app) == [alice]  # not renamed Mallory either
+    success, failure = audit_events(sso_app, "sso.login")
+    assert failure["outcome"] == "failure" and failure["details"]["reason"] == "rejected"
+    assert "NameID Format" in failure["details"]["detail"]
 
 
 def test_an_email_attribute_that_is_no_address_is_not_kept(sso_app, browser, rp, saml_idp, saml):
