@@ -92,10 +92,13 @@ class TokenService:
         return account
 
     def check_tenant(self, account: Account, tenant: str | None) -> None:
-        """A platform admin may scope to any existing tenant; others only to their own."""
+        """A platform admin may scope to any existing tenant; others only to their own (a
+        refusal is an escalation, audited)."""
         if tenant is None or tenant in account.memberships:
             return
         if not is_platform_admin(account.platform_roles):
+            self.audit("tenant.access", "denied", actor=account.id, target=tenant,
+                       reason="escalation")
             raise Forbidden()
         if not self._tenant_exists(tenant):
             raise NotFound("Unknown tenant")

@@ -8,6 +8,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from tests.conftest import audit_events
 from tests.helpers import jwt_parts, login
 
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -61,6 +62,17 @@ def test_tenant_scoped_token_holds_that_tenant_alone(client, make_user, make_ten
     refused = login(client, user["username"], user["password"], tenant=other)
     assert refused.status_code == 403
     assert refused.get_json() == {"error": {"code": "FORBIDDEN", "message": "Insufficient permissions"}}
+
+
+def test_a_token_asked_for_a_tenant_the_user_holds_no_role_in_is_403_and_audited(
+        client, clean, make_user, make_tenant):
+    home, other = make_tenant(), make_tenant()
+    user = make_user(tenants={home: "viewer"})
+    refused = login(client, user["username"], user["password"], tenant=other)
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "FORBIDDEN"
+    assert [(r["outcome"], r["actor"], r["target"], r["details"])
+            for r in audit_events(clean, "tenant.access")] == [
+        ("denied", user["id"], other, {"reason": "escalation"})]
 
 
 def test_platform_admin_scoped_to_one_tenant_loses_the_platform_role(client, make_user, make_tenant):
