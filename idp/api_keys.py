@@ -61,7 +61,12 @@ def ip_allowed(allowed_ips: Iterable[str], client_ip: str | None) -> bool:
         address = ipaddress.ip_address(client_ip)
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(network) for network in allowed)
+    addresses = [address]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # a dual-stack listener reports an IPv4 caller as ::ffff:a.b.c.d
+        addresses.append(address.ipv4_mapped)
+    return any(candidate in ipaddress.ip_network(network)
+               for network in allowed for candidate in addresses)
 
 
 def check_grantable(holder_tenants: Mapping[str, Iterable[str]], tenants: Iterable[str]) -> None:

@@ -116,6 +116,18 @@ def test_introspection_of_keys(client, clean, tenant_admin, tenant, resource_ser
     assert audit_events(clean, "api_key.revoke")[0]["target"] == key["id"]
 
 
+def test_an_ipv4_allowlist_matches_the_same_caller_written_ipv4_mapped(
+        client, tenant_admin, tenant, resource_server):
+    """A dual-stack listener reports an IPv4 caller as ``::ffff:a.b.c.d``; an IPv6 entry
+    still matches IPv6 callers alone."""
+    key = _create(client, tenant_admin["headers"], tenant,
+                  allowed_ips=["10.0.0.0/8", "2001:db8::/32"]).get_json()
+    for caller in ("10.0.0.5", "::ffff:10.0.0.5", "2001:db8::5"):
+        assert _introspect(client, resource_server, key["key"], client_ip=caller)["active"] is True, caller
+    for caller in ("::ffff:192.0.2.1", "192.0.2.1", "2001:db9::5", "::ffff:7f00:1"):
+        assert _introspect(client, resource_server, key["key"], client_ip=caller) == {"active": False}, caller
+
+
 def test_expired_keys_are_inactive(client, tenant_admin, tenant, resource_server):
     key = _create(client, tenant_admin["headers"], tenant, expires_at=FUTURE).get_json()
     assert _introspect(client, resource_server, key["key"])["active"] is True
