@@ -5,7 +5,8 @@ the scope, PKCE, ``nonce`` and the ``prompt`` syntax. Then this module decides w
 user still has to do:
 
 * sign in — when the browser has no IdP session, ``prompt=login`` asks for a fresh sign-in,
-  or the last one is older than ``max_age`` (§3.1.2.1);
+  or the last one is older than ``max_age`` (§3.1.2.1), when the request arrives or later
+  when the code would be issued;
 * consent — a third-party client asking for scopes the user has not allowed it yet, or
   ``prompt=consent``;
 
@@ -173,10 +174,8 @@ class AuthorizationFlow:
         prompts = prompts_of(grant.request.payload.data)
         if "none" in prompts and len(prompts) > 1:
             raise _error(grant, InvalidRequestError, "'prompt=none' cannot be combined")
-        max_age = _max_age(grant)
         login = (account is None or "login" in prompts
-                 # from the whole second the ID token will claim, as the client checks it
-                 or (max_age is not None and self.clock() - int(session.auth_time) > max_age))
+                 or self._older_than_max_age(session, _max_age(grant)))
         consent = "consent" in prompts
         # looked up once (a database query), and only for a user who is signed in
         consent_due = not login and self._consent_due(grant, account, consent)
@@ -226,8 +225,10 @@ class AuthorizationFlow:
         interaction = replace(interaction, session=self.sessions.binding(signed_in.id),
                               login=False)
         try:
-            outcome = self._next(interaction, self._validate(interaction.params, account),
-                                 account, signed_in)
+            # signed in for this request: prompt=login and max_age are met (max_age=0 too)
+            outcome = self._consent_or_code(interaction,
+                                            self._validate(interaction.params, account),
+                                            account, signed_in)
         except OAuth2Error as error:
             return Refused(error), signed_in
         if isinstance(outcome, ShowConsent):
@@ -251,7 +252,10 @@ class AuthorizationFlow:
             grant.request.consent_read_at = self.clock()
             self.consents.grant(account.id, client.client_id, scope_to_list(grant.request.scope))
         interaction = replace(interaction, consent=False)
-        return self._next(interaction, grant, account, session, consent_due=False)
+        outcome = self._next(interaction, grant, account, session, consent_due=False)
+        if isinstance(outcome, ShowLogin):
+            self._save(interaction)  # the consent just given stands through the new sign-in
+        return outcome
 
     # -- the session ----------------------------------------------------------------------
     def signed_in_account(self, session: BrowserSession | None) -> Account | None:
@@ -264,6 +268,12 @@ class AuthorizationFlow:
         if session is None or not session.signed_in:
             return None
         return self.tokens.account_if_valid(session.user_id, session.auth_time)
+
+    def _older_than_max_age(self, session: BrowserSession, max_age: int | None) -> bool:
+        """Is the sign-in older than the request's ``max_age``? Then the user must sign in
+        again (OIDC Core §3.1.2.1). Counted from the whole second the ID token will claim
+        as ``auth_time``, as the client checks it."""
+        return max_age is not None and self.clock() - int(session.auth_time) > max_age
 
     # -- steps ----------------------------------------------------------------------------
     def _validate(self, params: Mapping[str, list[str]], account: Account | None):
@@ -304,9 +314,16 @@ class AuthorizationFlow:
               session: BrowserSession | None, consent_due: bool | None = None) -> Outcome:
         """The login page, the consent page, or the code; ``consent_due`` when the caller
         has looked it up already (or the user has just consented)."""
+        # max_age again: the user may have waited on the consent page past it (§3.1.2.1)
+        if interaction.login or account is None \
+                or self._older_than_max_age(session, _max_age(grant)):
+            return ShowLogin(interaction, grant.request.client)
+        return self._consent_or_code(interaction, grant, account, session, consent_due)
+
+    def _consent_or_code(self, interaction: Interaction, grant, account: Account,
+                         session: BrowserSession, consent_due: bool | None = None) -> Outcome:
+        """The consent page or the code, for a sign-in that meets the request."""
         client = grant.request.client
-        if interaction.login or account is None:
-            return ShowLogin(interaction, client)
         if consent_due is None:
             consent_due = self._consent_due(grant, account, interaction.consent)
         if consent_due:

@@ -192,6 +192,17 @@ def test_max_age(make_rp, make_user):
             assert rp.callback(rp.authorize(max_age=bad))["error"] == "invalid_request"
 
 
+def test_max_age_0_is_met_by_the_sign_in_it_asks_for(make_rp, make_user):
+    """max_age=0 is prompt=login (OIDC Core §3.1.2.1): the sign-in made for the request
+    answers it, though a fraction of a second has passed since its auth_time's whole second."""
+    rp, user = make_rp(), make_user()
+    with freeze_time("2026-11-29 10:00:00.500"):
+        response = rp.authorize(max_age="0")
+        assert response.headers["Location"].startswith("/login/")
+        assert "code" in rp.callback(rp.submit_login(response, user["username"],
+                                                     user["password"]))
+
+
 @pytest.mark.parametrize("change, error", [
     ({"response_type": None}, "invalid_request"),
     ({"response_type": "token"}, "unsupported_response_type"),

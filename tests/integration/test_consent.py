@@ -1,9 +1,12 @@
 """Consent for third-party clients: asked once, remembered, revocable by the user."""
 
+from datetime import datetime, timezone
+
+import pytest
 from freezegun import freeze_time
 
 from tests.conftest import audit_events
-from tests.helpers import bearer, login, round_trips
+from tests.helpers import bearer, jwt_parts, login, round_trips
 from tests.oidc import csrf_token
 
 
@@ -358,3 +361,30 @@ def test_a_sign_in_revoked_on_the_consent_page_asks_to_sign_in_again(app, make_r
             "password": user["password"]})
         callback = rp.callback(_consent(rp, after_login, "allow"))
         assert rp.exchange(callback["code"]).status_code == 200
+
+
+@pytest.mark.parametrize("prompt", [None, "consent"])
+def test_a_sign_in_older_than_max_age_on_the_consent_page_asks_to_sign_in_again(
+        make_rp, make_user, prompt):
+    """OIDC Core §3.1.2.1: max_age holds when the code is issued, not only when the request
+    arrives; a user who leaves the consent page open past it signs in again (and the consent
+    given stands, ``prompt=consent`` included: no second consent page)."""
+    rp, user = make_rp(first_party=False), make_user()
+    with freeze_time("2026-11-29 10:00:00"):
+        request = rp.authorize(scope="openid email offline_access", max_age="60", prompt=prompt)
+        after_login = rp.submit_login(request, user["username"], user["password"])
+        consent_url = after_login.headers["Location"]
+        page = rp.http.get(consent_url).get_data(True)
+    with freeze_time("2026-11-29 10:10:00"):
+        answer = rp.http.post(consent_url, data={"csrf_token": csrf_token(page),
+                                                 "decision": "allow"})
+        login_url = answer.headers["Location"]
+        assert answer.status_code == 303 and login_url.startswith("/login/")
+        form = rp.http.get(login_url)
+        assert form.status_code == 200
+        callback = rp.callback(rp.http.post(login_url, data={
+            "csrf_token": csrf_token(form.get_data(True)), "username": user["username"],
+            "password": user["password"]}))
+        tokens = rp.exchange(callback["code"]).get_json()
+    signed_in_again = int(datetime(2026, 11, 29, 10, 10, tzinfo=timezone.utc).timestamp())
+    assert jwt_parts(tokens["id_token"])[1]["auth_time"] == signed_in_again
