@@ -24,7 +24,7 @@ from authlib.oidc.core.grants.util import is_openid_scope
 
 from ..authorization_codes import AuthorizationCode, CodeReused, IssuedTokens
 from ..clients import AUTH_METHODS, PUBLIC
-from ..errors import InvalidGrant
+from ..errors import Forbidden, InvalidGrant
 
 audit = logging.getLogger("infracast.audit")
 
@@ -123,9 +123,15 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if not with_refresh:
             scopes = [s for s in scopes if s != OFFLINE_ACCESS]
         tokens = self.server.tokens
-        response = tokens.issue_for_account(account, client, " ".join(scopes),
-                                            tenant=code.tenant, with_refresh=with_refresh,
-                                            auth_time=code.auth_time)
+        try:
+            response = tokens.issue_for_account(account, client, " ".join(scopes),
+                                                tenant=code.tenant, with_refresh=with_refresh,
+                                                auth_time=code.auth_time)
+        except Forbidden:
+            # the user no longer holds a role in the code's tenant: a grant no longer valid
+            # is invalid_grant (RFC 6749 §5.2), as for a refresh token (TokenService.refresh)
+            raise InvalidGrant("The user no longer holds a role in the tenant of this "
+                               "authorization code") from None
         claims = response.access.claims
         issued = IssuedTokens(claims.get("sid"), claims["jti"], claims["exp"])
         if not self.server.codes.record_issued(self.request.form["code"], issued):

@@ -86,6 +86,22 @@ def test_a_code_of_another_client_is_invalid_grant(make_rp, make_user):
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
 
 
+def test_a_code_for_a_tenant_the_user_has_lost_is_invalid_grant(app, make_rp, make_user,
+                                                                make_tenant):
+    """RFC 6749 §5.2: a grant no longer valid is invalid_grant (400), as a refresh token
+    for that tenant is (idp/token_service.py refresh), not 403 access_denied."""
+    from app.users import update_user
+
+    make_user(roles=["admin"])  # the change below must leave a platform admin
+    tenant = make_tenant()
+    rp, user = make_rp(), make_user(tenants={tenant: "viewer"})
+    code = rp.sign_in(user, tenant=tenant)["code"]
+    with app.app_context():
+        update_user(user["id"], {"tenants": []})
+    response = rp.exchange(code)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
 def test_a_public_client_must_send_the_verifier(make_rp, make_user):
     rp, user = make_rp(), make_user()
     response = rp.exchange(rp.sign_in(user)["code"], code_verifier=None)
