@@ -44,9 +44,12 @@ def parse_allowed_ips(values) -> list[str]:
         raise InvalidRequest("'allowed_ips' must be a list of addresses or CIDRs")
     networks = []
     for value in values:
+        # ip_network() also takes integers, and so booleans: True would be 0.0.0.1/32
+        if not isinstance(value, str):
+            raise InvalidRequest(f"'allowed_ips' entries must be strings, not {value!r}")
         try:
             networks.append(str(ipaddress.ip_network(value, strict=True)))
-        except (TypeError, ValueError):
+        except ValueError:
             raise InvalidRequest(f"'allowed_ips' holds an invalid address or CIDR: {value!r}") from None
     return sorted(set(networks))
 

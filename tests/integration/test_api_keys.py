@@ -86,6 +86,8 @@ def test_no_key_for_a_tenant_the_creator_is_not_admin_of(client, tenant_admin, m
     ({"allowed_ips": ["10.0.0.7/8"]}, "allowed_ips"),
     ({"allowed_ips": ["not-an-ip"]}, "allowed_ips"),
     ({"allowed_ips": "10.0.0.1"}, "allowed_ips"),
+    ({"allowed_ips": [True]}, "allowed_ips"),  # ip_network(True) is 0.0.0.1/32
+    ({"allowed_ips": [167772160]}, "allowed_ips"),  # and this 10.0.0.0/32
     ({"expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
     ({"expires_at": "tomorrow"}, "expires_at"),
     ({"expires_at": 1700000000}, "expires_at"),
