@@ -3,7 +3,9 @@
 An ``OIDCConnector`` caches its upstream's discovery document and JWKS, so a worker keeps
 one per connection and reuses it (dex's ``Open()`` once per connector). Which one to use
 is decided on every sign-in by reading the connection's row (one primary-key lookup): the
-built connector serves as long as the row's ``updated_at`` is the one it was built from.
+built connector serves as long as the row's ``updated_at`` is the one it was built from,
+and a SAML one until its IdP certificate expires; then it is built again, which refuses
+the connection (503) as on a worker that never built it.
 
 Staleness: none for the configuration — a connection an admin replaced or deleted is seen
 by every worker, on every host, at its next sign-in. What a worker may hold that is older
@@ -25,6 +27,7 @@ from federation.connector import CallbackConnector, SAMLConnector
 from federation.grants import InvalidConfig
 from federation.oidc import OIDCConnector
 from federation.saml import SAMLServiceProvider, XmlsecMissing, xmlsec_binary
+from idp.clock import now
 from idp.errors import Unavailable
 from keys.sealing import Sealer, SealingError
 
@@ -68,6 +71,9 @@ class Connection:
     config: UpstreamConfig
     connector: CallbackConnector | SAMLConnector = field(repr=False)
     version: datetime
+    # Unix time from which the configuration no longer validates (the SAML IdP certificate's
+    # not-after: neither xmlsec1 nor pysaml2 checks it), or None
+    usable_until: float | None = None
 
     @property
     def upstream(self) -> str:
@@ -102,7 +108,8 @@ class ConnectorRegistry:
             if stored is None:
                 self._built.pop(provider, None)
                 return None
-        if built is not None and built.version == stored.updated_at:
+        if (built is not None and built.version == stored.updated_at
+                and (built.usable_until is None or now() < built.usable_until)):
             return built
         connection = self._build(stored)
         with self._lock:
@@ -124,10 +131,12 @@ class ConnectorRegistry:
         else:
             if stored.provider == "saml":
                 connector = SAMLServiceProvider(config, self.sp_entity_id)
+                usable_until = config.certificate_not_after.timestamp()
             else:
                 connector = OIDCConnector(config)
+                usable_until = None
             return Connection(provider=stored.provider, config=config, connector=connector,
-                              version=stored.updated_at)
+                              version=stored.updated_at, usable_until=usable_until)
         log.error("sso connection unusable", extra={"fields": {
             "provider": stored.provider, "problem": message}})
         raise ConnectionUnusable()

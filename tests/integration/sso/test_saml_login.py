@@ -9,19 +9,21 @@ over real HTTP against gunicorn is ``tests/e2e/test_sso_over_http.py``.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import logging
 import re
 import zlib
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from freezegun import freeze_time
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_UNSPECIFIED
 
 from app import create_app
 from federation.saml import MAX_RESPONSE_CHARS
 from tests.conftest import audit_events, base_config
 from tests.federation.conftest import IDP_ENTITY_ID
-from tests.federation.saml_idp import post
+from tests.federation.saml_idp import make_key_pair, post
 from tests.integration.sso.conftest import (ACS_URL, SP_ENTITY_ID, SamlLogin, created,
                                             federated_users, lands_on_relying_party, start_saml)
 from tests.oidc import REDIRECT_URI
@@ -204,6 +206,30 @@ def test_an_email_attribute_that_is_no_address_is_not_kept(sso_app, browser, rp,
     assert lands_on_relying_party(login.complete(login.respond(
         attributes={"email": ["not-an-address"], "name": ["Ada"]})))
     assert federated_users(sso_app)[0]["email"] is None
+
+
+def test_sign_in_is_refused_once_the_idp_certificate_expired_also_on_a_warm_worker(
+        sso_app, browser, rp, saml_idp, configure, tmp_path):
+    """README: once the IdP certificate has expired, sign-ins are refused (503). A worker
+    checks the certificate when it builds the connector, then reuses the connector while
+    the row is unchanged, and neither xmlsec1 (``--pubkey-cert-pem``) nor pysaml2 looks at
+    the validity period: the built connector must not outlive the certificate."""
+    expiring = make_key_pair(tmp_path, "expiring", days=60 / 86400)  # a minute from now
+    configure("saml", {**saml_body(saml_idp), "certificate": expiring.cert_pem})
+    first = start_saml(browser, rp, saml_idp)
+    assert lands_on_relying_party(first.complete(first.respond(keys=expiring)))  # built
+    rp.http = later = sso_app.test_client()
+    in_flight = start_saml(later, rp, saml_idp)
+
+    with freeze_time(dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=2)):
+        answered_late = in_flight.post(in_flight.respond(keys=expiring))
+        started_late = later.get("/api/v1/auth/sso/saml/login", query_string=rp.params())
+
+    assert (answered_late.status_code, started_late.status_code) == (503, 503)
+    assert created(sso_app) == (2, 1)
+    reasons = [e["details"]["reason"] for e in audit_events(sso_app, "sso.login")
+               if e["outcome"] == "failure"]
+    assert reasons == ["misconfigured", "misconfigured"]  # as on a worker that builds it now
 
 
 def test_a_tampered_relay_state_is_refused(sso_app, browser, rp, saml_idp, saml):
