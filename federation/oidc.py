@@ -27,6 +27,7 @@ from joserfc.jwk import ECKey, RSAKey
 from federation.config import OIDCConfig, url_problem
 from federation.connector import (ConnectorError, Identity, LoginStart, UpstreamUnavailable,
                                   checked_subject, group_names, optional_text)
+from idp.rfc9068 import is_number
 
 # Fixed by us, never taken from the token or the upstream: no "none", no HS* (RFC 8725 §3.1).
 ALLOWED_ALGORITHMS = {"RS256": RSAKey, "ES256": ECKey}
@@ -121,6 +122,9 @@ class OIDCConnector:
                 raise ConnectorError(NOT_VERIFIED, "id_token without the auth_time that "
                                                    "max_age requires")
             return
+        # OIDC Core §2: a JSON number of seconds; Authlib lets a falsy value or a bool through
+        if not is_number(auth_time):
+            raise ConnectorError(NOT_VERIFIED, "id_token auth_time is not a number")
         now = self.clock()
         if isinstance(max_age, int) and auth_time + max_age + LEEWAY_SECONDS < now:
             raise ConnectorError(NOT_VERIFIED, "id_token auth_time is older than the max_age "

@@ -308,6 +308,16 @@ def test_prompt_login_needs_a_sign_in_after_the_request(okta_connector, upstream
     assert _signed_in_with(okta_connector, force_authn=True)
 
 
+@pytest.mark.parametrize("fresh", [{}, {"force_authn": True}, {"max_age": 0}])
+@pytest.mark.parametrize("auth_time", ["", [], False, True])
+def test_an_auth_time_that_is_no_number_is_refused(okta_connector, upstream, auth_time, fresh):
+    """OIDC Core §2: auth_time is a JSON number. Authlib lets a falsy value through (and a
+    bool), which the freshness check must not do arithmetic on."""
+    upstream.set(claims={"auth_time": auth_time})
+    error = pytest.raises(ConnectorError, _signed_in_with, okta_connector, **fresh).value
+    assert error.message == NOT_VERIFIED and "auth_time is not a number" in error.reason
+
+
 def test_code_cannot_be_replayed(okta_connector):
     params, saved = authorize(okta_connector)
     okta_connector.handle_callback(CALLBACK, params, saved)

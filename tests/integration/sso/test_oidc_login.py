@@ -331,6 +331,22 @@ def test_an_id_token_or_answer_the_connector_refuses_is_a_401_page(sso_app, brow
     assert failure["details"]["detail"]  # the connector's reason, for the log
 
 
+@pytest.mark.parametrize("auth_time, params", [
+    ("", {"prompt": "login"}),
+    ([], {"max_age": "0"}),
+], ids=["empty-string-with-prompt-login", "empty-list-with-max-age-0"])
+def test_an_upstream_auth_time_that_is_no_number_is_a_401_page_not_a_500(
+        sso_app, browser, rp, upstream, configure, auth_time, params):
+    """Authlib skips a falsy ``auth_time`` (``if auth_time and not ...``): the connector's
+    own freshness check must refuse it rather than do arithmetic on it."""
+    configure("okta", okta_body(upstream))
+    upstream.set(claims={"auth_time": auth_time})
+    refused(sso_app, sso_sign_in(browser, rp, upstream, **params), 401, "Sign-in failed")
+    [failure] = audit_events(sso_app, "sso.login")
+    assert failure["outcome"] == "failure" and failure["details"]["reason"] == "rejected"
+    assert "auth_time" in failure["details"]["detail"]
+
+
 @pytest.mark.parametrize("broken", [{"token": "not-json"}, {"token": "http-500"},
                                     {"token": "wrong-shape"}, {"keys": "not-json"}])
 def test_an_upstream_answering_garbage_at_the_callback_is_a_503_page(sso_app, browser, rp,
