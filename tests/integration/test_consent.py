@@ -338,6 +338,18 @@ def test_a_third_party_token_cannot_read_the_users_account(app, client, make_rp,
     assert client.get("/api/v1/auth/me", headers=bearer(own)).status_code == 200
 
 
+def _allow_then_sign_in_again(rp, consent_url: str, page: str, user):
+    """Allow on the consent page, be sent to sign in again, and do: the answer to the login."""
+    answer = rp.http.post(consent_url, data={"csrf_token": csrf_token(page), "decision": "allow"})
+    login_url = answer.headers["Location"]
+    assert answer.status_code == 303 and login_url.startswith("/login/")
+    form = rp.http.get(login_url)
+    assert form.status_code == 200
+    return rp.http.post(login_url, data={"csrf_token": csrf_token(form.get_data(True)),
+                                         "username": user["username"],
+                                         "password": user["password"]})
+
+
 def test_a_sign_in_revoked_on_the_consent_page_asks_to_sign_in_again(app, make_rp, make_user):
     from app.extensions import services
 
@@ -350,15 +362,7 @@ def test_a_sign_in_revoked_on_the_consent_page_asks_to_sign_in_again(app, make_r
     with freeze_time("2026-11-29 10:01:00"), app.app_context():
         services().tokens.revoke_user(user["id"])
     with freeze_time("2026-11-29 10:02:00"):
-        answer = rp.http.post(consent_url, data={"csrf_token": csrf_token(page),
-                                                 "decision": "allow"})
-        login_url = answer.headers["Location"]
-        assert answer.status_code == 303 and login_url.startswith("/login/")
-        form = rp.http.get(login_url)
-        assert form.status_code == 200
-        after_login = rp.http.post(login_url, data={
-            "csrf_token": csrf_token(form.get_data(True)), "username": user["username"],
-            "password": user["password"]})
+        after_login = _allow_then_sign_in_again(rp, consent_url, page, user)
         callback = rp.callback(_consent(rp, after_login, "allow"))
         assert rp.exchange(callback["code"]).status_code == 200
 
@@ -376,15 +380,7 @@ def test_a_sign_in_older_than_max_age_on_the_consent_page_asks_to_sign_in_again(
         consent_url = after_login.headers["Location"]
         page = rp.http.get(consent_url).get_data(True)
     with freeze_time("2026-11-29 10:10:00"):
-        answer = rp.http.post(consent_url, data={"csrf_token": csrf_token(page),
-                                                 "decision": "allow"})
-        login_url = answer.headers["Location"]
-        assert answer.status_code == 303 and login_url.startswith("/login/")
-        form = rp.http.get(login_url)
-        assert form.status_code == 200
-        callback = rp.callback(rp.http.post(login_url, data={
-            "csrf_token": csrf_token(form.get_data(True)), "username": user["username"],
-            "password": user["password"]}))
+        callback = rp.callback(_allow_then_sign_in_again(rp, consent_url, page, user))
         tokens = rp.exchange(callback["code"]).get_json()
     signed_in_again = int(datetime(2026, 11, 29, 10, 10, tzinfo=timezone.utc).timestamp())
     assert jwt_parts(tokens["id_token"])[1]["auth_time"] == signed_in_again
