@@ -279,6 +279,11 @@ def test_an_openid_request_without_redirect_uri_is_refused(make_rp, make_user):
     assert refused.status_code == 400 and "Location" not in refused.headers
     assert "Missing &#39;redirect_uri&#39;" in refused.get_data(True)
     assert "code" in rp.callback(rp.authorize(redirect_uri=None, scope="profile"))
+    # nor is any other error of such a request sent to the registered URI
+    wrong_type = rp.authorize(redirect_uri=None, response_type="token")
+    assert wrong_type.status_code == 400 and "Location" not in wrong_type.headers
+    plain = rp.callback(rp.authorize(redirect_uri=None, response_type="token", scope="profile"))
+    assert plain["error"] == "unsupported_response_type"
 
 
 def test_confidential_client_pkce_is_optional_but_checked_when_sent(make_rp, make_user):
