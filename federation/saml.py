@@ -21,7 +21,10 @@ saml-profiles-2.0-os §4.1.4.2–4.1.4.3 and of the XML signature profile (saml-
    IdP-initiated login and the RelayState is on its allowlist;
 7. pysaml2 then parses and validates the same bytes itself (schema, signatures against the
    IdP's metadata, conditions, subject confirmation) as a second, independent gate;
-8. last, the server's replay cache (``seen``) must not know the assertion id.
+8. the NameID, if any, comes in the configured format, and its NameQualifier and
+   SPNameQualifier, when present, name the IdP and us (saml-core §2.2.2, §8.3): the
+   unsigned AuthnRequest that asks for the format passes through the user's browser;
+9. last, the server's replay cache (``seen``) must not know the assertion id.
 
 pysaml2 objects never leave this module; every failure is a ``ConnectorError`` whose
 message is safe to show and whose reason names the broken rule (never XML or a secret).
