@@ -21,8 +21,9 @@
 The token is read from ``Authorization: Bearer …`` (RFC 6750 §2.1), an access token or an
 ``ic_live_`` API key. Refusals answer in the Infracast envelope (contract §2):
 401 ``UNAUTHORIZED`` ``Invalid or expired token`` with ``WWW-Authenticate: Bearer``;
-403 ``FORBIDDEN`` ``Insufficient permissions``; 503 ``UNAVAILABLE`` when the keys or a hook
-cannot answer. The caller's address for an API key's ``allowed_ips`` is
+403 ``FORBIDDEN`` ``Insufficient permissions`` with
+``WWW-Authenticate: Bearer error="insufficient_scope"``; 503 ``UNAVAILABLE`` when the keys
+or a hook cannot answer. The caller's address for an API key's ``allowed_ips`` is
 ``request.remote_addr``: put ``werkzeug.middleware.proxy_fix.ProxyFix`` in front when the
 service runs behind a proxy.
 
@@ -169,7 +170,9 @@ def require(permission: str | None = None, *, tenant_arg: str = "tenant") -> Cal
                 log.warning("token not checked: %s", error.reason)
                 return error_response(503, "UNAVAILABLE", "Service temporarily unavailable")
             if permission is not None and not principal.allows(kwargs[tenant_arg], permission):
-                return error_response(403, "FORBIDDEN", "Insufficient permissions")
+                # RFC 6750 §3.1 (and RFC 9068 §4): a token that lacks the permission
+                return error_response(403, "FORBIDDEN", "Insufficient permissions",
+                                      {"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
             g.infracast_principal = principal
             return view(*args, **kwargs)
 

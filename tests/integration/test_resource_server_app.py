@@ -61,6 +61,17 @@ def test_a_missing_permission_and_another_tenant_are_403(client, key_server, iss
     assert (other.status_code, other.get_json()) == (403, forbidden)
 
 
+def test_a_403_carries_the_insufficient_scope_bearer_challenge(client, key_server, issuer_key):
+    """RFC 6750 §3: a request whose token does not enable access MUST get a
+    WWW-Authenticate header; §3.1: error="insufficient_scope" with 403 (RFC 9068 §4)."""
+    reader = mint(issuer_key, key_server.url, tenants={"acme": ["nodes:read"]})
+    for denied in (client.post(NODES, headers=_bearer(reader), json={"name": "web-1"}),
+                   client.get("/api/v1/tenants/beta/nodes", headers=_bearer(reader))):
+        assert denied.status_code == 403
+        assert denied.get_json()["error"]["code"] == "FORBIDDEN"
+        assert denied.headers["WWW-Authenticate"] == 'Bearer error="insufficient_scope"'
+
+
 def test_tenant_admins_and_platform_admins_may_do_everything_there(client, key_server, issuer_key):
     tenant_admin = mint(issuer_key, key_server.url, tenants={"acme": ["admin:*"]})
     platform_admin = mint(issuer_key, key_server.url, tenants={"*": ["admin:*"]})
