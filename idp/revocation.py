@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from .clock import now
 from .errors import Unavailable
+from .rfc9068 import LEEWAY_SECONDS
 from .store import Store
 
 log = logging.getLogger("infracast.revocation")
@@ -197,11 +198,15 @@ class RevocationList:
 
     def _revoke(self, kind: str, subject: str, expires_at: float,
                 at: float | None = None) -> None:
-        """Record a revocation made now (a watermark at ``at``, when later than now)."""
+        """Record a revocation made now (a watermark at ``at``, when later than now) of
+        tokens that expire by ``expires_at``."""
         now = self.clock()
-        if expires_at <= now:
+        # checkers accept a token until exp + leeway (RFC 7519 §4.1.4 allows some skew), so
+        # its revocation must last as long, and one made within the leeway still counts
+        keep_until = expires_at + LEEWAY_SECONDS
+        if keep_until <= now:
             return
-        record = RevocationRecord(kind, subject, _utc(max(now, at or now)), _utc(expires_at))
+        record = RevocationRecord(kind, subject, _utc(max(now, at or now)), _utc(keep_until))
         self.durable.record(record)  # durable first: an emptied Redis is rebuilt from it
         try:
             self._copy([record], now)

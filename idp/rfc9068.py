@@ -29,14 +29,18 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ALGORITHM", "TYP", "ACCESS_TOKEN_TYPES", "MAX_TOKEN_LENGTH", "InvalidClaims",
-           "is_number", "audience_matches", "check_claims"]
+__all__ = ["ALGORITHM", "TYP", "ACCESS_TOKEN_TYPES", "MAX_TOKEN_LENGTH", "LEEWAY_SECONDS",
+           "InvalidClaims", "is_number", "audience_matches", "check_claims"]
 
 ALGORITHM = "RS256"
 TYP = "at+jwt"
 # RFC 9068 §4: "at+jwt", or the full media type; lower case (compare lowered values)
 ACCESS_TOKEN_TYPES = frozenset({TYP, "application/" + TYP})
 MAX_TOKEN_LENGTH = 8192
+# The most clock skew a checker may allow on exp, iat and nbf. A revocation is kept this
+# long past the expiry it covers (idp.revocation): a token accepted up to exp + leeway must
+# stay refused as long, so no checker may allow more.
+LEEWAY_SECONDS = 30
 # RFC 9068 §2.2: every access token carries these as non-empty strings
 _REQUIRED_STRINGS = ("sub", "client_id", "jti")
 

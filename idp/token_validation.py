@@ -16,9 +16,6 @@ from .errors import Unauthorized
 from .revocation import RevocationList
 from .rs256 import Refused, RS256Tokens
 
-LEEWAY_SECONDS = 30
-
-
 class AccessTokenValidator:
     def __init__(self, keyring: Keyring, revocations: RevocationList, issuer: str,
                  audience: str, clock=now):
@@ -38,7 +35,7 @@ class AccessTokenValidator:
             raise Unauthorized()
         try:
             rfc9068.check_claims(claims, issuer=self.issuer, audience=self.audience,
-                                 now=self.clock(), leeway=LEEWAY_SECONDS)
+                                 now=self.clock(), leeway=rfc9068.LEEWAY_SECONDS)
         except rfc9068.InvalidClaims:
             raise Unauthorized() from None
         return claims

@@ -294,7 +294,8 @@ class Verifier:
 
     :param issuer: the IdP's issuer URL, exactly as in its tokens (no trailing slash)
     :param audience: the ``aud`` this service accepts
-    :param leeway: seconds of clock skew allowed on ``exp``, ``nbf`` and ``iat``
+    :param leeway: seconds of clock skew allowed on ``exp``, ``nbf`` and ``iat``, at most
+        ``rfc9068.LEEWAY_SECONDS`` (30): revocations are kept that long past a token's expiry
     :param unknown_kid_interval: least seconds between two JWKS fetches caused by an unknown kid
     :param retry_interval: least seconds between fetches after a failed one
     :param stale_if_error: seconds an expired JWKS still serves while the IdP cannot be
@@ -308,7 +309,7 @@ class Verifier:
     :param session: a ``requests.Session`` to use (TLS settings, proxies); one of its own otherwise
     """
 
-    def __init__(self, issuer: str, audience: str, *, leeway: int = 30,
+    def __init__(self, issuer: str, audience: str, *, leeway: int = rfc9068.LEEWAY_SECONDS,
                  unknown_kid_interval: float = 60.0, retry_interval: float = 5.0,
                  stale_if_error: float = 3600.0, timeout: float = 5.0,
                  revocation: RevocationCheck | None = None,
@@ -317,6 +318,9 @@ class Verifier:
                  session: requests.Session | None = None):
         if introspect_access_tokens and introspection is None:
             raise ValueError("introspect_access_tokens needs an introspection client")
+        if not 0 <= leeway <= rfc9068.LEEWAY_SECONDS:
+            # the IdP keeps a revocation that long past the expiry it covers, no longer
+            raise ValueError(f"leeway must be 0 to {rfc9068.LEEWAY_SECONDS} seconds")
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway

@@ -133,3 +133,40 @@ def test_a_redis_that_is_down_is_a_503_through_the_verifier(key_server, issuer_k
 def test_the_embedded_store_cannot_be_shared():
     with pytest.raises(ValueError):
         SharedRedisRevocationCheck("memory://")
+
+
+def test_a_token_revoked_within_its_exp_leeway_is_refused(idp_revocations, downstream,
+                                                          key_server, issuer_key):
+    """Checkers accept a token until exp + leeway (30 s): a revocation made in that time
+    must still be written and obeyed (RFC 7009 /oauth/revoke, logout)."""
+    verifier = Verifier(key_server.url, AUDIENCE, revocation=downstream)
+    now = int(time.time())
+    token = mint(issuer_key, key_server.url, jti=uuid.uuid4().hex, iat=now - 600, nbf=now - 600,
+                 exp=now - 5)
+    principal = verifier.verify(token)  # past exp, within the leeway: accepted
+    idp_revocations.revoke_access_token(principal.jti, principal.expires_at)
+    with pytest.raises(InvalidToken):
+        verifier.verify(token)
+    assert idp_revocations.is_revoked(dict(principal.claims))
+
+
+def test_a_revoked_token_stays_refused_through_the_exp_leeway(idp_revocations, downstream,
+                                                              key_server, issuer_key):
+    """The revocation outlives exp by the leeway: the token never comes back in between."""
+    verifier = Verifier(key_server.url, AUDIENCE, revocation=downstream)
+    exp = int(time.time()) + 1
+    token = mint(issuer_key, key_server.url, jti=uuid.uuid4().hex, exp=exp)
+    principal = verifier.verify(token)
+    idp_revocations.revoke_access_token(principal.jti, principal.expires_at)
+    with pytest.raises(InvalidToken):
+        verifier.verify(token)
+    time.sleep(max(0.0, exp + 1.5 - time.time()))  # past exp, inside the 30 s leeway
+    with pytest.raises(InvalidToken, match="revoked"):
+        verifier.verify(token)
+
+
+def test_a_leeway_longer_than_revocations_are_kept_is_refused(key_server):
+    assert Verifier(key_server.url, AUDIENCE, leeway=30).leeway == 30
+    for leeway in (31, -1):
+        with pytest.raises(ValueError, match="leeway"):
+            Verifier(key_server.url, AUDIENCE, leeway=leeway)
