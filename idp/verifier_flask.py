@@ -20,7 +20,9 @@
 
 The token is read from ``Authorization: Bearer …`` (RFC 6750 §2.1), an access token or an
 ``ic_live_`` API key. Refusals answer in the Infracast envelope (contract §2):
-401 ``UNAUTHORIZED`` ``Invalid or expired token`` with ``WWW-Authenticate: Bearer``;
+401 ``UNAUTHORIZED`` ``Invalid or expired token`` with ``WWW-Authenticate: Bearer`` when
+the request has no Bearer credentials (none, or another scheme such as ``Basic``), or
+``Bearer error="invalid_token"`` when they are malformed or refused (RFC 6750 §3.1);
 403 ``FORBIDDEN`` ``Insufficient permissions`` with
 ``WWW-Authenticate: Bearer error="insufficient_scope"``; 503 ``UNAVAILABLE`` when the keys
 or a hook cannot answer. The caller's address for an API key's ``allowed_ips`` is
@@ -107,18 +109,22 @@ def error_response(status: int, code: str, message: str,
     return response
 
 
-def _unauthorized(token_presented: bool) -> Response:
-    # RFC 6750 §3.1: no error code when the request carried no token at all
-    challenge = 'Bearer error="invalid_token"' if token_presented else "Bearer"
+def _unauthorized(bearer_presented: bool) -> Response:
+    # RFC 6750 §3.1: a request without Bearer credentials (none, or another scheme) "lacks
+    # any authentication information" and gets no error code; Bearer credentials that fail
+    # are invalid_token
+    challenge = 'Bearer error="invalid_token"' if bearer_presented else "Bearer"
     return error_response(401, "UNAUTHORIZED", "Invalid or expired token",
-                  {"WWW-Authenticate": challenge})
+                          {"WWW-Authenticate": challenge})
 
 
-def _bearer_token() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip() or " " in token.strip():
+def _bearer_credentials() -> str | None:
+    """What follows ``Bearer`` in the Authorization header (RFC 6750 §2.1), stripped; None
+    when the request used no Bearer credentials (no header, or another scheme)."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":  # RFC 9110 §11.1: the scheme is case-insensitive
         return None
-    return token.strip()
+    return credentials.strip()
 
 
 def current_principal() -> Principal:
@@ -157,15 +163,17 @@ def require(permission: str | None = None, *, tenant_arg: str = "tenant") -> Cal
             if permission is not None and tenant_arg not in kwargs:
                 raise LookupError(f"require({permission!r}) guards a view without "
                                   f"a <{tenant_arg}> URL variable")
-            token = _bearer_token()
+            token = _bearer_credentials()
             if token is None:
-                return _unauthorized("Authorization" in request.headers)
+                return _unauthorized(bearer_presented=False)
+            if not token or " " in token:  # RFC 6750 §2.1: b64token, one word
+                return _unauthorized(bearer_presented=True)
             verifier: Verifier = current_app.extensions[EXTENSION]
             try:
                 principal = verifier.verify(token, client_ip=request.remote_addr)
             except InvalidToken as error:
                 log.info("token refused: %s", error.reason)
-                return _unauthorized(True)
+                return _unauthorized(bearer_presented=True)
             except VerifierUnavailable as error:
                 log.warning("token not checked: %s", error.reason)
                 return error_response(503, "UNAVAILABLE", "Service temporarily unavailable")

@@ -44,12 +44,24 @@ def test_no_token_and_a_bad_token_are_401_in_the_envelope(client, key_server, is
                                             "message": "Invalid or expired token"}}
     assert missing.headers["WWW-Authenticate"] == "Bearer"
     wrong_audience = mint(issuer_key, key_server.url, aud="other")
-    for headers in (_bearer("garbage"), {"Authorization": "Basic dXNlcjpwYXNz"},
-                    {"Authorization": "Bearer"}, _bearer(wrong_audience)):
+    for headers in (_bearer("garbage"), {"Authorization": "Bearer"},
+                    {"Authorization": "Bearer two words"}, {"Authorization": "bearer garbage"},
+                    _bearer(wrong_audience)):
         refused = client.get(NODES, headers=headers)
         assert refused.status_code == 401
         assert refused.get_json()["error"]["code"] == "UNAUTHORIZED"
-        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert refused.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"', headers
+
+
+def test_another_authentication_scheme_gets_a_challenge_without_an_error_code(client):
+    """RFC 6750 §3.1: a request that "attempted using an unsupported authentication method"
+    lacks authentication information: the challenge SHOULD NOT carry an error code."""
+    for scheme in ("Basic dXNlcjpwYXNz", "Digest username=\"u\"", "DPoP abc.def.ghi", ""):
+        answer = client.get(NODES, headers={"Authorization": scheme})
+        assert answer.status_code == 401
+        assert answer.get_json() == {"error": {"code": "UNAUTHORIZED",
+                                               "message": "Invalid or expired token"}}
+        assert answer.headers["WWW-Authenticate"] == "Bearer", scheme
 
 
 def test_a_missing_permission_and_another_tenant_are_403(client, key_server, issuer_key):
