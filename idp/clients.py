@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import SplitResult, urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
@@ -18,6 +19,15 @@ AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, PUBLIC)
 
 # what a client_id may look like; anything else names no client
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+
+# the loopback IP literals a native app's redirect URI may use with any port (RFC 8252 §7.3);
+# not "localhost", which §8.3 says is NOT RECOMMENDED
+LOOPBACK_IPS = ("127.0.0.1", "::1")
+
+# RFC 6749 §3.1.2: a redirection URI has no fragment, even an empty one; RFC 3986 §2: no URI
+# holds whitespace or a control character (urlsplit drops \t, \r and \n: it would parse
+# another URI than the one given)
+_NOT_IN_A_REDIRECT_URI = re.compile(r"[#\s\x00-\x1f\x7f-\x9f]")
 
 # The seed's own login endpoints (/api/v1/auth/*) act as this built-in public client.
 API_CLIENT_ID = "infracast"
@@ -71,7 +81,15 @@ class RegisteredClient(ClientMixin):
         return list_to_scope(requested)
 
     def check_redirect_uri(self, redirect_uri):
-        return redirect_uri in self.redirect_uris  # exact match, RFC 9700 §4.1.3
+        """Exact match (RFC 9700 §4.1.3), but for the port of a loopback IP redirect URI: "the
+        authorization server MUST allow any port to be specified at the time of the request"
+        (RFC 8252 §7.3). The token request's redirect_uri is compared with the authorization
+        request's, not with this (RFC 6749 §4.1.3), so a code stays bound to its port."""
+        if redirect_uri in self.redirect_uris:
+            return True
+        requested = _loopback_without_port(redirect_uri)
+        return requested is not None and any(
+            _loopback_without_port(registered) == requested for registered in self.redirect_uris)
 
     def check_client_secret(self, client_secret):
         return self.hasher is not None and self.hasher.matches(client_secret, self.secret_hash)
@@ -84,6 +102,27 @@ class RegisteredClient(ClientMixin):
 
     def check_grant_type(self, grant_type):
         return grant_type in self.grant_types
+
+
+def redirect_uri_parts(uri: str) -> SplitResult | None:
+    """``uri`` split, or None when it cannot be a redirection URI: a fragment, whitespace or
+    a control character, a host or a port that does not parse."""
+    if _NOT_IN_A_REDIRECT_URI.search(uri):
+        return None
+    try:
+        parts = urlsplit(uri)
+        parts.port  # raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        return None
+    return parts
+
+
+def _loopback_without_port(uri: str) -> tuple | None:
+    """An http redirect URI on a loopback IP literal as all its parts but the port, else None."""
+    parts = redirect_uri_parts(uri)
+    if parts is None or parts.scheme != "http" or parts.hostname not in LOOPBACK_IPS:
+        return None
+    return parts.username, parts.password, parts.hostname, parts.path, parts.query
 
 
 class ClientDirectory(Protocol):

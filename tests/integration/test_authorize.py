@@ -269,6 +269,46 @@ def test_unknown_client_or_redirect_uri_never_redirects(make_rp, change):
     assert "<h1>" in response.get_data(True)
 
 
+@pytest.mark.parametrize("registered, requested", [
+    ("http://127.0.0.1/callback", "http://127.0.0.1:53124/callback"),
+    ("http://127.0.0.1:9999/callback", "http://127.0.0.1:53124/callback"),
+    ("http://[::1]/callback", "http://[::1]:61023/callback"),
+])
+def test_a_native_app_loopback_redirect_uri_may_use_any_port(client, ctx, make_user,
+                                                             registered, requested):
+    """RFC 8252 §7.3: a native app listens on whatever port the OS gives it, and "the
+    authorization server MUST allow any port to be specified at the time of the request for
+    loopback IP redirect URIs" (RFC 9700 §4.1.3 keeps that one exception to exact matching)."""
+    native = register_client({"client_name": "CLI", "grant_types": ["authorization_code"],
+                              "token_endpoint_auth_method": "none",
+                              "redirect_uris": [registered]})
+    rp, user = RelyingParty(client, native.client.client_id, redirect_uri=requested), make_user()
+    callback = rp.sign_in(user, state="s9")  # lands on the requested URI, port included
+    assert callback["state"] == "s9" and "error" not in callback
+    assert rp.exchange(callback["code"]).status_code == 200
+
+
+@pytest.mark.parametrize("registered, requested", [
+    ("http://127.0.0.1/callback", "http://127.0.0.1:53124/other"),
+    ("http://127.0.0.1/callback", "http://127.0.0.1:53124/callback?x=1"),
+    ("http://127.0.0.1/callback", "http://127.0.0.1:53124/callback#"),
+    ("http://127.0.0.1/callback", "http://127.0.0.1:53124/call\tback"),
+    ("http://127.0.0.1/callback", "http://[::1]:53124/callback"),
+    ("http://127.0.0.1/callback", "http://localhost:53124/callback"),  # RFC 8252 §8.3
+    ("http://127.0.0.1/callback", "http://attacker@127.0.0.1:53124/callback"),
+    ("http://127.0.0.1/callback", "http://127.0.0.1:99999/callback"),  # ports that do not parse
+    ("http://127.0.0.1/callback", "http://127.0.0.1:+1/callback"),
+    ("https://rp.example/callback", "https://rp.example:8443/callback"),  # not loopback
+])
+def test_only_the_port_of_a_loopback_redirect_uri_may_differ(client, ctx, registered, requested):
+    native = register_client({"client_name": "CLI", "grant_types": ["authorization_code"],
+                              "token_endpoint_auth_method": "none",
+                              "redirect_uris": [registered]})
+    response = RelyingParty(client, native.client.client_id, redirect_uri=requested).authorize()
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert "redirect_uri is not registered" in response.get_data(True)
+
+
 def test_an_openid_request_without_redirect_uri_is_refused(make_rp, make_user):
     """OIDC Core §3.1.2.1: redirect_uri is REQUIRED in an OpenID Connect request, even from a
     client with a single registered URI; a plain OAuth request may leave it out (RFC 6749

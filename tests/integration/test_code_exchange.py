@@ -5,7 +5,9 @@ import threading
 import pytest
 from freezegun import freeze_time
 
+from app.clients import register_client
 from tests.helpers import bearer, jwt_parts
+from tests.oidc import RelyingParty
 
 
 def test_a_code_works_once_and_a_replay_revokes_what_it_gave(client, make_rp, make_user):
@@ -69,6 +71,26 @@ def test_a_mis_bound_code_is_invalid_grant(make_rp, make_user, change):
     rp, user = make_rp(), make_user()
     response = rp.exchange(rp.sign_in(user)["code"], **change)
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("exchanged_with", [
+    "http://127.0.0.1/callback",         # the registered URI
+    "http://127.0.0.1:53125/callback",   # the registered URI with another port
+])
+def test_a_loopback_code_is_bound_to_the_port_it_was_issued_for(client, ctx, make_user,
+                                                                exchanged_with):
+    """Any port may be asked for at the authorization endpoint (RFC 8252 §7.3), but the token
+    request's redirect_uri must be "identical" to that of the authorization request (RFC
+    6749 §4.1.3), port included."""
+    native = register_client({"client_name": "CLI", "grant_types": ["authorization_code"],
+                              "token_endpoint_auth_method": "none",
+                              "redirect_uris": ["http://127.0.0.1/callback"]})
+    rp = RelyingParty(client, native.client.client_id,
+                      redirect_uri="http://127.0.0.1:53124/callback")
+    code = rp.sign_in(make_user())["code"]
+    refused = rp.exchange(code, redirect_uri=exchanged_with)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"
+    assert rp.exchange(code).status_code == 200  # a refused exchange does not burn the code
 
 
 def test_an_unknown_code_is_invalid_grant(make_rp):
