@@ -37,6 +37,16 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _proxy_hops(value: str | int) -> int:
+    """TRUSTED_PROXIES, 0 or more. ProxyFix counts hops from the right of X-Forwarded-For;
+    a negative count would index from the left, the entries the client wrote itself, and
+    make them the caller's address (an API key's allowed_ips)."""
+    hops = int(value)
+    if hops < 0:
+        raise ValueError(f"TRUSTED_PROXIES must be 0 or more, not {hops}")
+    return hops
+
+
 # environment variable (and app.config key) -> default, parser; see idp.verifier_flask
 SETTINGS: dict[str, tuple[object, Callable[[str], object]]] = {
     "IDP_ISSUER": ("http://127.0.0.1:8000", str),
@@ -51,7 +61,7 @@ SETTINGS: dict[str, tuple[object, Callable[[str], object]]] = {
     # 1: revocation of access tokens through introspection instead of (or with) the Redis
     "IDP_INTROSPECT_ACCESS_TOKENS": (False, _flag),
     # reverse-proxy hops whose X-Forwarded-For is believed; 0: the peer address is the caller
-    "TRUSTED_PROXIES": (0, int),
+    "TRUSTED_PROXIES": (0, _proxy_hops),
 }
 
 
@@ -101,8 +111,8 @@ def create_app(config: dict | None = None, verifier: Verifier | None = None) -> 
     app = Flask(__name__)
     app.config.update(settings_from_environment())
     app.config.update(config or {})
+    proxies = _proxy_hops(app.config["TRUSTED_PROXIES"])  # config may override the environment
     verifier_flask.init_app(app, verifier)
-    proxies = int(app.config["TRUSTED_PROXIES"])
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)
     nodes = Nodes()

@@ -190,6 +190,18 @@ def test_the_callers_address_is_the_peer_unless_a_proxy_is_trusted(key_server, p
     assert asked == [caller]
 
 
+def test_a_negative_trusted_proxies_count_is_refused_at_start_up(key_server, monkeypatch):
+    """ProxyFix(x_for=-1) would take the caller's own X-Forwarded-For entry as its address,
+    the one an API key's allowed_ips is checked against: refuse to start instead."""
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+        settings_from_environment({"TRUSTED_PROXIES": "-1"})
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+        create_app({"IDP_ISSUER": key_server.url, "TRUSTED_PROXIES": -1})
+    monkeypatch.setenv("TRUSTED_PROXIES", "-1")
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+        create_app({"IDP_ISSUER": key_server.url})
+
+
 def test_a_view_that_cannot_take_the_tenant_is_refused_when_decorated():
     with pytest.raises(TypeError, match="tenant"):
         require("nodes:read")(lambda: "never")
