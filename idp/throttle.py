@@ -2,10 +2,11 @@
 
 Two counters per account, both in the account's own slot:
 
-* per (account, client address): every attempt counts, refused ones included, so a
+* per (account, client host): every attempt counts, refused ones included, so a
   guesser is slowed at once. After ``free_attempts`` the address waits
   ``base_delay * 2^(n - free_attempts - 1)`` seconds (capped at ``max_delay``) before the
-  next try, and each refused try pushes the wait out again.
+  next try, and each refused try pushes the wait out again. A host is an IPv4 address
+  or an IPv6 /64 (see ``client_host``).
 * per account, across addresses: only attempts that actually checked a password count,
   and the threshold is much higher, so one address hammering an account cannot lock its
   owner out cheaply; a distributed attack still meets a wall.
@@ -18,6 +19,7 @@ attempt back from the account counter.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 
 from .clock import now
@@ -74,6 +76,25 @@ return 1
 """
 
 
+def client_host(address: str) -> str:
+    """The unit the address counter counts: one IPv4 address, or one IPv6 /64.
+
+    A /64 is the smallest prefix routinely assigned to one host or subscriber (RFC 6177,
+    RFC 7421), who can use any address in it: counted one by one, a single host would
+    get the free attempts from each of its addresses. An IPv4-mapped IPv6 address
+    (``::ffff:a.b.c.d``) is its IPv4 address; anything unparsable is counted as given.
+    """
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6 and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    if parsed.version == 6:
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
 @dataclass(frozen=True)
 class ThrottlePolicy:
     free_attempts: int = 5
@@ -94,7 +115,8 @@ class LoginThrottle:
     def _keys(self, account: str, address: str) -> list[str]:
         # the account name is attacker-chosen: hash it so it is a safe, bounded hash tag
         tag = hashlib.sha256(account.strip().lower().encode()).hexdigest()[:24]
-        return [self.store.key("bf", tag, "addr", address), self.store.key("bf", tag, "acct")]
+        return [self.store.key("bf", tag, "addr", client_host(address)),
+                self.store.key("bf", tag, "acct")]
 
     def begin(self, account: str, address: str) -> None:
         """Count an attempt; raise ``RateLimited`` when this one must not check a password."""

@@ -8,7 +8,9 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.conftest import audit_events
+from app import create_app
+from app.extensions import dispose_engines
+from tests.conftest import FAST_ARGON2, audit_events, base_config
 from tests.helpers import jwt_parts, login
 
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -163,3 +165,38 @@ def test_request_id_is_returned_and_a_safe_one_is_kept(client):
     assert kept.headers["X-Request-Id"] == "abcdef12-3456"
     replaced = client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
     assert replaced.headers["X-Request-Id"] != "bad id with spaces"
+
+
+def test_one_ipv6_host_cannot_lock_an_account_by_rotating_addresses_in_its_prefix(
+        pg_schema, redis_ns, clean, make_user):
+    """README (Brute-force protection): "one address hammering an account cannot lock its
+    owner out". A /64 is one host (RFC 6177, RFC 7421), so its addresses share one counter:
+    5 guesses from each of 20 of them get the free attempts once, then 429, and the
+    account counter never comes near the threshold; the owner, from elsewhere, signs in."""
+    user = make_user()
+    # a base delay no test run outlasts: every try after the free ones falls inside a wait
+    application = create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL=redis_ns.url,
+                                         REDIS_KEY_PREFIX=redis_ns.prefix, LOGIN_BASE_DELAY=60,
+                                         **FAST_ARGON2))
+    try:
+        body = {"username": user["username"], "password": "wrong guess"}
+        statuses = []
+        for host in range(1, 21):  # 20 addresses of 2001:db8:1:2::/64
+            attacker = application.test_client()
+            attacker.environ_base["REMOTE_ADDR"] = f"2001:db8:1:2::{host:x}"
+            for _ in range(5):  # LOGIN_FREE_ATTEMPTS
+                statuses.append(attacker.post("/api/v1/auth/token", json=body).status_code)
+        # free attempts, plus the one that starts the first wait, checked a password
+        assert statuses[:6] == [401] * 6
+        assert statuses[6:] == [429] * 94
+        owner = application.test_client()
+        owner.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+        answer = login(owner, user["username"], user["password"])
+        assert answer.status_code == 200, (answer.status_code, answer.headers.get("Retry-After"))
+        # another host (another /64) is not slowed by its neighbour
+        neighbour = application.test_client()
+        neighbour.environ_base["REMOTE_ADDR"] = "2001:db8:1:3::1"
+        assert login(neighbour, user["username"], user["password"]).status_code == 200
+    finally:
+        with application.app_context():
+            dispose_engines()

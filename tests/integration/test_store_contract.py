@@ -212,6 +212,24 @@ def test_throttle_counts_and_delays(svc):
         assert throttle.attempts("alice", "10.0.0.1") == 0
 
 
+def test_throttle_counts_an_ipv6_host_by_its_64_and_a_mapped_ipv4_as_ipv4(svc):
+    throttle = svc.throttle
+    with freeze_time():
+        throttle.begin("alice", "2001:db8:1:2::1")
+        throttle.begin("alice", "2001:db8:1:2:ffff:ffff:ffff:ffff")
+        throttle.begin("alice", "2001:DB8:1:2:0:0:0:1")
+        assert throttle.attempts("alice", "2001:db8:1:2::abcd") == 3
+        assert throttle.attempts("alice", "2001:db8:1:3::1") == 0  # another /64, another host
+        throttle.begin("alice", "::ffff:192.0.2.7")
+        throttle.begin("alice", "192.0.2.7")
+        assert throttle.attempts("alice", "192.0.2.7") == 2
+        assert throttle.attempts("alice", "192.0.2.8") == 0  # IPv4 is counted per address
+        throttle.begin("alice", "unknown")  # no peer address: counted as given
+        assert throttle.attempts("alice", "unknown") == 1
+        throttle.succeeded("alice", "2001:db8:1:2::99")
+        assert throttle.attempts("alice", "2001:db8:1:2::1") == 0
+
+
 def test_the_user_watermark_has_millisecond_precision(svc):
     """A token issued a moment after a user-wide revocation, in the same second, is good;
     one from the moment before, or without iat_ms from that second, is revoked."""
