@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from idp.clients import API_CLIENT_ID, AUTH_METHODS, CLIENT_ID_PATTERN, PUBLIC
+from idp.clients import (API_CLIENT_ID, AUTH_METHODS, CLIENT_ID_PATTERN, LOOPBACK_IPS, PUBLIC,
+                         redirect_uri_parts)
 from idp.errors import Conflict, InvalidRequest, NotFound
 from idp.hashing import new_secret
 from idp.permissions import PERMISSIONS
@@ -38,20 +38,17 @@ def supported_grant_types() -> list[str]:
 
 
 def _redirect_uris(metadata: dict, name: str) -> list[str]:
-    """A list of https URLs (http only on loopback), without a fragment (RFC 6749 §3.1.2)."""
+    """A list of https URLs (http only on loopback), without a fragment (RFC 6749 §3.1.2),
+    whitespace or control characters, and with a port that parses (``redirect_uri_parts``)."""
     uris = metadata.get(name, [])
-    problem = f"'{name}' must be a list of https URLs (http only on loopback), without a fragment"
+    problem = (f"'{name}' must be a list of https URLs (http only on loopback), without a "
+               "fragment, whitespace or control characters")
     if not isinstance(uris, list):
         raise InvalidRequest(problem)
     for uri in uris:
-        try:
-            parts = urlsplit(uri) if isinstance(uri, str) and len(uri) <= 2048 else None
-            host = parts.hostname if parts else None  # parsing a bad host raises here
-        except ValueError:
-            raise InvalidRequest(problem) from None
-        if parts is None or parts.fragment or parts.scheme not in ("https", "http") \
-                or not host \
-                or (parts.scheme == "http" and host not in ("127.0.0.1", "::1", "localhost")):
+        parts = redirect_uri_parts(uri) if isinstance(uri, str) and len(uri) <= 2048 else None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname \
+                or (parts.scheme == "http" and parts.hostname not in (*LOOPBACK_IPS, "localhost")):
             raise InvalidRequest(problem)
     return list(uris)
 

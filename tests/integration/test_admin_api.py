@@ -268,6 +268,29 @@ def test_clients(client, admin, make_tenant):
     assert client.get(f"/api/v1/admin/clients/{body['client_id']}", headers=h).status_code == 404
 
 
+@pytest.mark.parametrize("field", ["redirect_uris", "post_logout_redirect_uris"])
+@pytest.mark.parametrize("uri", [
+    "https://rp.example/cb#",       # an empty fragment is still a fragment (RFC 6749 §3.1.2)
+    "https://rp.example/cb\n",      # urlsplit drops \n and \t before it is checked,
+    "https://rp.example/c\tb",      # so what is stored would not be what was checked
+    "https://rp.example/c b",
+    "https://rp.example/cb\x00",
+    "https://rp.example:99999/cb",  # ports that do not parse
+    "https://rp.example:x/cb",
+])
+def test_a_redirect_uri_with_a_fragment_whitespace_or_a_bad_port_is_refused(client, admin,
+                                                                             field, uri):
+    h = admin["headers"]
+    response = client.post("/api/v1/admin/clients", headers=h, json={
+        "client_name": "Web", "grant_types": ["authorization_code"],
+        "token_endpoint_auth_method": "none", "redirect_uris": ["https://rp.example/cb"],
+        field: [uri]})
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "INVALID_REQUEST" and f"'{field}'" in error["message"]
+    assert client.get("/api/v1/admin/clients", headers=h).get_json()["items"] == []
+
+
 def test_two_admins_demoting_each_other_at_once_leave_one(clean, make_user, token_for):
     """The last-admin rule holds under concurrency (no write skew)."""
     import threading
