@@ -1,9 +1,14 @@
 """The per-process view of the signing keys.
 
-Each worker reads the published keys from the database, opens the active private key
-once, and renders the JWKS once; both are kept for ``cache_seconds`` before the next
-read. Staleness is safe because rotation (see ``rotation.py``) publishes a key for longer
-than this before it signs, and keeps a retired key published until its tokens expire.
+Each worker reads the published keys from the database and renders the JWKS once; both
+are kept for ``cache_seconds`` before the next read. Staleness is safe because rotation
+(see ``rotation.py``) publishes a key for longer than this before it signs, and keeps a
+retired key published until its tokens expire.
+
+The active private key is opened only to sign, once per process and key: the JWKS and
+token checks need public keys alone, so a KEK that does not open the active key (a
+rotated or mistyped ``IDP_SECRET_KEY``) costs signing only, which answers 503
+(``SigningKeyUnavailable``) with one log line naming the cause.
 
 Each reload also hands the keys it read to ``auto_rotate`` (the rotation schedule): the
 check costs nothing unless a step is due, needs no thread of its own, and runs wherever
@@ -20,16 +25,24 @@ from typing import Callable
 
 from joserfc.jwk import RSAKey
 
+from idp.errors import Unavailable
+
 from .jwks import JwksDocument, render_jwks
 from .manager import KeyManager, KeyRecord, KeyStates, SigningKey
+from .sealing import SealingError
 
 log = logging.getLogger("infracast.keys")
+
+
+class SigningKeyUnavailable(Unavailable):
+    """The active private key does not open under this process's KEK: nothing can be
+    signed (503) until the KEK that sealed it is configured; the cause is in the log."""
 
 
 @dataclass(frozen=True)
 class _Snapshot:
     loaded_at: float
-    signing: SigningKey
+    active: KeyRecord
     verification: dict[str, RSAKey]
     jwks: JwksDocument
 
@@ -43,6 +56,10 @@ class Keyring:
         self._monotonic = monotonic
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
+        # the active key opened, or the kid of one that does not open under our KEK (a
+        # sealed key never changes, nor does the KEK while the process runs: no retry)
+        self._signing: SigningKey | None = None
+        self._unopenable: str | None = None
 
     def _current(self) -> _Snapshot:
         snapshot = self._snapshot
@@ -63,16 +80,27 @@ class Keyring:
             active = self.manager.ensure_active(records)
             # the one key added since the read: ours, or the winner's of a race to make it
             records = [*records, active]
-        if previous is not None and previous.signing.kid == active.kid:
-            signing = previous.signing  # already opened: parse each private key once
-        else:
-            signing = self.manager.open(active)
         verification = {
             r.kid: (previous.verification[r.kid] if previous and r.kid in previous.verification
                     else RSAKey.import_key(r.public_jwk))
             for r in records
         }
-        return _Snapshot(self._monotonic(), signing, verification, render_jwks(records))
+        return _Snapshot(self._monotonic(), active, verification, render_jwks(records))
+
+    def _open(self, active: KeyRecord) -> SigningKey:
+        """The active key, parsed once per process and key (called under ``_lock``)."""
+        if self._signing is not None and self._signing.kid == active.kid:
+            return self._signing
+        if self._unopenable != active.kid:
+            try:
+                self._signing = self.manager.open(active)
+                return self._signing
+            except SealingError:
+                self._unopenable = active.kid
+                log.error("the active signing key does not open with the key-encryption key "
+                          "(IDP_SECRET_KEY): nothing can be signed", extra={"fields": {
+                              "kid": active.kid, "cause": "IDP_SECRET_KEY rotated or mistyped"}})
+        raise SigningKeyUnavailable()
 
     def _rotate(self, records: list[KeyRecord]) -> bool:
         """Run the schedule; a failure is logged and never stops this worker signing."""
@@ -86,7 +114,13 @@ class Keyring:
             return False
 
     def signing_key(self) -> SigningKey:
-        return self._current().signing
+        """The active key, to sign with; ``SigningKeyUnavailable`` when it does not open."""
+        active = self._current().active
+        signing = self._signing
+        if signing is not None and signing.kid == active.kid:
+            return signing
+        with self._lock:
+            return self._open(active)
 
     def verification_key(self, kid: str) -> RSAKey | None:
         return self._current().verification.get(kid)

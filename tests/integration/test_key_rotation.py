@@ -15,8 +15,10 @@ from freezegun import freeze_time
 from app import create_app
 from app.extensions import db, dispose_engines, services
 from app.models import SigningKey
+from idp.errors import Unavailable
 from keys.keyring import Keyring
 from keys.manager import KeyManager
+from keys.sealing import Sealer, generate_kek, parse_kek
 from keys.rotation import (CREATED, PROMOTED, WAITING, KeyRotator, KeyStates,
                            RotationPolicy)
 from tests.conftest import PgSchema, base_config
@@ -171,6 +173,44 @@ def test_one_operation_reads_the_published_keys_once(svc):
     assert rotator.step().outcome == CREATED
     assert rotator.step().outcome == PROMOTED
     assert repository.reads == 2
+
+
+def _counting_opens(manager):
+    opened = []
+    real_open = manager.open
+
+    def open_(record):
+        opened.append(record.kid)
+        return real_open(record)
+
+    manager.open = open_
+    return opened
+
+
+def test_the_private_key_is_opened_only_to_sign_and_once_per_process(svc):
+    manager = KeyManager(svc.keys.repository, svc.keys.sealer, svc.keys.clock)
+    opened = _counting_opens(manager)
+    keyring = Keyring(manager, cache_seconds=0)  # every use reloads the published keys
+    (kid,) = _published(keyring)
+    assert keyring.verification_key(kid) is not None
+    assert opened == []
+    assert keyring.signing_key().kid == kid
+    assert keyring.signing_key() is keyring.signing_key()
+    assert opened == [kid]
+
+
+def test_a_key_that_does_not_open_stops_signing_only(svc):
+    active = svc.keys.ensure_active()
+    manager = KeyManager(svc.keys.repository, Sealer(parse_kek(generate_kek())),
+                         svc.keys.clock)
+    opened = _counting_opens(manager)
+    keyring = Keyring(manager, cache_seconds=0)
+    assert _published(keyring) == {active.kid}
+    assert keyring.verification_key(active.kid) is not None
+    for _ in range(2):
+        with pytest.raises(Unavailable):
+            keyring.signing_key()
+    assert opened == [active.kid]  # a key that does not open is not tried again
 
 
 def test_promotion_is_compare_and_swap_and_rolls_back_half_done_work(svc):

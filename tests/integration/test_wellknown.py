@@ -2,10 +2,17 @@
 
 import base64
 import hashlib
+import io
 import json
+import logging
 
-from app.extensions import db
+from app import create_app
+from app.extensions import db, dispose_engines
+from app.logging import JsonFormatter
 from app.models import SigningKey
+from keys.sealing import generate_kek
+from tests.conftest import base_config, bearer
+from tests.helpers import login
 
 
 def test_discovery_lists_what_is_implemented(client):
@@ -85,3 +92,42 @@ def test_every_endpoint_discovery_names_is_a_route_of_the_app(app):
                                     "introspection_endpoint") else "GET"
         endpoint, _ = adapter.match(path, method=method)  # raises when nothing serves it
         assert endpoint, name
+
+
+def test_a_kek_that_cannot_open_the_signing_key_does_not_break_the_public_jwks(
+        pg_schema, redis_ns, clean, make_user):
+    """A KEK that does not open the active key (a rotated or mistyped IDP_SECRET_KEY) costs
+    signing only: the JWKS and token checks need public keys and keep working, and signing
+    is a 503 with one log line naming the cause, not a bare 500 ("unhandled exception
+    SealingError"; contract §2: 500 is for the unexpected)."""
+    user = make_user()
+    good = clean.test_client()
+    published = good.get("/.well-known/jwks.json").get_json()  # an active key exists
+    token = login(good, user["username"], user["password"]).get_json()["token"]
+    application = create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL=redis_ns.url,
+                                         REDIS_KEY_PREFIX=redis_ns.prefix,
+                                         SECRET_KEY_VALUE=generate_kek()))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger("infracast").addHandler(handler)
+    try:
+        web = application.test_client()
+        answer = web.get("/.well-known/jwks.json")
+        assert answer.status_code == 200 and answer.get_json() == published
+        assert web.get("/api/v1/auth/me", headers=bearer(token)).status_code == 200
+        for _ in range(2):  # the key is tried once per process, and refused every time
+            refused = login(web, user["username"], user["password"])
+            assert refused.status_code == 503
+            assert refused.get_json()["error"]["code"] == "UNAVAILABLE"
+    finally:
+        logging.getLogger("infracast").removeHandler(handler)
+        with application.app_context():
+            dispose_engines()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    causes = [line for line in lines if line["level"] == "error"]
+    assert len(causes) == 1, lines
+    assert "key-encryption key" in causes[0]["msg"]
+    assert causes[0]["kid"] == published["keys"][0]["kid"]
+    assert "unhandled exception" not in stream.getvalue()
+    assert "PRIVATE" not in stream.getvalue()
