@@ -331,6 +331,12 @@ class SqlDurableRevocations:
             rows = conn.execute(sa.select(self.table).where(c.kind != COPY_PENDING)).all()
         return [RevocationRecord(r.kind, r.subject, r.revoked_at, r.expires_at) for r in rows]
 
+    def latest(self) -> datetime | None:
+        c = self.table.c
+        with autocommit() as conn:
+            return conn.execute(sa.select(sa.func.max(c.revoked_at)).where(
+                c.kind != COPY_PENDING, c.expires_at > utcnow())).scalar()
+
     # the "Redis copy may be incomplete" mark lives in the same table, under a kind of its own
     def mark_copy_pending(self, at: datetime) -> None:
         self.record(RevocationRecord(COPY_PENDING, "redis", at, at + timedelta(days=3650)))

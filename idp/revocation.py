@@ -14,9 +14,14 @@ Redis (all under the one ``{rev}`` hash tag, so a check is a single MGET on one 
           it; its refresh families and codes begun before it are refused where they are
           redeemed (the durable record, read with the account)
 
-Redis may come back empty (no persistence, failover to a stale replica). An *epoch* key
-marks a Redis that holds the full copy; when it is missing, the copy is rebuilt from the
-database before any token is accepted again, and every check fails closed meanwhile.
+Redis may come back empty (no persistence). An *epoch* key marks a Redis that holds the full
+copy; when it is missing, the copy is rebuilt from the database before any token is
+accepted again, and every check fails closed meanwhile. Redis may also come back *stale*
+(an older snapshot, a replica that lagged): epoch present, newest revocations missing. Every
+revocation copied raises a *high-water mark*, read with the epoch by every check; a process
+that sees the (epoch, mark) pair go back below one it has seen treats the copy as stale
+(``CopyStale``), and ``ensure_copy`` (readiness probes) compares the mark with the
+database's newest revocation, for processes that have seen nothing newer.
 
 ``RevocationCopy`` is the one definition of the Redis copy: its keys and what it says of a
 token. The IdP's ``RevocationList`` writes, checks and rebuilds it; a downstream verifier
@@ -29,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,6 +76,9 @@ class DurableRevocations(Protocol):
 
     def active(self, now: datetime) -> list[RevocationRecord]: ...
 
+    def latest(self) -> datetime | None:
+        """When the newest live revocation was made (None without any)."""
+
 
     def mark_copy_pending(self, at: datetime) -> None:
         """Remember that a revocation may be missing from the Redis copy."""
@@ -85,6 +94,11 @@ class CopyIncomplete(Unavailable):
 
     An ``Unavailable`` (503), so that a caller which does not handle it fails closed.
     """
+
+
+class CopyStale(CopyIncomplete):
+    """The copy is older than one this process has seen (Redis restarted from an older
+    snapshot, or failed over to a replica that lagged): revocations may be missing."""
 
 
 # An access-token claim: the issuing moment in milliseconds. ``iat`` keeps whole seconds, as
@@ -117,6 +131,12 @@ class RevocationCopy:
 
     def __init__(self, store: Store):
         self.store = store
+        # The newest (epoch, high-water mark) this process has seen of the copy. Every
+        # revocation copied raises the mark to its time, and every rebuild sets a later
+        # epoch, so a copy that compares lower has lost writes: it kept its epoch but came
+        # back from before them (a snapshot, a lagging replica).
+        self._newest = (0.0, 0.0)
+        self._newest_lock = threading.Lock()
 
     def key(self, kind: str, subject: str) -> str:
         return self.store.key("rev", _TAG, USER if kind == USER_ACCESS else kind, subject)
@@ -126,27 +146,45 @@ class RevocationCopy:
         return self.store.key("rev", _TAG, "epoch")
 
     @property
+    def high_water_key(self) -> str:
+        return self.store.key("rev", _TAG, "hw")
+
+    @property
     def rebuild_lock_key(self) -> str:
         return self.store.key("rev", _TAG, "rebuild-lock")
+
+    def saw(self, epoch, high_water) -> None:
+        """Note the state of the copy read or written now; ``CopyStale`` if it is older
+        than one this process has seen."""
+        marker = (float(epoch), float(high_water or 0))
+        with self._newest_lock:
+            if marker < self._newest:
+                raise CopyStale()
+            self._newest = marker
+
+    def newest_epoch(self) -> float:
+        return self._newest[0]
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """Is this (signature-checked, unexpired) access token revoked, says the copy?
 
-        One MGET of the epoch, the ``jti``, the user, client and grant watermarks and the
-        ``sid``. Raises ``CopyIncomplete`` when the epoch marker is missing and
-        ``Unavailable`` when Redis cannot be read: never an answer the copy cannot vouch for.
+        One MGET of the epoch and high-water mark, the ``jti``, the user, client and grant
+        watermarks and the ``sid``. Raises ``CopyIncomplete`` when the epoch marker is
+        missing, ``CopyStale`` when the copy is older than one seen, and ``Unavailable``
+        when Redis cannot be read: never an answer the copy cannot vouch for.
         """
         subject, client_id = str(claims.get("sub", "")), str(claims.get("client_id", ""))
-        keys = [self.epoch_key, self.key(JTI, str(claims.get("jti", ""))),
+        keys = [self.epoch_key, self.high_water_key, self.key(JTI, str(claims.get("jti", ""))),
                 self.key(USER, subject), self.key(CLIENT, client_id),
                 self.key(GRANT, grant(subject, client_id))]
         if claims.get("sid"):
             keys.append(self.key(SID, str(claims["sid"])))
         values = self.store.mget(keys)
-        epoch, jti, *watermarks = values[:5]
-        family = values[5] if len(values) > 5 else None
+        epoch, high_water, jti, *watermarks = values[:6]
+        family = values[6] if len(values) > 6 else None
         if epoch is None:
             raise CopyIncomplete()
+        self.saw(epoch, high_water)
         if jti is not None or family is not None:
             return True
         issued = issued_at(claims)
@@ -209,7 +247,9 @@ class RevocationList:
         record = RevocationRecord(kind, subject, _utc(max(now, at or now)), _utc(keep_until))
         self.durable.record(record)  # durable first: an emptied Redis is rebuilt from it
         try:
-            self._copy([record], now)
+            epoch, high_water = self._copy([record], now)
+            if epoch is not None:
+                self.copy.saw(epoch, high_water)  # a stale copy is rebuilt, as below
         except Unavailable:
             self._copy_failed(now)
             raise
@@ -231,7 +271,9 @@ class RevocationList:
         except Unavailable:
             pass
 
-    def _copy(self, records: list[RevocationRecord], now: float) -> None:
+    def _copy(self, records: list[RevocationRecord], now: float) -> tuple:
+        """Write ``records`` into the copy; the copy's epoch and high-water mark after."""
+        state = (None, None)
         for start in range(0, len(records), _COPY_BATCH):
             batch = records[start:start + _COPY_BATCH]
             args: list = []
@@ -239,13 +281,16 @@ class RevocationList:
                 # the value is the revocation time: what a user watermark compares against
                 args += [f"{record.revoked_at.timestamp():.3f}",
                          max(1, math.ceil(record.expires_at.timestamp() - now))]
-            self.store.run(_COPY, [self.copy.key(r.kind, r.subject) for r in batch], args)
+            keys = [self.copy.key(r.kind, r.subject) for r in batch]
+            state = tuple(self.store.run(
+                _COPY, [self.copy.epoch_key, self.copy.high_water_key, *keys], args))
+        return state
 
     # -- checking -------------------------------------------------------------------------
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """Is this (signature-checked, unexpired) access token revoked? Fails closed.
 
-        An emptied Redis is rebuilt from the database first; if the copy is still
+        An emptied or stale Redis is rebuilt from the database first; if the copy is still
         incomplete after that, the answer is ``CopyIncomplete`` (503).
         """
         if self._suspect:
@@ -258,10 +303,15 @@ class RevocationList:
 
     # -- rebuilding -----------------------------------------------------------------------
     def ensure_copy(self) -> None:
-        """Rebuild the Redis copy if Redis lost it. Readiness probes call this, so an emptied
-        Redis is refilled within a probe interval even while no access token is checked here
-        (resource servers reading the copy directly fail closed until then)."""
-        if not self.store.exists(self.copy.epoch_key) or self.durable.copy_pending():
+        """Rebuild the Redis copy if Redis lost it, or lacks a revocation the database holds
+        (back from an older snapshot, a lagging replica). Readiness probes call this, so such
+        a Redis is refilled within a probe interval even while no access token is checked
+        here (resource servers reading the copy directly fail closed until then)."""
+        epoch, high_water = self.store.mget([self.copy.epoch_key, self.copy.high_water_key])
+        latest = self.durable.latest()
+        # the mark is written to the millisecond (_copy)
+        behind = latest is not None and latest.timestamp() - float(high_water or 0) >= 0.001
+        if epoch is None or behind or self.durable.copy_pending():
             self.rebuild()
             if not self.store.exists(self.copy.epoch_key):
                 raise CopyIncomplete()
@@ -280,8 +330,12 @@ class RevocationList:
             try:
                 now = self.clock()
                 records = self.durable.active(_utc(now))
-                self._copy(records, now)
-                self.store.set(self.copy.epoch_key, f"{now:.3f}")
+                epoch, _ = self._copy(records, now)
+                # later than any epoch this process has seen, even from a host whose clock
+                # runs ahead: the copy must never compare older than one seen (saw)
+                epoch = max(now, self.copy.newest_epoch() + 0.001,
+                            float(epoch or 0) + 0.001)
+                self.store.set(self.copy.epoch_key, f"{epoch:.3f}")
                 self.durable.clear_copy_pending(_utc(now))
                 log.warning("revocation copy rebuilt in Redis", extra={"fields": {
                     "event": "audit", "action": "revocation.rebuild", "records": len(records)}})
@@ -299,18 +353,23 @@ def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, timezone.utc)
 
 
-# KEYS: revocation keys; ARGV: a (revoked-at, ttl) pair for each. A key keeps the latest
-# revocation time and the longest lifetime it has been given.
+# KEYS: the epoch, the high-water mark, then revocation keys; ARGV: a (revoked-at, ttl)
+# pair for each revocation key. A key keeps the latest revocation time and the longest
+# lifetime it has been given; the mark, the latest revocation time copied. Returns the
+# epoch (nil while there is none) and the mark.
 _COPY = """
-for i = 1, #KEYS do
-  local at, ttl = ARGV[2 * i - 1], tonumber(ARGV[2 * i])
+local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
+for i = 3, #KEYS do
+  local at, ttl = ARGV[2 * i - 5], tonumber(ARGV[2 * i - 4])
   local current = redis.call('GET', KEYS[i])
   if not current or tonumber(current) < tonumber(at) then current = at end
   local left = redis.call('TTL', KEYS[i])
   if left > ttl then ttl = left end
   redis.call('SET', KEYS[i], current, 'EX', ttl)
+  if tonumber(at) > newest then newest = tonumber(at) end
 end
-return 1
+redis.call('SET', KEYS[2], string.format('%.3f', newest))
+return {redis.call('GET', KEYS[1]), string.format('%.3f', newest)}
 """
 
 

@@ -72,18 +72,22 @@ class ServerProcess:
 
 
 class RedisServer:
-    """A redis-server of the test's own on a free port, which the test may stop and restart."""
+    """A redis-server of the test's own on a free port, which the test may stop and restart
+    (empty, or with ``directory`` from the snapshot its last ``SAVE`` wrote there)."""
 
-    def __init__(self):
+    def __init__(self, directory=None):
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.directory = directory
         self.process = None
         self.start()
 
     def start(self) -> None:
+        snapshot = ["--dir", str(self.directory)] if self.directory else []
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--appendonly", "no", *snapshot],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -97,6 +101,14 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+    def crash(self) -> None:
+        """Stop without saving what changed since the last snapshot (a crash, a failover)."""
+        try:
+            redis_lib.Redis(port=self.port, socket_timeout=5).shutdown(nosave=True)
+        except redis_lib.ConnectionError:
+            pass
+        self.process.wait(timeout=10)
 
 
 def new_api_key(idp_url: str, token: str, tenants: list[str], **fields) -> dict:

@@ -7,6 +7,8 @@ The durable record is written first; when the copy then fails, the request answe
 the service makes sure a rebuild comes before the revoked token can be accepted again.
 """
 
+import time
+
 import pytest
 import redis as redis_lib
 
@@ -14,6 +16,7 @@ from app import create_app
 from app.extensions import dispose_engines
 from app.users import create_user
 from tests.conftest import FAST_ARGON2, base_config, bearer
+from tests.helpers import RedisServer
 
 
 def _login(client, username):
@@ -70,3 +73,77 @@ def test_readiness_rebuilds_when_the_copy_is_pending(two_workers):
     assert response.status_code == 503
     assert other.get("/readyz").status_code == 200  # the probe sees the pending mark
     assert other.get("/api/v1/api-keys", headers=bearer(victim)).status_code == 401
+
+
+@pytest.fixture
+def snapshot_redis(tmp_path):
+    server = RedisServer(directory=tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def worker_on(pg_schema, clean):
+    """``worker_on(redis_url)``: an app instance (a worker) on the test's database."""
+    apps = []
+
+    def _worker(redis_url):
+        apps.append(create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL=redis_url,
+                                           **FAST_ARGON2)))
+        return apps[-1]
+
+    yield _worker
+    for application in apps:
+        with application.app_context():
+            dispose_engines()
+
+
+def _logged_out_after_a_snapshot(client, server):
+    """A token checked (the copy has its epoch), a snapshot, then the token logged out."""
+    with client.application.app_context():
+        create_user(username="victim", email="v@example.test", password="longpassword")
+    token = _login(client, "victim")
+    assert client.get("/api/v1/api-keys", headers=bearer(token)).status_code == 200
+    redis_lib.Redis.from_url(server.url).save()  # what a lagging replica or the last RDB holds
+    assert client.post("/api/v1/auth/logout", headers=bearer(token)).status_code == 204
+    assert client.get("/api/v1/api-keys", headers=bearer(token)).status_code == 401
+    return token
+
+
+def test_a_redis_back_from_an_older_snapshot_never_accepts_a_revoked_token(snapshot_redis,
+                                                                             worker_on):
+    """The stale copy keeps its epoch, so nothing said it was incomplete: its high-water
+    mark is older than the one this worker saw, so it is rebuilt before any answer."""
+    client = worker_on(snapshot_redis.url).test_client()
+    token = _logged_out_after_a_snapshot(client, snapshot_redis)
+    snapshot_redis.crash()
+    snapshot_redis.start()
+    assert client.get("/api/v1/api-keys", headers=bearer(token)).status_code == 401
+
+
+def test_a_worker_that_never_saw_the_revocation_rebuilds_at_its_readiness_probe(
+        snapshot_redis, worker_on):
+    """A worker started after the stale restart has seen nothing newer: its readiness probe
+    finds the database's latest revocation past the copy's mark and rebuilds."""
+    token = _logged_out_after_a_snapshot(worker_on(snapshot_redis.url).test_client(),
+                                         snapshot_redis)
+    snapshot_redis.crash()
+    snapshot_redis.start()
+    fresh = worker_on(snapshot_redis.url).test_client()
+    assert fresh.get("/readyz").status_code == 200
+    assert fresh.get("/api/v1/api-keys", headers=bearer(token)).status_code == 401
+
+
+def test_a_rebuild_sets_an_epoch_later_than_any_seen(ctx):
+    """Even one seen from a host whose clock runs ahead: the copy must not then look stale
+    to this worker for ever."""
+    from app.extensions import services
+
+    revocations = services().revocations
+    revocations.rebuild()
+    ahead = time.time() + 600
+    revocations.copy.saw(ahead, 0)
+    revocations.rebuild()
+    epoch = float(revocations.store.mget([revocations.copy.epoch_key])[0])
+    assert epoch > ahead
+    assert revocations.is_revoked({"jti": "j", "sub": "u", "client_id": "c", "iat": 1}) is False
