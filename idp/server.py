@@ -93,7 +93,15 @@ class AuthorizationServer(FlaskAuthorizationServer):
             if params.get("client_id") not in (None, basic_client_id):
                 raise InvalidRequestError("'client_id' is not the client of the Authorization "
                                           "header")
-        return super().authenticate_client(request, methods, endpoint)
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            # RFC 6749 §5.2: after an attempt with the Authorization header, 401 (with which
+            # Authlib adds WWW-Authenticate: Basic), even where the client_id of the form made
+            # Authlib try the ``none`` method, whose unknown client is a 400
+            if basic_client_id is not None:
+                error.status_code = 401
+            raise
 
     def get_token_grant(self, request):
         refuse_repeated_parameters(request)
@@ -180,11 +188,15 @@ def _tokens_are_not_stored(token, request):
 
 def _basic_client_id(request) -> str | None:
     """The client id of an HTTP Basic ``Authorization`` header, read as Authlib reads it
-    (None without one). Authlib lets a malformed header raise (``Basic `` with nothing
-    after it, credentials that are not UTF-8): that is ``invalid_client``."""
+    (None without one). A Basic header Authlib reads no client id from is ``invalid_client``
+    (401, RFC 6749 §5.2): it raises on some (``Basic `` with nothing after it, credentials
+    that are not UTF-8), reads none from others (not base64, nothing before the colon)."""
+    if request.headers.get("Authorization", "").lower().split()[:1] != ["basic"]:
+        return None
     try:
         client_id, _ = extract_basic_authorization(request.headers)
     except ValueError:  # UnicodeDecodeError is one
-        raise InvalidClientError(status_code=401,
-                                 description="Malformed client credentials") from None
-    return client_id or None
+        client_id = None
+    if not client_id:
+        raise InvalidClientError(status_code=401, description="Malformed client credentials")
+    return client_id

@@ -1,5 +1,7 @@
 """Odd input is a clear 4xx, never a 500 (found by review: each of these was a 500)."""
 
+import base64
+
 import pytest
 
 from app.clients import register_client
@@ -25,12 +27,35 @@ def test_a_refresh_token_with_a_surrogate_is_400(client):
 
 
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
-@pytest.mark.parametrize("header", ["Basic //46/w==", "Basic !!!not-base64", "Basic "])
+@pytest.mark.parametrize("header", ["Basic //46/w==", "Basic !!!not-base64", "Basic ",
+                                    "Basic Og=="])
 def test_malformed_basic_credentials_are_invalid_client(client, path, header):
     response = client.post(path, data={"grant_type": "client_credentials", "token": "x"},
                            headers={"Authorization": header})
-    assert response.status_code in (400, 401)
+    assert response.status_code == 401  # RFC 6749 §5.2, as below
     assert response.get_json()["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith('Basic error="invalid_client"')
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+@pytest.mark.parametrize("header", [
+    "Basic " + base64.b64encode(b"no-such-client:").decode(),  # an empty password
+    "Basic " + base64.b64encode(b"no-such-client").decode(),   # no password at all
+    "Basic !!!not-base64",                                     # Authlib reads nothing from it
+    "Basic Og==",                                              # ':', no client id
+])
+def test_invalid_client_is_401_with_www_authenticate_whenever_basic_was_used(client, path,
+                                                                             header):
+    """RFC 6749 §5.2: "If the client attempted to authenticate via the Authorization request
+    header field, the authorization server MUST respond with an HTTP 401 (Unauthorized)
+    status code and include the WWW-Authenticate response header field". A client_id in the
+    form beside the header made it a public client's request (Authlib's ``none``): 400."""
+    response = client.post(path, headers={"Authorization": header}, data={
+        "grant_type": "password", "username": "someone", "password": "secret",
+        "token": "x", "client_id": "no-such-client"})
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_client"
+    assert response.headers["WWW-Authenticate"].startswith('Basic error="invalid_client"')
 
 
 def test_odd_admin_and_key_inputs(client, make_user, token_for, make_tenant):
