@@ -40,6 +40,16 @@ def _embedded_store() -> bool:
 
 
 def on_starting(server):
+    # the app's own rule (app/config.py), imported here and not above: the bench's reference
+    # server reads this file's settings without its hooks, and without the app
+    from app.config import ConfigError, embedded_store_refusal, load_config
+
+    try:
+        refusal = embedded_store_refusal(load_config())
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
+    if refusal:
+        raise SystemExit(refusal)
     if _embedded_store() and server.cfg.workers > 1:
         raise SystemExit(
             "REDIS_URL=memory:// keeps state inside one process and cannot serve "

@@ -43,7 +43,8 @@ SETTINGS: dict[str, Setting] = {
     "DATABASE_URL": Setting("DATABASE_URL", None, _str,
                             "SQLAlchemy URL; default sqlite:///<instance>/idp.db"),
     "REDIS_URL": Setting("REDIS_URL", "memory://", _str,
-                         "redis://, rediss:// or memory:// (embedded, one process only)"),
+                         "redis://, rediss:// or memory:// (embedded, one process on an SQLite "
+                         "database only)"),
     "REDIS_KEY_PREFIX": Setting("REDIS_KEY_PREFIX", "idp", _str,
                                 "namespace of every key this service writes to Redis"),
     "AUDIENCE": Setting("IDP_AUDIENCE", "infracast-api", _str, "aud of access tokens"),
@@ -161,3 +162,29 @@ def validate(config: dict[str, object]) -> None:
     redis_url = str(config["REDIS_URL"])
     if not redis_url.startswith(("redis://", "rediss://", "unix://", "memory://")):
         raise ConfigError("REDIS_URL must be redis://, rediss://, unix:// or memory://")
+
+
+def uses_embedded_store(config: dict[str, object]) -> bool:
+    """REDIS_URL names the embedded in-process store (its default, so also when unset or empty)."""
+    return str(config["REDIS_URL"]).startswith("memory://")
+
+
+def embedded_store_refusal(config: dict[str, object]) -> str | None:
+    """Why the embedded store cannot serve ``config``, or None when it can.
+
+    ``memory://`` keeps revocations, refresh-token families and login counters inside one
+    process. On SQLite (the default database) one lock next to the database file keeps a
+    second process off it; any other database (PostgreSQL) is there to be shared by several
+    processes and hosts, each of which would keep a disjoint store of its own and accept what
+    another revoked. The server refuses it at start-up (``gunicorn.conf.py``) and the store at
+    its first use (``app/services.py``), so CLI commands such as ``db upgrade``, which never
+    touch the store, still run.
+    """
+    database = config.get("DATABASE_URL")
+    if not uses_embedded_store(config) or not database or str(database).startswith("sqlite"):
+        return None
+    return ("REDIS_URL=memory:// (the default when REDIS_URL is unset or empty) serves an SQLite "
+            "database only: it keeps revocations, refresh-token families and login counters "
+            "inside one process, and with PostgreSQL several processes or hosts share the "
+            "database, each of which would keep a store of its own. Set REDIS_URL to a Redis "
+            "they share (redis://, rediss:// or unix://).")

@@ -22,7 +22,7 @@ from idp.refresh import RefreshFamilies
 from idp.revocation import RevocationList
 from idp.server import AuthorizationServer
 from idp.sessions import SessionStore
-from idp.store import Store
+from idp.store import Store, claim_embedded_store, refuse_embedded_store
 from idp.throttle import LoginThrottle, ThrottlePolicy
 from idp.token_service import TokenService
 from idp.token_validation import AccessTokenValidator
@@ -34,6 +34,8 @@ from keys.rotation import KeyRotator, RotationPolicy
 from keys.sealing import Sealer
 
 from .audit import SqlAudit
+from .config import embedded_store_refusal
+from .extensions import db
 from .sso import sp_entity_id
 from .sso.connections import SqlConnections
 from .sso.identities import FederatedAccounts
@@ -80,10 +82,40 @@ class Services:
     sso: SsoLogins
 
 
+def embedded_store_claim(config: dict):
+    """The check the embedded store (``memory://``) makes before its first use, in an app
+    context: refused unless the database is SQLite (``app/config.py``), then the lock next to
+    the database file, which every process on that file contends for, whatever its instance
+    folder. An in-memory SQLite database is its process's own: nothing to lock."""
+    refusal = embedded_store_refusal(config)
+
+    def claim() -> None:
+        if refusal:
+            refuse_embedded_store(refusal)
+        database = sqlite_database_file(db.engine.url)
+        if database:
+            claim_embedded_store(database + ".store.lock")
+
+    return claim
+
+
+def sqlite_database_file(url) -> str | None:
+    """The file of an SQLite engine's URL (Flask-SQLAlchemy has made a relative path absolute,
+    under the instance folder), symlinks resolved; None for an in-memory database."""
+    database = url.database or ""
+    if url.query.get("uri"):  # sqlite:///file:path?mode=...&uri=true
+        if url.query.get("mode") == "memory":
+            return None
+        database = database.removeprefix("file:")
+    if database in ("", ":memory:"):
+        return None
+    return os.path.realpath(database)
+
+
 def build_services(config: dict, kek: bytes, instance_path: str) -> Services:
     sealer = Sealer(kek)
     store = Store.from_url(str(config["REDIS_URL"]), prefix=str(config["REDIS_KEY_PREFIX"]),
-                           lock_path=os.path.join(instance_path, "embedded-store.lock"))
+                           claim=embedded_store_claim(config))
     passwords = PasswordHasher(
         time_cost=int(config["ARGON2_TIME_COST"]),
         memory_kib=int(config["ARGON2_MEMORY_KIB"]),

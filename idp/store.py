@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import threading
-from typing import Any
+from typing import Any, Callable, NoReturn
 
 import redis
 from redis.backoff import NoBackoff
@@ -72,12 +72,13 @@ _EMBEDDED_LOCKS_GUARD = threading.Lock()
 
 
 def claim_embedded_store(lock_path: str) -> None:
-    """Make sure no other process serves the embedded store of this instance folder.
+    """Make sure no other process serves an embedded store on this database.
 
     ``memory://`` keeps refresh families, revocations and counters inside one process; a
-    second process (a second gunicorn or granian worker) would keep a second, disjoint copy
-    and accept what the first revoked. The first process to use the store takes an
-    exclusive lock on a file in the instance folder; any other process is refused.
+    second process (a second gunicorn or granian worker, or a second instance folder on the
+    same SQLite file) would keep a second, disjoint copy and accept what the first revoked.
+    The first process to use the store takes an exclusive lock on ``lock_path``, a file next
+    to the database (``<database file>.store.lock``); any other process is refused.
     """
     with _EMBEDDED_LOCKS_GUARD:
         if lock_path in _EMBEDDED_LOCKS:
@@ -87,30 +88,37 @@ def claim_embedded_store(lock_path: str) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            log.error("REDIS_URL=memory:// is already served by another process of this "
-                      "instance; memory:// is for one process only (make run): set REDIS_URL "
-                      "to a Redis to run several workers")
-            raise Unavailable("The embedded store serves one process only") from None
+            refuse_embedded_store(
+                "REDIS_URL=memory:// is already served by another process on this database "
+                f"({lock_path} is locked); memory:// is for one process only (make run): set "
+                "REDIS_URL to a Redis to run several workers")
         _EMBEDDED_LOCKS[lock_path] = fd
+
+
+def refuse_embedded_store(reason: str) -> NoReturn:
+    """Log why the embedded store cannot serve this process, and fail closed (503)."""
+    log.error(reason)
+    raise Unavailable("The embedded store serves one process only") from None
 
 
 class Store:
     """Namespaced, fail-closed access to Redis for the services in ``idp``."""
 
     def __init__(self, client: redis.Redis | None, prefix: str = "idp", embedded: bool = False,
-                 lock_path: str | None = None):
+                 claim: Callable[[], None] | None = None):
         self._client = client
         self.prefix = prefix
         self.embedded = embedded
-        self._lock_path = lock_path
+        self._claim = claim  # the embedded store's check before its first use: raises to refuse
         self._connecting = threading.Lock()
         self._scripts: dict[str, Any] = {}
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "idp", lock_path: str | None = None) -> "Store":
+    def from_url(cls, url: str, prefix: str = "idp",
+                 claim: Callable[[], None] | None = None) -> "Store":
         if url.startswith("memory://"):
             # made at first use: a CLI command that never touches the store never claims it
-            return cls(None, prefix=prefix, embedded=True, lock_path=lock_path)
+            return cls(None, prefix=prefix, embedded=True, claim=claim)
         return cls(connect(url), prefix=prefix)
 
     @property
@@ -118,8 +126,8 @@ class Store:
         if self._client is None:
             with self._connecting:
                 if self._client is None:
-                    if self._lock_path:
-                        claim_embedded_store(self._lock_path)
+                    if self._claim is not None:
+                        self._claim()
                     self._client = connect("memory://")
         return self._client
 

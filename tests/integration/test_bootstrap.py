@@ -12,7 +12,7 @@ from app import create_app
 from app.bootstrap import bootstrap
 from app.extensions import db
 from app.models import User
-from tests.conftest import base_config
+from tests.conftest import TEST_KEK, base_config
 from tests.helpers import free_port, login
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,3 +65,21 @@ def test_memory_store_refuses_more_than_one_worker(tmp_path):
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "memory://" in result.stderr and "WEB_CONCURRENCY=1" in result.stderr
+
+
+def test_memory_store_on_postgresql_refuses_to_start_even_with_one_worker(app, pg_schema,
+                                                                         tmp_path):
+    """Several processes or hosts share a PostgreSQL database, and each would keep a
+    memory:// store of its own: gunicorn refuses it at start-up, naming REDIS_URL."""
+    env = {**os.environ, "REDIS_URL": "memory://", "WEB_CONCURRENCY": "1",
+           "DATABASE_URL": pg_schema.url, "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
+           "IDP_INSTANCE_PATH": str(tmp_path), "IDP_SECRET_KEY": TEST_KEK}
+    try:
+        result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
+                                 "wsgi:app"], cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=20)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("gunicorn serves memory:// on PostgreSQL") from None
+    assert result.returncode != 0
+    assert "REDIS_URL" in result.stderr and "PostgreSQL" in result.stderr, result.stderr[-2000:]
+    assert "redis://" in result.stderr

@@ -45,15 +45,16 @@ import sys
 from app import create_app
 app = create_app({"DATABASE_URL": sys.argv[1], "REDIS_URL": "memory://",
                   "INSTANCE_PATH": sys.argv[2], "SECRET_KEY_VALUE": sys.argv[3],
-                  "LOG_LEVEL": "CRITICAL"})
+                  "LOG_LEVEL": "ERROR"})
 response = app.test_client().get("/readyz")
 print(response.status_code, response.get_json()["checks"]["redis"])
 """
 
 
 def test_a_second_process_cannot_serve_the_same_embedded_store(tmp_path):
-    """memory:// holds state in one process: a second worker of the instance is refused
-    (gunicorn refuses to start it; this guards every other server, granian included)."""
+    """memory:// holds state in one process: a second process on the same SQLite database is
+    refused, whatever its instance folder (gunicorn refuses several workers at start-up; this
+    guards every other server, granian included)."""
     import subprocess
     import sys
 
@@ -69,9 +70,51 @@ def test_a_second_process_cannot_serve_the_same_embedded_store(tmp_path):
     second = subprocess.run([sys.executable, "-c", CLAIMANT, database, str(tmp_path), TEST_KEK],
                             capture_output=True, text=True, timeout=60)
     assert second.stdout.split() == ["503", "down"], second.stderr[-2000:]
-    # another instance folder is another embedded store, and is free
+    assert "REDIS_URL=memory://" in second.stderr
+    # the lock is the database's, not the instance folder's: another instance folder on the
+    # same database would be a second, disjoint store, and is refused too
+    assert (tmp_path / "idp.db.store.lock").is_file()
     other = tmp_path / "other"
     other.mkdir()
-    free = subprocess.run([sys.executable, "-c", CLAIMANT, database, str(other), TEST_KEK],
-                          capture_output=True, text=True, timeout=60)
-    assert free.stdout.split() == ["200", "ok"], free.stderr[-2000:]
+    refused = subprocess.run([sys.executable, "-c", CLAIMANT, database, str(other), TEST_KEK],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.stdout.split() == ["503", "down"], refused.stderr[-2000:]
+    # another database is another embedded store, and is free
+    free = subprocess.run([sys.executable, "-c", CLAIMANT, f"sqlite:///{other / 'idp.db'}",
+                           str(other), TEST_KEK], capture_output=True, text=True, timeout=60)
+    assert free.stdout.split()[1:] == ["ok"], free.stderr[-2000:]
+
+
+def test_memory_store_on_a_database_that_hosts_share_is_refused(pg_schema, clean, make_user,
+                                                                 tmp_path):
+    """Contract §1: "memory:// with more than one worker or host must refuse to start".
+    Two hosts (two instance folders) on one PostgreSQL database, each on memory://, each kept
+    a store of its own: a token logged out elsewhere stayed good on the host that had already
+    checked it. memory:// serves SQLite only; on PostgreSQL every store path is refused."""
+    from app.extensions import dispose_engines
+    from tests.conftest import base_config, bearer
+
+    user = make_user()
+    deployment = clean.test_client()  # the shared-Redis hosts of the same database
+    token = login(deployment, user["username"], user["password"]).get_json()["token"]
+    hosts = [create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL="memory://",
+                                    INSTANCE_PATH=str(tmp_path / name)))
+             for name in ("host-a", "host-b")]
+    try:
+        web = [host.test_client() for host in hosts]
+        seen = [http.get("/api/v1/auth/me", headers=bearer(token)) for http in web]
+        assert deployment.post("/api/v1/auth/logout", json={},
+                               headers=bearer(token)).status_code == 204
+        for http, before in zip(web, seen):
+            after = http.get("/api/v1/auth/me", headers=bearer(token))
+            assert after.status_code != 200, "a logged-out token is accepted by a memory:// host"
+            for refused in (before, after, login(http, user["username"], user["password"])):
+                assert refused.status_code == 503, refused.get_json()
+                assert refused.get_json()["error"]["code"] == "UNAVAILABLE"
+            ready = http.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.get_json()["checks"]["redis"] == "down"
+    finally:
+        for host in hosts:
+            with host.app_context():
+                dispose_engines()

@@ -17,7 +17,7 @@ def test_healthz_and_readyz(client):
     assert ready.get_json()["checks"] == {"database": "ok", "redis": "ok", "revocations": "ok"}
 
 
-def test_readyz_is_503_when_redis_or_the_database_is_down(pg_schema, tmp_path):
+def test_readyz_is_503_when_redis_or_the_database_is_down(pg_schema, redis_ns, tmp_path):
     dead_redis = create_app(base_config(DATABASE_URL=pg_schema.url,
                                         REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"))
     response = dead_redis.test_client().get("/readyz")
@@ -25,7 +25,8 @@ def test_readyz_is_503_when_redis_or_the_database_is_down(pg_schema, tmp_path):
     assert response.get_json()["checks"] == {"database": "ok", "redis": "down",
                                              "revocations": "down"}
     dead_db = create_app(base_config(
-        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/test", REDIS_URL="memory://"))
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/test",
+        REDIS_URL=redis_ns.url, REDIS_KEY_PREFIX=redis_ns.prefix))
     response = dead_db.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"] == {"database": "down", "redis": "ok",

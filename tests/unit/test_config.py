@@ -1,6 +1,7 @@
 import pytest
 
-from app.config import ConfigError, load_config, normalise_database_url, validate
+from app.config import (ConfigError, embedded_store_refusal, load_config, normalise_database_url,
+                        validate)
 
 
 def test_defaults_match_the_contract():
@@ -49,3 +50,15 @@ def test_every_numeric_setting_has_a_lower_bound():
     for key, least in MINIMUMS.items():
         with pytest.raises(ConfigError, match=SETTINGS[key].env):
             validate(load_config({SETTINGS[key].env: str(least - 1)}))
+
+
+def test_the_embedded_store_serves_sqlite_only():
+    postgres = "postgresql://db.internal/idp"
+    assert embedded_store_refusal(load_config({})) is None  # make run: SQLite in the instance
+    assert embedded_store_refusal(load_config({"DATABASE_URL": "sqlite:////srv/idp.db"})) is None
+    assert embedded_store_refusal(load_config({"DATABASE_URL": postgres,
+                                               "REDIS_URL": "redis://r:6379/0"})) is None
+    for unset in ({}, {"REDIS_URL": ""}, {"REDIS_URL": "memory://"}):
+        refusal = embedded_store_refusal(load_config({"DATABASE_URL": postgres, **unset}))
+        assert refusal.startswith("REDIS_URL=memory://")
+        assert "PostgreSQL" in refusal and "redis://" in refusal
