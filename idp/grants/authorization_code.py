@@ -1,7 +1,7 @@
 """Authorization code grant (RFC 6749 §4.1) with PKCE and OpenID Connect.
 
-Authlib validates the authorization request (client, exact ``redirect_uri``, response type,
-scope; the extensions add PKCE, ``nonce`` and ``prompt``) and the token request (client
+Authlib validates the authorization request (client, registered ``redirect_uri``, response
+type, scope; the extensions add PKCE, ``nonce`` and ``prompt``) and the token request (client
 authentication, ``redirect_uri`` identical to the one of the authorization request, the
 PKCE verifier). The code lives in the store (``idp/authorization_codes.py``), and tokens
 come from the one ``TokenService``.
@@ -37,7 +37,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     # -- authorization endpoint -------------------------------------------------------------
     @staticmethod
     def validate_authorization_redirect_uri(request, client):
-        """Exact match against the registered URIs (RFC 9700 §4.1.3).
+        """Exact match against the registered URIs (RFC 9700 §4.1.3), but for the port of a
+        loopback IP URI (RFC 8252 §7.3; ``RegisteredClient.check_redirect_uri``).
 
         Authlib's own message quotes the URI, which may hold characters an error
         description must not (RFC 6749 §4.1.2.1); this one never does.
