@@ -35,24 +35,23 @@ errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
-def _embedded_store() -> bool:
-    return os.environ.get("REDIS_URL", "memory://").startswith("memory://")
-
-
 def on_starting(server):
-    # the app's own rule (app/config.py), imported here and not above: the bench's reference
-    # server reads this file's settings without its hooks, and without the app
-    from app.config import ConfigError, embedded_store_refusal, load_config
+    # the environment as the app reads it (app/config.py: REDIS_URL unset or empty is
+    # memory://), imported here and not above: the bench's reference server reads this
+    # file's settings without its hooks, and without the app
+    from app.config import ConfigError, embedded_store_refusal, load_config, uses_embedded_store
 
     try:
-        refusal = embedded_store_refusal(load_config())
+        config = load_config()
     except ConfigError as error:
         raise SystemExit(str(error)) from None
+    refusal = embedded_store_refusal(config)
     if refusal:
         raise SystemExit(refusal)
-    if _embedded_store() and server.cfg.workers > 1:
+    if uses_embedded_store(config) and server.cfg.workers > 1:
         raise SystemExit(
-            "REDIS_URL=memory:// keeps state inside one process and cannot serve "
+            "REDIS_URL=memory:// (the default when REDIS_URL is unset or empty) keeps state "
+            "inside one process and cannot serve "
             f"{server.cfg.workers} workers: set REDIS_URL=redis://... or run one worker "
             "(WEB_CONCURRENCY=1)."
         )

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
@@ -58,13 +59,22 @@ def test_no_generated_admin_outside_the_embedded_default(tmp_path, redis_ns):
     assert _users(app) == []
 
 
-def test_memory_store_refuses_more_than_one_worker(tmp_path):
-    env = {**os.environ, "REDIS_URL": "memory://", "WEB_CONCURRENCY": "2",
-           "GUNICORN_BIND": f"127.0.0.1:{free_port()}", "IDP_INSTANCE_PATH": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("redis_url", ["memory://", ""])  # set but empty: the default, as
+def test_memory_store_refuses_more_than_one_worker(tmp_path, redis_url):  # app/config.py reads it
+    _app(tmp_path)  # a migrated database: without the refusal, both workers would serve
+    env = {**os.environ, "REDIS_URL": redis_url, "WEB_CONCURRENCY": "2",
+           "GUNICORN_BIND": f"127.0.0.1:{free_port()}", "IDP_INSTANCE_PATH": str(tmp_path),
+           "IDP_SECRET_KEY": TEST_KEK}
+    env.pop("DATABASE_URL", None)  # SQLite in the instance folder, where memory:// may serve
+    try:
+        result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
+                                 "wsgi:app"], cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"gunicorn serves REDIS_URL={redis_url!r} with 2 workers") from None
     assert result.returncode != 0
-    assert "memory://" in result.stderr and "WEB_CONCURRENCY=1" in result.stderr
+    assert "memory://" in result.stderr and "WEB_CONCURRENCY=1" in result.stderr, \
+        result.stderr[-2000:]
 
 
 def test_memory_store_on_postgresql_refuses_to_start_even_with_one_worker(app, pg_schema,
