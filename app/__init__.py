@@ -47,7 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from .services import build_services
 
-    app.extensions[SERVICES_KEY] = build_services(config, kek, app.instance_path)
+    app.extensions[SERVICES_KEY] = build_services(config, kek)
 
     proxies = int(config["TRUSTED_PROXIES"])
     if proxies:

@@ -112,7 +112,7 @@ def sqlite_database_file(url) -> str | None:
     return os.path.realpath(database)
 
 
-def build_services(config: dict, kek: bytes, instance_path: str) -> Services:
+def build_services(config: dict, kek: bytes) -> Services:
     sealer = Sealer(kek)
     store = Store.from_url(str(config["REDIS_URL"]), prefix=str(config["REDIS_KEY_PREFIX"]),
                            claim=embedded_store_claim(config))

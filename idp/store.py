@@ -8,7 +8,8 @@ script runs on one slot.
 
 ``memory://`` is fakeredis with Lua (lupa) inside the process: the same commands and the
 same scripts as real Redis, so the same contract tests run against both. It holds state
-for one process only, which is why the server refuses it with more than one worker.
+for one process only, which is why it is refused with more than one worker, or on a
+database other than SQLite, which several processes or hosts may share (``app/config.py``).
 
 Every Redis failure surfaces as ``Unavailable``: callers fail closed.
 """
