@@ -66,6 +66,10 @@ class Interaction:
     session: str  # binding of the browser session it belongs to
     login: bool  # a sign-in is still due
     consent: bool  # the consent page is due even if consent was given (prompt=consent)
+    # the session's sign-in was made for this request: it meets prompt=login and max_age
+    # however long the consent page then takes (as a login in node-oidc-provider's
+    # interaction does); a sign-in found in place is held to max_age again until the code
+    signed_in_for_it: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,12 +227,10 @@ class AuthorizationFlow:
         """
         signed_in = self.sessions.sign_in(session, account.id, account.read_at)
         interaction = replace(interaction, session=self.sessions.binding(signed_in.id),
-                              login=False)
+                              login=False, signed_in_for_it=True)
         try:
-            # signed in for this request: prompt=login and max_age are met (max_age=0 too)
-            outcome = self._consent_or_code(interaction,
-                                            self._validate(interaction.params, account),
-                                            account, signed_in)
+            outcome = self._next(interaction, self._validate(interaction.params, account),
+                                 account, signed_in)
         except OAuth2Error as error:
             return Refused(error), signed_in
         if isinstance(outcome, ShowConsent):
@@ -314,15 +316,12 @@ class AuthorizationFlow:
               session: BrowserSession | None, consent_due: bool | None = None) -> Outcome:
         """The login page, the consent page, or the code; ``consent_due`` when the caller
         has looked it up already (or the user has just consented)."""
-        # max_age again: the user may have waited on the consent page past it (§3.1.2.1)
-        if interaction.login or account is None \
-                or self._older_than_max_age(session, _max_age(grant)):
+        # max_age again for a sign-in found in place: the user may have waited on the consent
+        # page past it (§3.1.2.1)
+        if interaction.login or account is None or (
+                not interaction.signed_in_for_it
+                and self._older_than_max_age(session, _max_age(grant))):
             return ShowLogin(interaction, grant.request.client)
-        return self._consent_or_code(interaction, grant, account, session, consent_due)
-
-    def _consent_or_code(self, interaction: Interaction, grant, account: Account,
-                         session: BrowserSession, consent_due: bool | None = None) -> Outcome:
-        """The consent page or the code, for a sign-in that meets the request."""
         client = grant.request.client
         if consent_due is None:
             consent_due = self._consent_due(grant, account, interaction.consent)
@@ -349,6 +348,8 @@ class AuthorizationFlow:
     def _save(self, interaction: Interaction) -> None:
         data = asdict(interaction)
         del data["id"]
+        if not interaction.signed_in_for_it:
+            del data["signed_in_for_it"]  # the previous release reads what it knows
         self.store.put(self._key(interaction.id), data, INTERACTION_TTL)
 
     def waiting(self, interaction_id: str, session: BrowserSession | None) -> Interaction:

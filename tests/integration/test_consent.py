@@ -371,16 +371,38 @@ def test_a_sign_in_revoked_on_the_consent_page_asks_to_sign_in_again(app, make_r
 def test_a_sign_in_older_than_max_age_on_the_consent_page_asks_to_sign_in_again(
         make_rp, make_user, prompt):
     """OIDC Core §3.1.2.1: max_age holds when the code is issued, not only when the request
-    arrives; a user who leaves the consent page open past it signs in again (and the consent
-    given stands, ``prompt=consent`` included: no second consent page)."""
+    arrives; a user whose sign-in was fresh enough when the request came, and who leaves the
+    consent page open past it, signs in again (and the consent given stands,
+    ``prompt=consent`` included: no second consent page)."""
     rp, user = make_rp(first_party=False), make_user()
     with freeze_time("2026-11-29 10:00:00"):
-        request = rp.authorize(scope="openid email offline_access", max_age="60", prompt=prompt)
-        after_login = rp.submit_login(request, user["username"], user["password"])
-        consent_url = after_login.headers["Location"]
+        rp.exchange(_consented(rp, user))  # signed in beforehand
+    with freeze_time("2026-11-29 10:00:30"):
+        # a scope more: the consent page is due without prompt=consent too
+        request = rp.authorize(scope="openid profile email offline_access", max_age="60",
+                               prompt=prompt)
+        consent_url = request.headers["Location"]
+        assert consent_url.startswith("/consent/")  # 30 s old: fresh enough, no login
         page = rp.http.get(consent_url).get_data(True)
     with freeze_time("2026-11-29 10:10:00"):
         callback = rp.callback(_allow_then_sign_in_again(rp, consent_url, page, user))
         tokens = rp.exchange(callback["code"]).get_json()
     signed_in_again = int(datetime(2026, 11, 29, 10, 10, tzinfo=timezone.utc).timestamp())
     assert jwt_parts(tokens["id_token"])[1]["auth_time"] == signed_in_again
+
+
+@pytest.mark.parametrize("first_party, prompt", [(False, None), (True, "consent")])
+def test_the_sign_in_made_for_the_request_meets_max_age_through_the_consent_page(
+        make_rp, make_user, first_party, prompt):
+    """max_age=0 asks for a sign-in now (as prompt=login): the one made for the request
+    meets it, however long the consent page then takes (a login in the interaction, as in
+    node-oidc-provider), rather than sending the user back to sign in again and again."""
+    rp, user = make_rp(first_party=first_party), make_user()
+    with freeze_time("2026-11-29 10:00:00.500") as clock:
+        request = rp.authorize(scope="openid email offline_access", max_age="0", prompt=prompt)
+        after_login = rp.submit_login(request, user["username"], user["password"])
+        clock.tick(20)  # reading the consent page
+        callback = rp.callback(_consent(rp, after_login, "allow"))
+        tokens = rp.exchange(callback["code"]).get_json()
+    signed_in = int(datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc).timestamp())
+    assert jwt_parts(tokens["id_token"])[1]["auth_time"] == signed_in
