@@ -153,17 +153,22 @@ class RevocationCopy:
     def rebuild_lock_key(self) -> str:
         return self.store.key("rev", _TAG, "rebuild-lock")
 
-    def saw(self, epoch, high_water) -> None:
-        """Note the state of the copy read or written now; ``CopyStale`` if it is older
-        than one this process has seen."""
-        marker = (float(epoch), float(high_water or 0))
-        with self._newest_lock:
-            if marker < self._newest:
-                raise CopyStale()
-            self._newest = marker
+    def newest(self) -> tuple[float, float]:
+        """The newest (epoch, mark) this process has seen: a request's floor, taken before
+        it reads or writes the copy."""
+        return self._newest
 
-    def newest_epoch(self) -> float:
-        return self._newest[0]
+    def saw(self, epoch, high_water, floor: tuple[float, float]) -> None:
+        """Note the copy as a request read or wrote it; ``CopyStale`` if it is older than
+        that request's ``floor``. Only a state seen before the request began proves the
+        copy lost writes: one Redis primary answers each command with everything completed
+        before it. A newer state another thread read meanwhile proves nothing."""
+        marker = (float(epoch), float(high_water or 0))
+        if marker < floor:
+            raise CopyStale()
+        with self._newest_lock:
+            if marker > self._newest:
+                self._newest = marker
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """Is this (signature-checked, unexpired) access token revoked, says the copy?
@@ -179,12 +184,13 @@ class RevocationCopy:
                 self.key(GRANT, grant(subject, client_id))]
         if claims.get("sid"):
             keys.append(self.key(SID, str(claims["sid"])))
+        floor = self._newest
         values = self.store.mget(keys)
         epoch, high_water, jti, *watermarks = values[:6]
         family = values[6] if len(values) > 6 else None
         if epoch is None:
             raise CopyIncomplete()
-        self.saw(epoch, high_water)
+        self.saw(epoch, high_water, floor)
         if jti is not None or family is not None:
             return True
         issued = issued_at(claims)
@@ -247,9 +253,10 @@ class RevocationList:
         record = RevocationRecord(kind, subject, _utc(max(now, at or now)), _utc(keep_until))
         self.durable.record(record)  # durable first: an emptied Redis is rebuilt from it
         try:
+            floor = self.copy.newest()
             epoch, high_water = self._copy([record], now)
             if epoch is not None:
-                self.copy.saw(epoch, high_water)  # a stale copy is rebuilt, as below
+                self.copy.saw(epoch, high_water, floor)  # a stale copy is rebuilt, as below
         except Unavailable:
             self._copy_failed(now)
             raise
@@ -333,8 +340,7 @@ class RevocationList:
                 epoch, _ = self._copy(records, now)
                 # later than any epoch this process has seen, even from a host whose clock
                 # runs ahead: the copy must never compare older than one seen (saw)
-                epoch = max(now, self.copy.newest_epoch() + 0.001,
-                            float(epoch or 0) + 0.001)
+                epoch = max(now, self.copy.newest()[0] + 0.001, float(epoch or 0) + 0.001)
                 self.store.set(self.copy.epoch_key, f"{epoch:.3f}")
                 self.durable.clear_copy_pending(_utc(now))
                 log.warning("revocation copy rebuilt in Redis", extra={"fields": {

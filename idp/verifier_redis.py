@@ -17,10 +17,11 @@ drift apart::
 The check only reads (one MGET per token, keys under ``<prefix>:rev:``) and fails closed:
 
 - Redis cannot be read: ``VerifierUnavailable`` (503);
-- the epoch marker is missing (Redis restarted empty, or failed over to a stale replica):
-  the copy may lack revocations and only the IdP can rebuild it from its database, which it
-  does the next time it checks a token itself; until then ``VerifierUnavailable`` (503),
-  never an accepted revoked token.
+- the epoch marker is missing (Redis restarted empty), or the copy is older than one this
+  process has seen (restarted from an older snapshot, failed over to a replica that
+  lagged): it may lack revocations and only the IdP can rebuild it from its database,
+  which it does the next time it checks a token itself or answers a readiness probe; until
+  then ``VerifierUnavailable`` (503), never an accepted revoked token.
 
 This module needs ``redis`` (not the IdP's app or database); ``idp.verifier`` alone does not.
 """
@@ -31,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import Unavailable
-from .revocation import CopyIncomplete, RevocationCopy
+from .revocation import CopyIncomplete, CopyStale, RevocationCopy
 from .store import Store
 from .verifier import VerifierUnavailable
 
@@ -56,6 +57,10 @@ class SharedRedisRevocationCheck:
         """True while the token is still good; raises ``VerifierUnavailable`` when unsure."""
         try:
             return not self.copy.is_revoked(claims)
+        except CopyStale:
+            raise VerifierUnavailable("the revocation copy in Redis is older than one seen "
+                                      "(an older snapshot, a lagging replica?); waiting for "
+                                      "the IdP to rebuild it") from None
         except CopyIncomplete:
             raise VerifierUnavailable("the revocation copy in Redis has no epoch marker "
                                       "(emptied?); waiting for the IdP to rebuild it") from None
