@@ -21,9 +21,10 @@ saml-profiles-2.0-os §4.1.4.2–4.1.4.3 and of the XML signature profile (saml-
    IdP-initiated login and the RelayState is on its allowlist;
 7. pysaml2 then parses and validates the same bytes itself (schema, signatures against the
    IdP's metadata, conditions, subject confirmation) as a second, independent gate;
-8. the NameID, if any, comes in the configured format, and its NameQualifier and
-   SPNameQualifier, when present, name the IdP and us (saml-core §2.2.2, §8.3): the
-   unsigned AuthnRequest that asks for the format passes through the user's browser;
+8. the NameID, when it is read (as the subject, or as an e-mail), comes in the configured
+   format, and its NameQualifier and SPNameQualifier, when present, name the IdP and us
+   (saml-core §2.2.2, §8.3): the unsigned AuthnRequest that asks for the format passes
+   through the user's browser;
 9. last, the server's replay cache (``seen``) must not know the assertion id.
 
 pysaml2 objects never leave this module; every failure is a ``ConnectorError`` whose
@@ -503,7 +504,12 @@ class SAMLServiceProvider:
     def _identity(self, assertion: ET.Element) -> Identity:
         attributes = _attributes(assertion)
         name_id = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
-        if name_id is not None:
+        email = optional_text(_first(attributes, self._names("email")))
+        # the NameID is read only as the subject, or as the e-mail of an emailAddress
+        # connection without an e-mail attribute: only then must it be of the right kind
+        email_from_name_id = (email is None and self.config.name_id_format
+                              == NAME_ID_FORMATS["emailAddress"])
+        if name_id is not None and (not self.config.subject_attribute or email_from_name_id):
             self._check_name_id(name_id)
         name_id_value = (name_id.text or "").strip() if name_id is not None else ""
         if self.config.subject_attribute:
@@ -517,8 +523,7 @@ class SAMLServiceProvider:
             if not name_id_value:
                 raise ConnectorError(NO_SUBJECT, "no NameID")
             subject = checked_subject(name_id_value, MAX_SUBJECT_LENGTH, NO_SUBJECT, name="NameID")
-        email = optional_text(_first(attributes, self._names("email")))
-        if email is None and self.config.name_id_format == NAME_ID_FORMATS["emailAddress"]:
+        if email_from_name_id:
             email = optional_text(name_id_value)
         groups = group_names(value for name in self._names("groups")
                              for value in attributes.get(name, ()))

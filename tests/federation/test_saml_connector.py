@@ -133,6 +133,19 @@ def test_a_subject_attribute_stands_in_for_a_transient_name_id(idp):
     assert flow.post(xml).subject == "E-1042"
 
 
+def test_a_name_id_a_subject_attribute_makes_unused_may_come_in_any_format(idp):
+    """With subject_attribute the NameID names nobody here: its format is the IdP's affair,
+    unless it is to be the e-mail (below)."""
+    flow = start_flow(idp, name_id_format="transient", subject_attribute="employeeNumber")
+    xml = flow.respond(name_id="ada@example.test", name_id_format=NAMEID_FORMAT_PERSISTENT,
+                       attributes={"employeeNumber": ["E-1042"], "email": ["ada@example.test"]})
+    assert flow.post(xml) == Identity(subject="E-1042", email="ada@example.test")
+    flow = start_flow(idp, name_id_format="emailAddress", subject_attribute="employeeNumber")
+    xml = flow.respond(name_id="mallory", name_id_format=NAMEID_FORMAT_UNSPECIFIED,
+                       attributes={"employeeNumber": ["E-1042"]})
+    flow.refused(xml, saml.NO_SUBJECT, "is not the configured")  # it would be the e-mail
+
+
 def test_an_email_address_name_id_is_the_email_when_no_attribute_says_otherwise(idp):
     flow = start_flow(idp, name_id_format="emailAddress")
     xml = flow.respond(name_id="ada@example.test", name_id_format=NAMEID_FORMAT_EMAILADDRESS,
