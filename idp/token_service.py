@@ -91,26 +91,29 @@ class TokenService:
         self.audit("login", "success", actor=account.id, username=account.username)
         return account
 
-    def check_tenant(self, account: Account, tenant: str | None) -> None:
-        """A platform admin may scope to any existing tenant; others only to their own (a
-        refusal is an escalation, audited)."""
+    def check_tenant(self, account: Account, tenant: str | None,
+                     refusal: str = "escalation") -> None:
+        """A platform admin may scope to any existing tenant; others only to their own. A
+        refusal is audited, by default as an escalation (the user asks for a tenant that is
+        not theirs); ``refusal`` names another reason."""
         if tenant is None or tenant in account.memberships:
             return
         if not is_platform_admin(account.platform_roles):
             self.audit("tenant.access", "denied", actor=account.id, target=tenant,
-                       reason="escalation")
+                       reason=refusal)
             raise Forbidden()
         if not self._tenant_exists(tenant):
             raise NotFound("Unknown tenant")
 
     def issue_for_account(self, account: Account, client: RegisteredClient, scope: str, *,
                           tenant: str | None = None, with_refresh: bool = False,
-                          auth_time: float | None = None) -> TokenResponse:
+                          auth_time: float | None = None,
+                          tenant_refusal: str = "escalation") -> TokenResponse:
         """Tokens after a login at ``auth_time`` (now when not given, to the millisecond);
         ``with_refresh`` begins a refresh-token family. Both count from when the account and
         its watermarks were read (``Account.read_at``), so that a revocation landing since
-        still covers them."""
-        self.check_tenant(account, tenant)
+        still covers them. ``tenant_refusal``: ``check_tenant``'s ``refusal``."""
+        self.check_tenant(account, tenant, tenant_refusal)
         checked_at = account.read_at
         auth_time = auth_time or to_millisecond(checked_at if checked_at is not None
                                                 else self.clock())

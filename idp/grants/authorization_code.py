@@ -127,7 +127,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         try:
             response = tokens.issue_for_account(account, client, " ".join(scopes),
                                                 tenant=code.tenant, with_refresh=with_refresh,
-                                                auth_time=code.auth_time)
+                                                auth_time=code.auth_time,
+                                                # it was theirs when the code was issued
+                                                tenant_refusal="role_lost")
         except Forbidden:
             # the user no longer holds a role in the code's tenant: a grant no longer valid
             # is invalid_grant (RFC 6749 §5.2), as for a refresh token (TokenService.refresh)

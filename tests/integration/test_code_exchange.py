@@ -6,6 +6,7 @@ import pytest
 from freezegun import freeze_time
 
 from app.clients import register_client
+from tests.conftest import audit_events
 from tests.helpers import bearer, jwt_parts
 from tests.oidc import RelyingParty
 
@@ -108,10 +109,11 @@ def test_a_code_of_another_client_is_invalid_grant(make_rp, make_user):
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
 
 
-def test_a_code_for_a_tenant_the_user_has_lost_is_invalid_grant(app, make_rp, make_user,
+def test_a_code_for_a_tenant_the_user_has_lost_is_invalid_grant(app, clean, make_rp, make_user,
                                                                 make_tenant):
     """RFC 6749 §5.2: a grant no longer valid is invalid_grant (400), as a refresh token
-    for that tenant is (idp/token_service.py refresh), not 403 access_denied."""
+    for that tenant is (idp/token_service.py refresh), not 403 access_denied; and the
+    refusal is audited as a lost role, not as an escalation (the tenant was theirs)."""
     from app.users import update_user
 
     make_user(roles=["admin"])  # the change below must leave a platform admin
@@ -122,6 +124,8 @@ def test_a_code_for_a_tenant_the_user_has_lost_is_invalid_grant(app, make_rp, ma
         update_user(user["id"], {"tenants": []})
     response = rp.exchange(code)
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_grant"
+    assert [(e["actor"], e["target"], e["details"]) for e in audit_events(clean, "tenant.access")] \
+        == [(user["id"], tenant, {"reason": "role_lost"})]
 
 
 def test_a_public_client_must_send_the_verifier(make_rp, make_user):
