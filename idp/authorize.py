@@ -6,7 +6,7 @@ user still has to do:
 
 * sign in — when the browser has no IdP session, ``prompt=login`` asks for a fresh sign-in,
   or the last one is older than ``max_age`` (§3.1.2.1), when the request arrives or later
-  when the code would be issued;
+  when the code would be issued (a sign-in made for the request meets it throughout);
 * consent — a third-party client asking for scopes the user has not allowed it yet, or
   ``prompt=consent``;
 
@@ -29,9 +29,10 @@ unregistered ``redirect_uri``) never redirect (the web layer shows a page).
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable, Mapping, Union
 
 from authlib.oauth2.base import OAuth2Error
@@ -345,11 +346,18 @@ class AuthorizationFlow:
     def _key(self, interaction_id: str) -> str:
         return self.store.key("ia", interaction_id)
 
+    def _signed_in_key(self, interaction_id: str) -> str:
+        return self.store.key("ia", interaction_id, "signed-in")
+
     def _save(self, interaction: Interaction) -> None:
         data = asdict(interaction)
         del data["id"]
-        if not interaction.signed_in_for_it:
-            del data["signed_in_for_it"]  # the previous release reads what it knows
+        # the previous release reads the record with the fields it knows (Interaction(**data)),
+        # so the mark of a sign-in made for the request lives beside it, during a rolling
+        # deploy or after a rollback too
+        if data.pop("signed_in_for_it"):
+            self.store.put(self._signed_in_key(interaction.id), {"session": interaction.session},
+                           INTERACTION_TTL)
         self.store.put(self._key(interaction.id), data, INTERACTION_TTL)
 
     def waiting(self, interaction_id: str, session: BrowserSession | None) -> Interaction:
@@ -357,10 +365,18 @@ class AuthorizationFlow:
         if session is None or not isinstance(interaction_id, str) \
                 or not 16 <= len(interaction_id) <= 64:
             raise InteractionExpired()
-        data = self.store.get(self._key(interaction_id))
+        # one round trip: the record and the mark beside it (_save)
+        record, mark = self.store.mget([self._key(interaction_id),
+                                        self._signed_in_key(interaction_id)])
+        data = None if record is None else json.loads(record)
         if data is None or data["session"] != self.sessions.binding(session.id):
             raise InteractionExpired()
-        return Interaction(id=interaction_id, **data)
+        signed_in = None if mark is None else json.loads(mark)
+        # what the record holds of the fields above (a later release's are ignored)
+        known = {f.name for f in fields(Interaction)} - {"id", "signed_in_for_it"}
+        return Interaction(id=interaction_id, **{k: v for k, v in data.items() if k in known},
+                           signed_in_for_it=signed_in is not None
+                           and signed_in.get("session") == data["session"])
 
     def _delete(self, interaction: Interaction) -> None:
-        self.store.delete(self._key(interaction.id))
+        self.store.delete(self._key(interaction.id), self._signed_in_key(interaction.id))

@@ -338,6 +338,8 @@ class RevocationList:
                 now = self.clock()
                 records = self.durable.active(_utc(now))
                 epoch, _ = self._copy(records, now)
+                if not records:  # nothing copied, so the script did not read it
+                    epoch = self.store.mget([self.copy.epoch_key])[0]
                 # later than any epoch this process has seen, even from a host whose clock
                 # runs ahead: the copy must never compare older than one seen (saw)
                 epoch = max(now, self.copy.newest()[0] + 0.001, float(epoch or 0) + 0.001)

@@ -353,7 +353,7 @@ def test_a_request_refused_after_the_login_form_keeps_the_sign_in(app, make_rp, 
     with round_trips(app) as trips:
         denied = rp.sign_in(user, tenant=make_tenant(), state="s4")
     assert denied["error"] == "access_denied" and denied["state"] == "s4"
-    assert trips.commands("GET", "ia") == 2  # the login page's, and the form's
+    assert trips.commands("MGET", "ia") == 2  # the login page's, and the form's
     assert "code" in rp.callback(rp.authorize())  # signed in: no form
 
 
@@ -365,7 +365,7 @@ def test_the_login_form_resumes_the_request_without_reading_it_again(app, make_r
     with round_trips(app) as trips:
         callback = rp.callback(rp.http.post(login_url, data=form))
     assert rp.exchange(callback["code"]).status_code == 200
-    assert trips.commands("GET", "ia") == 1 and trips.statements("users") == 1
+    assert trips.commands("MGET", "ia") == 1 and trips.statements("users") == 1
 
 
 def test_a_code_is_issued_without_validating_the_request_again(monkeypatch, make_rp, make_user):

@@ -406,3 +406,24 @@ def test_the_sign_in_made_for_the_request_meets_max_age_through_the_consent_page
         tokens = rp.exchange(callback["code"]).get_json()
     signed_in = int(datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc).timestamp())
     assert jwt_parts(tokens["id_token"])[1]["auth_time"] == signed_in
+
+
+def test_a_waiting_request_is_stored_as_the_previous_release_reads_it(app, make_rp, make_user):
+    """During a rolling deploy (or after a rollback) the previous release reads a waiting
+    request as Interaction(**record) with the fields it knows: the mark of a sign-in made
+    for the request is kept beside the record, never in it."""
+    import json
+
+    from app.extensions import services
+
+    rp, user = make_rp(first_party=False), make_user()
+    after_login = rp.submit_login(rp.authorize(scope="openid email offline_access", max_age="0"),
+                                  user["username"], user["password"])
+    interaction_id = after_login.headers["Location"].split("/")[2]
+    with app.app_context():
+        flow = services().flow
+        record, mark = flow.store.mget([flow._key(interaction_id),
+                                        flow._signed_in_key(interaction_id)])
+    assert set(json.loads(record)) == {"params", "session", "login", "consent"}
+    assert json.loads(mark) == {"session": json.loads(record)["session"]}
+    assert "code" in rp.callback(_consent(rp, after_login, "allow"))  # and it is honoured

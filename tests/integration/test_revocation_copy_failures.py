@@ -216,3 +216,13 @@ def test_a_check_racing_a_newer_read_is_neither_stale_nor_a_rebuild(ctx, redis_n
         del revocations.rebuild
         downstream.close()
     assert rebuilds == []
+
+
+def test_a_rebuild_with_nothing_to_copy_still_moves_the_epoch_forward(ctx):
+    """Past an epoch another host set, though this process never saw it: a resource server
+    that did must not find the rebuilt copy older (it cannot rebuild; it would answer 503)."""
+    revocations = services().revocations
+    ahead = time.time() + 600
+    revocations.store.set(revocations.copy.epoch_key, f"{ahead:.3f}")
+    revocations.rebuild()
+    assert float(revocations.store.mget([revocations.copy.epoch_key])[0]) > ahead
