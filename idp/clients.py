@@ -9,6 +9,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
+from authlib.oidc.core.grants.util import is_openid_scope
 
 from .hashing import SecretHasher
 
@@ -90,6 +91,16 @@ class RegisteredClient(ClientMixin):
         requested = _loopback_without_port(redirect_uri)
         return requested is not None and any(
             _loopback_without_port(registered) == requested for registered in self.redirect_uris)
+
+    def redirect_uri_for(self, requested: str | None, scope: str | None) -> str | None:
+        """Where an authorization response may go: the requested URI if registered; without
+        one, the client's single registered URI (RFC 6749 §3.1.2.3), but never for OpenID
+        Connect, which requires it (Core §3.1.2.1); None when nowhere."""
+        if requested:
+            return requested if self.check_redirect_uri(requested) else None
+        if is_openid_scope(scope):
+            return None
+        return self.get_default_redirect_uri()
 
     def check_client_secret(self, client_secret):
         return self.hasher is not None and self.hasher.matches(client_secret, self.secret_hash)

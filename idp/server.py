@@ -15,7 +15,6 @@ from authlib.oauth2.rfc6749.errors import (InvalidClientError, InvalidRequestErr
                                            UnsupportedResponseTypeError)
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc9207 import IssuerParameter
-from authlib.oidc.core.grants.util import is_openid_scope
 
 from .api_keys import ApiKeyDirectory
 from .authorization_codes import AuthorizationCodes
@@ -138,12 +137,7 @@ class AuthorizationServer(FlaskAuthorizationServer):
         client = self.query_client(request.payload.client_id) if request.payload.client_id else None
         if client is None:
             return None
-        requested = request.payload.redirect_uri
-        if requested:
-            return requested if client.check_redirect_uri(requested) else None
-        if is_openid_scope(request.payload.scope):
-            return None  # required in OpenID Connect (Core §3.1.2.1): the request is invalid
-        return client.get_default_redirect_uri()
+        return client.redirect_uri_for(request.payload.redirect_uri, request.payload.scope)
 
     # -- responses ------------------------------------------------------------------------
     def authorization_location(self, grant, grant_user) -> str:

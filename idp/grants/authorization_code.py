@@ -20,7 +20,6 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc6749.util import scope_to_list
-from authlib.oidc.core.grants.util import is_openid_scope
 
 from ..authorization_codes import AuthorizationCode, CodeReused, IssuedTokens
 from ..clients import AUTH_METHODS, PUBLIC
@@ -43,18 +42,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         Authlib's own message quotes the URI, which may hold characters an error
         description must not (RFC 6749 §4.1.2.1); this one never does.
         """
-        redirect_uri = request.payload.redirect_uri
-        if redirect_uri:
-            if not client.check_redirect_uri(redirect_uri):
-                raise InvalidRequestError("The redirect_uri is not registered for this client")
-            return redirect_uri
-        # OpenID Connect requires it (OIDC Core §3.1.2.1); only plain OAuth may fall back
-        # to the single registered URI (RFC 6749 §3.1.2.3)
-        if is_openid_scope(request.payload.scope):
-            raise InvalidRequestError("Missing 'redirect_uri' in request")
-        redirect_uri = client.get_default_redirect_uri()
-        if not redirect_uri:
-            raise InvalidRequestError("Missing 'redirect_uri' in request")
+        requested = request.payload.redirect_uri
+        redirect_uri = client.redirect_uri_for(requested, request.payload.scope)
+        if redirect_uri is None:
+            raise InvalidRequestError("The redirect_uri is not registered for this client"
+                                      if requested else "Missing 'redirect_uri' in request")
         return redirect_uri
 
     def save_authorization_code(self, code, request):
