@@ -73,6 +73,10 @@ class Interaction:
     signed_in_for_it: bool = False
 
 
+# what an interaction's stored record holds (_save); a later release's fields are ignored
+_RECORD_FIELDS = frozenset(f.name for f in fields(Interaction)) - {"id", "signed_in_for_it"}
+
+
 @dataclass(frozen=True)
 class Redirect:
     location: str
@@ -372,9 +376,8 @@ class AuthorizationFlow:
         if data is None or data["session"] != self.sessions.binding(session.id):
             raise InteractionExpired()
         signed_in = None if mark is None else json.loads(mark)
-        # what the record holds of the fields above (a later release's are ignored)
-        known = {f.name for f in fields(Interaction)} - {"id", "signed_in_for_it"}
-        return Interaction(id=interaction_id, **{k: v for k, v in data.items() if k in known},
+        return Interaction(id=interaction_id,
+                           **{k: v for k, v in data.items() if k in _RECORD_FIELDS},
                            signed_in_for_it=signed_in is not None
                            and signed_in.get("session") == data["session"])
 

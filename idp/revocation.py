@@ -166,9 +166,10 @@ class RevocationCopy:
         marker = (float(epoch), float(high_water or 0))
         if marker < floor:
             raise CopyStale()
-        with self._newest_lock:
-            if marker > self._newest:
-                self._newest = marker
+        if marker > self._newest:  # the lock only when the mark moves, not on every check
+            with self._newest_lock:
+                if marker > self._newest:
+                    self._newest = marker
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """Is this (signature-checked, unexpired) access token revoked, says the copy?
