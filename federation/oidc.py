@@ -104,21 +104,18 @@ class OIDCConnector:
         self._check_issuer(params, metadata)
         code = self._authorization_code(params)
         token = self._exchange(metadata, callback_url, code, code_verifier)
-        max_age = saved.get("max_age")
-        claims = self._verify_id_token(token["id_token"], nonce, token.get("access_token"),
-                                       max_age)
-        self._check_freshness(claims, max_age, saved.get("login_at"))
+        claims = self._verify_id_token(token["id_token"], nonce, token.get("access_token"))
+        self._check_freshness(claims, saved.get("max_age"), saved.get("login_at"))
         return identity_from_claims(claims, self.config.subject_claim)
 
     def _check_freshness(self, claims: Mapping, max_age: object, login_at: object) -> None:
         """OIDC Core §3.1.2.1 and §3.1.3.7 step 13: what we asked the upstream for
         (``max_age``, ``prompt=login``) must show in its ``auth_time``, or our own ID token
         would claim a fresh sign-in the upstream did not make. ``auth_time`` is required
-        with ``max_age`` (checked with the ID token); with ``prompt=login`` alone it is
-        checked when sent."""
+        with ``max_age``; with ``prompt=login`` alone it is checked when sent."""
         auth_time = claims.get("auth_time")
         if auth_time is None:
-            if isinstance(max_age, int):  # Authlib lets max_age=0 through without it
+            if isinstance(max_age, int):
                 raise ConnectorError(NOT_VERIFIED, "id_token without the auth_time that "
                                                    "max_age requires")
             return
@@ -185,8 +182,7 @@ class OIDCConnector:
 
     # -- the ID token (OIDC Core §3.1.3.7) -----------------------------------------------
 
-    def _verify_id_token(self, id_token: str, nonce: str, access_token: object,
-                         max_age: object = None) -> dict:
+    def _verify_id_token(self, id_token: str, nonce: str, access_token: object) -> dict:
         try:
             header = jws.extract_compact(id_token.encode()).headers()
         except (JoseError, ValueError):
@@ -206,8 +202,6 @@ class OIDCConnector:
             "nonce": {"essential": True, "value": nonce},
         }
         params = {"nonce": nonce, "client_id": self.config.client_id}
-        if isinstance(max_age, int):
-            params["max_age"] = max_age  # auth_time is then required (§3.1.2.1)
         if isinstance(access_token, str):
             params["access_token"] = access_token  # checks at_hash when present
         # CodeIDToken also wants azp == client_id when there are several audiences (§2)
