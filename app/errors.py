@@ -24,6 +24,7 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from idp.errors import IdpError, Unavailable
+from keys.keyring import SigningKeyUnavailable
 
 from .extensions import db, services
 
@@ -154,8 +155,14 @@ def handle_database_down(error: Exception):
     return handle_idp_error(Unavailable())
 
 
+def handle_signing_key_unavailable(error: SigningKeyUnavailable):
+    # the keyring has logged why (the KEK does not open the key): nothing can be signed
+    return handle_idp_error(Unavailable())
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(IdpError, handle_idp_error)
+    app.register_error_handler(SigningKeyUnavailable, handle_signing_key_unavailable)
     app.register_error_handler(OperationalError, handle_database_down)
     app.register_error_handler(InterfaceError, handle_database_down)
     app.register_error_handler(OAuth2Error, handle_oauth2_error)

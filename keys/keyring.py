@@ -25,8 +25,6 @@ from typing import Callable
 
 from joserfc.jwk import RSAKey
 
-from idp.errors import Unavailable
-
 from .jwks import JwksDocument, render_jwks
 from .manager import KeyManager, KeyRecord, KeyStates, SigningKey
 from .sealing import SealingError
@@ -34,9 +32,10 @@ from .sealing import SealingError
 log = logging.getLogger("infracast.keys")
 
 
-class SigningKeyUnavailable(Unavailable):
+class SigningKeyUnavailable(Exception):
     """The active private key does not open under this process's KEK: nothing can be
-    signed (503) until the KEK that sealed it is configured; the cause is in the log."""
+    signed until the KEK that sealed it is configured; the cause is in the log (the app
+    answers 503, ``app/errors.py``)."""
 
 
 @dataclass(frozen=True)

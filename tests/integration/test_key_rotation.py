@@ -15,8 +15,7 @@ from freezegun import freeze_time
 from app import create_app
 from app.extensions import db, dispose_engines, services
 from app.models import SigningKey
-from idp.errors import Unavailable
-from keys.keyring import Keyring
+from keys.keyring import Keyring, SigningKeyUnavailable
 from keys.manager import KeyManager
 from keys.sealing import Sealer, generate_kek, parse_kek
 from keys.rotation import (CREATED, PROMOTED, WAITING, KeyRotator, KeyStates,
@@ -208,7 +207,7 @@ def test_a_key_that_does_not_open_stops_signing_only(svc):
     assert _published(keyring) == {active.kid}
     assert keyring.verification_key(active.kid) is not None
     for _ in range(2):
-        with pytest.raises(Unavailable):
+        with pytest.raises(SigningKeyUnavailable):
             keyring.signing_key()
     assert opened == [active.kid]  # a key that does not open is not tried again
 
