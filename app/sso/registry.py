@@ -26,7 +26,7 @@ from typing import Iterable, Mapping
 from federation.connector import CallbackConnector, SAMLConnector
 from federation.grants import InvalidConfig
 from federation.oidc import OIDCConnector
-from federation.saml import SAMLServiceProvider, XmlsecMissing, xmlsec_binary
+from federation.saml import SAMLConfig, SAMLServiceProvider, XmlsecMissing, xmlsec_binary
 from idp.clock import now
 from idp.errors import Unavailable
 from keys.sealing import Sealer, SealingError
@@ -71,9 +71,14 @@ class Connection:
     config: UpstreamConfig
     connector: CallbackConnector | SAMLConnector = field(repr=False)
     version: datetime
-    # Unix time from which the configuration no longer validates (the SAML IdP certificate's
-    # not-after: neither xmlsec1 nor pysaml2 checks it), or None
-    usable_until: float | None = None
+
+    @property
+    def usable_until(self) -> float | None:
+        """Unix time from which the configuration no longer validates (a SAML IdP
+        certificate's not-after: neither xmlsec1 nor pysaml2 checks it), or None."""
+        if isinstance(self.config, SAMLConfig):
+            return self.config.certificate_not_after.timestamp()
+        return None
 
     @property
     def upstream(self) -> str:
@@ -129,14 +134,10 @@ class ConnectorRegistry:
         except SealingError:
             message = "its client secret does not open with the current key-encryption key"
         else:
-            if stored.provider == "saml":
-                connector = SAMLServiceProvider(config, self.sp_entity_id)
-                usable_until = config.certificate_not_after.timestamp()
-            else:
-                connector = OIDCConnector(config)
-                usable_until = None
+            connector = (SAMLServiceProvider(config, self.sp_entity_id)
+                         if stored.provider == "saml" else OIDCConnector(config))
             return Connection(provider=stored.provider, config=config, connector=connector,
-                              version=stored.updated_at, usable_until=usable_until)
+                              version=stored.updated_at)
         log.error("sso connection unusable", extra={"fields": {
             "provider": stored.provider, "problem": message}})
         raise ConnectionUnusable()
