@@ -23,7 +23,6 @@ from .revocation import ISSUED_AT_MS
 from .rfc9068 import TYP
 from .permissions import permissions_in, tenant_permissions
 
-ACCESS_TOKEN_TYP = TYP
 ACCESS_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope",
                        "roles", "tenants", "sid", "auth_time", ISSUED_AT_MS)
 
@@ -94,7 +93,7 @@ class AccessTokenIssuer:
         if auth_time is not None:
             claims["auth_time"] = int(auth_time)
         key = self.keyring.signing_key()
-        header = {"alg": ALGORITHM, "typ": ACCESS_TOKEN_TYP, "kid": key.kid}
+        header = {"alg": ALGORITHM, "typ": TYP, "kid": key.kid}
         # the token counts from ``moment``, which may lie seconds behind us (a login that
         # queued for the argon2 gate): the whole seconds since then are not the client's.
         # Counted from the moment, not from second boundaries, so that a check a few

@@ -64,29 +64,23 @@ def logout():
     return "", 204
 
 
-@bp.get("/me")
-def me():
-    claims = first_party_claims()
-    account = services().accounts.find_by_id(claims["sub"])
-    if account is None or account.disabled:
-        raise Unauthorized()
-    return _no_store(jsonify(account.public()))
-
-
-def _consent_owner() -> str:
-    """The user managing their consents: a user's token from a first-party client.
-
-    A third-party client's token must not read or withdraw the user's other consents.
-    """
+def _own_account():
+    """The caller's own account, from a user's token of a first-party client: a third-party
+    client's token must not read the user's account or their other consents."""
     account = services().accounts.find_by_id(str(first_party_claims()["sub"]))
     if account is None or account.disabled:
         raise Unauthorized()
-    return account.id
+    return account
+
+
+@bp.get("/me")
+def me():
+    return _no_store(jsonify(_own_account().public()))
 
 
 @bp.get("/consents")
 def consents():
-    granted = services().consents.list_for(_consent_owner())
+    granted = services().consents.list_for(_own_account().id)
     return _no_store(jsonify({"consents": [
         {"client_id": c.client_id, "client_name": c.client_name, "scope": " ".join(c.scopes),
          "granted_at": rfc3339(c.granted_at.timestamp())} for c in granted]}))
@@ -94,6 +88,6 @@ def consents():
 
 @bp.delete("/consents/<client_id>")
 def revoke_consent(client_id):
-    if not withdraw_consent(_consent_owner(), client_id):
+    if not withdraw_consent(_own_account().id, client_id):
         raise NotFound("No consent for this client")
     return "", 204
