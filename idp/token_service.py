@@ -190,7 +190,10 @@ class TokenService:
                 sid=family.id, auth_time=family.auth_time, with_rights=client.first_party,
                 checked_at=account.read_at)
         except Forbidden:
-            # the user no longer holds a role in the family's tenant
+            # the user no longer holds a role in the family's tenant (audited as the code
+            # exchange audits it: check_tenant)
+            self.audit("tenant.access", "denied", actor=account.id, target=family.tenant,
+                       reason="role_lost")
             self.end_family(family.id)
             raise InvalidGrant() from None
         return TokenResponse(access=access, scope=granted, account=account,

@@ -7,6 +7,7 @@ from freezegun import freeze_time
 from app.clients import register_client
 from app.extensions import db, services
 from app.models import Membership
+from tests.conftest import audit_events
 from tests.helpers import basic_auth, jwt_parts, login
 
 
@@ -279,3 +280,16 @@ def test_a_refresh_costs_one_database_query(client, session, clean):
         event.remove(engine, "before_cursor_execute", count)
     assert response.status_code == 200
     assert len(statements) == 1, statements
+
+
+def test_a_family_whose_tenant_the_user_lost_ends_and_is_audited_as_a_lost_role(
+        client, clean, ctx, make_user, make_tenant):
+    tenant = make_tenant()
+    user = make_user(tenants={tenant: "viewer"})
+    body = login(client, user["username"], user["password"], tenant=tenant).get_json()
+    db.session.execute(sa.delete(Membership).where(Membership.user_id == user["id"]))
+    db.session.commit()
+    refused = client.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+    assert refused.status_code == 401
+    assert [(e["actor"], e["target"], e["details"]) for e in audit_events(clean, "tenant.access")] \
+        == [(user["id"], tenant, {"reason": "role_lost"})]
