@@ -13,6 +13,7 @@ from .extensions import db
 from .models import Tenant
 from .pagination import Page, paginate
 
+
 def render(tenant: Tenant) -> dict:
     return {"id": tenant.id, "name": tenant.name, "created_at": rfc3339(tenant.created_at.timestamp())}
 

@@ -16,6 +16,7 @@ from .errors import Unauthorized
 from .revocation import RevocationList
 from .rs256 import Refused, RS256Tokens
 
+
 class AccessTokenValidator:
     def __init__(self, keyring: Keyring, revocations: RevocationList, issuer: str,
                  audience: str, clock=now):

@@ -434,9 +434,7 @@ def test_a_sign_in_in_the_same_second_as_a_revocation_stands(app, make_rp, make_
         tokens = rp.exchange(rp.callback(again)["code"])
         assert tokens.status_code == 200, tokens.get_json()
         assert jwt_parts(tokens.get_json()["id_token"])[1]["auth_time"] == 1795946460
-        refreshed = app.test_client().post("/oauth/token", data={
-            "grant_type": "refresh_token", "refresh_token": tokens.get_json()["refresh_token"],
-            "client_id": rp.client_id})
+        refreshed = rp.refresh(tokens.get_json()["refresh_token"])
         assert refreshed.status_code == 200, refreshed.get_json()
 
 

@@ -92,8 +92,7 @@ def test_users_list_and_revoke_their_consents(client, make_rp, make_user):
     scope = "openid email offline_access"
     after_login = rp.submit_login(rp.authorize(scope=scope), user["username"], user["password"])
     rp.callback(_consent(rp, after_login, "allow"))
-    own = client.post("/api/v1/auth/token", json={"username": user["username"],
-                                                  "password": user["password"]}).get_json()
+    own = login(client, user["username"], user["password"]).get_json()
 
     listed = client.get("/api/v1/auth/consents", headers=bearer(own["token"]))
     assert listed.status_code == 200
@@ -127,8 +126,7 @@ def test_withdrawing_consent_ends_what_the_client_holds_for_the_user(client, mak
     without_refresh = rp.tokens_for(user, scope="openid email")
     kept = other.exchange(other.callback(_consent(other, other.authorize(scope=scope),
                                                   "allow"))["code"]).get_json()
-    own = client.post("/api/v1/auth/token", json={"username": user["username"],
-                                                  "password": user["password"]}).get_json()
+    own = login(client, user["username"], user["password"]).get_json()
 
     assert client.delete(f"/api/v1/auth/consents/{rp.client_id}",
                          headers=bearer(own["token"])).status_code == 204
@@ -157,8 +155,7 @@ def test_a_code_issued_before_a_withdrawal_gives_nothing_after_it(client, make_r
     after_login = rp.submit_login(rp.authorize(scope=scope), user["username"], user["password"])
     rp.callback(_consent(rp, after_login, "allow"))
     code = rp.callback(rp.authorize(scope=scope))["code"]  # remembered consent: a code at once
-    own = client.post("/api/v1/auth/token", json={"username": user["username"],
-                                                  "password": user["password"]}).get_json()
+    own = login(client, user["username"], user["password"]).get_json()
     assert client.delete(f"/api/v1/auth/consents/{rp.client_id}",
                          headers=bearer(own["token"])).status_code == 204
     refused = rp.exchange(code)
@@ -178,8 +175,7 @@ def test_a_family_from_before_its_start_was_kept_counts_from_its_sign_in(app, cl
     with app.app_context():
         store = services().store
         store.client.hdel(store.key("rf", tokens["refresh_token"].split(".")[0]), "st")
-    own = client.post("/api/v1/auth/token", json={"username": user["username"],
-                                                  "password": user["password"]}).get_json()
+    own = login(client, user["username"], user["password"]).get_json()
     assert client.delete(f"/api/v1/auth/consents/{rp.client_id}",
                          headers=bearer(own["token"])).status_code == 204
     assert rp.refresh(tokens["refresh_token"]).get_json()["error"] == "invalid_grant"
@@ -188,8 +184,7 @@ def test_a_family_from_before_its_start_was_kept_counts_from_its_sign_in(app, cl
 def _withdrawing_in_the_middle(client, rp, user, monkeypatch, cls, name):
     """Make ``cls.name`` withdraw the consent (another request) on its first call, after
     doing its own work: the withdrawal lands in the middle of the request that calls it."""
-    own = client.post("/api/v1/auth/token", json={"username": user["username"],
-                                                  "password": user["password"]}).get_json()
+    own = login(client, user["username"], user["password"]).get_json()
     original, started, done = getattr(cls, name), [], []
 
     def meanwhile(self, *args, **kwargs):
