@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Protocol
 
-from federation.grants import MAX_GROUP_NAME_LENGTH
+from federation.grants import is_group_name
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,8 @@ def optional_text(value: object, max_length: int = MAX_TEXT_LENGTH) -> str | Non
 
 def group_names(values: Iterable[object]) -> tuple[str, ...]:
     """The groups an ``Identity`` keeps: each once, in order, without those no group mapping
-    could name (not printable, or longer than ``MAX_GROUP_NAME_LENGTH``)."""
-    return tuple(dict.fromkeys(value for value in values
-                               if optional_text(value, MAX_GROUP_NAME_LENGTH)))
+    could name (``grants.is_group_name``)."""
+    return tuple(dict.fromkeys(value for value in values if is_group_name(value)))
 
 
 class CallbackConnector(Protocol):

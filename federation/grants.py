@@ -132,6 +132,13 @@ def _grants(name: str, value: object) -> tuple[TenantGrant, ...]:
     return tuple(grants)
 
 
+def is_group_name(value: object) -> bool:
+    """A group name a mapping may hold and an identity may carry (``connector.group_names``):
+    1 to ``MAX_GROUP_NAME_LENGTH`` printable characters."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_GROUP_NAME_LENGTH \
+        and value.isprintable()
+
+
 def _group_mappings(value: object) -> Mapping[str, tuple[TenantGrant, ...]]:
     if not isinstance(value, Mapping):
         raise InvalidConfig("group_mappings", f"must be an object {{group: [{_GRANT_SHAPE}, ...]}}")
@@ -139,10 +146,8 @@ def _group_mappings(value: object) -> Mapping[str, tuple[TenantGrant, ...]]:
         raise InvalidConfig("group_mappings", f"may hold at most {MAX_GROUP_MAPPINGS} groups")
     mappings = {}
     for group, grants in value.items():
-        # the groups an identity can carry (federation.connector.group_names): any other
-        # name could never match
-        if not isinstance(group, str) or not 0 < len(group) <= MAX_GROUP_NAME_LENGTH \
-                or not group.isprintable():
+        # any other name could never match a group an identity carries
+        if not is_group_name(group):
             raise InvalidConfig("group_mappings", f"group names must be 1 to "
                                 f"{MAX_GROUP_NAME_LENGTH} printable characters")
         mappings[group] = _grants(f"group_mappings[{group!r}]", grants)
