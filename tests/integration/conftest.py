@@ -1,6 +1,7 @@
 """Fixtures for the integration tests: registered relying parties; a local issuer
-(tests/keyserver.py) and its key for the verifier tests; and the IdP itself served over
-real HTTP from a thread."""
+(tests/keyserver.py) and its key for the verifier tests; the IdP's revocation list and a
+resource server's check of its copy; and the IdP itself served over real HTTP from a
+thread."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.clients import register_client
-from app.extensions import dispose_engines
+from app.extensions import dispose_engines, services
+from idp.verifier_redis import SharedRedisRevocationCheck
 from tests.conftest import base_config
 from tests.keyserver import KeyServer, new_key
 from tests.oidc import REDIRECT_URI, RelyingParty
@@ -107,3 +109,18 @@ def idp_over_http(app, pg_schema, redis_ns):
     server.stop()
     with server.app.app_context():
         dispose_engines()
+
+
+@pytest.fixture
+def idp_revocations(ctx):
+    """The IdP's revocation list, with its copy complete (as after any IdP check)."""
+    revocations = services().revocations
+    revocations.rebuild()
+    return revocations
+
+
+@pytest.fixture
+def downstream(redis_ns):
+    check = SharedRedisRevocationCheck(redis_ns.url, key_prefix=redis_ns.prefix)
+    yield check
+    check.close()

@@ -18,7 +18,6 @@ from app.extensions import dispose_engines, services
 from app.repositories import SqlDurableRevocations
 from app.users import create_user
 from idp.revocation import RevocationList
-from idp.verifier_redis import SharedRedisRevocationCheck
 from tests.conftest import FAST_ARGON2, base_config, bearer
 from tests.helpers import RedisServer
 
@@ -138,11 +137,10 @@ def test_a_worker_that_never_saw_the_revocation_rebuilds_at_its_readiness_probe(
     assert fresh.get("/api/v1/api-keys", headers=bearer(token)).status_code == 401
 
 
-def test_a_rebuild_sets_an_epoch_later_than_any_seen(ctx):
+def test_a_rebuild_sets_an_epoch_later_than_any_seen(idp_revocations):
     """Even one seen from a host whose clock runs ahead: the copy must not then look stale
     to this worker for ever."""
-    revocations = services().revocations
-    revocations.rebuild()
+    revocations = idp_revocations
     ahead = time.time() + 600
     revocations.copy.saw(ahead, 0, floor=(0.0, 0.0))
     revocations.rebuild()
@@ -162,13 +160,13 @@ def _another_worker(revocations):
                           revocations.refresh_ttl)
 
 
-def test_a_revocation_racing_a_newer_read_in_the_same_process_is_no_stale_copy(ctx):
+def test_a_revocation_racing_a_newer_read_in_the_same_process_is_no_stale_copy(
+        idp_revocations, monkeypatch):
     """Thread 1 copies a revocation (the mark at H1); meanwhile another worker revokes
     (H2) and thread 2 of this process reads H2. Thread 1's H1 is older than what the
     process has seen, but not older than what it had seen when it began: no 503, and the
     epoch stays (deleting it would fail every check until a rebuild)."""
-    revocations = services().revocations
-    revocations.rebuild()
+    revocations = idp_revocations
     other, real_copy = _another_worker(revocations), revocations._copy
 
     def copy_then_a_newer_read(records, now):
@@ -177,44 +175,33 @@ def test_a_revocation_racing_a_newer_read_in_the_same_process_is_no_stale_copy(c
         assert revocations.copy.is_revoked(_claims()) is False  # thread 2
         return state
 
-    revocations._copy = copy_then_a_newer_read
-    try:
-        revocations.revoke_access_token("jti-1", int(time.time()) + 600)
-    finally:
-        del revocations._copy
+    monkeypatch.setattr(revocations, "_copy", copy_then_a_newer_read)
+    revocations.revoke_access_token("jti-1", int(time.time()) + 600)
+    monkeypatch.undo()
     assert revocations.store.exists(revocations.copy.epoch_key)
     assert revocations.is_revoked({**_claims(), "jti": "jti-1"}) is True
 
 
-def test_a_check_racing_a_newer_read_is_neither_stale_nor_a_rebuild(ctx, redis_ns):
+def test_a_check_racing_a_newer_read_is_neither_stale_nor_a_rebuild(
+        idp_revocations, downstream, monkeypatch):
     """The same race on a check, at the IdP and in a resource server reading the copy."""
-    revocations = services().revocations
-    revocations.rebuild()
-    downstream = SharedRedisRevocationCheck(redis_ns.url, key_prefix=redis_ns.prefix)
-    rebuilds = []
+    revocations, rebuilds = idp_revocations, []
     real_rebuild = revocations.rebuild
-    revocations.rebuild = lambda: (rebuilds.append(1), real_rebuild())
-    try:
-        for copy, check in [(revocations.copy, revocations.is_revoked),
-                            (downstream.copy, lambda claims: not downstream(claims))]:
-            real_mget, first = copy.store.mget, []
+    monkeypatch.setattr(revocations, "rebuild", lambda: (rebuilds.append(1), real_rebuild()))
+    for copy, check in [(revocations.copy, revocations.is_revoked),
+                        (downstream.copy, lambda claims: not downstream(claims))]:
+        real_mget, first = copy.store.mget, []
 
-            def mget_then_a_newer_read(keys, copy=copy, real_mget=real_mget, first=first):
-                values = real_mget(keys)
-                if not first:
-                    first.append(1)
-                    _another_worker(revocations).revoke_user("someone-else")
-                    assert copy.is_revoked(_claims()) is False  # thread 2, the newer mark
-                return values
+        def mget_then_a_newer_read(keys, copy=copy, real_mget=real_mget, first=first):
+            values = real_mget(keys)
+            if not first:
+                first.append(1)
+                _another_worker(revocations).revoke_user("someone-else")
+                assert copy.is_revoked(_claims()) is False  # thread 2, the newer mark
+            return values
 
-            copy.store.mget = mget_then_a_newer_read
-            try:
-                assert check(_claims()) is False
-            finally:
-                del copy.store.mget
-    finally:
-        del revocations.rebuild
-        downstream.close()
+        monkeypatch.setattr(copy.store, "mget", mget_then_a_newer_read)
+        assert check(_claims()) is False
     assert rebuilds == []
 
 

@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 
-from app.extensions import services
 from app.repositories import SqlDurableRevocations
 from idp.revocation import JTI, RevocationList
 from idp.rfc9068 import LEEWAY_SECONDS
@@ -18,21 +17,6 @@ from idp.store import Store
 from idp.verifier import InvalidToken, Verifier, VerifierUnavailable
 from idp.verifier_redis import SharedRedisRevocationCheck
 from tests.keyserver import AUDIENCE, mint
-
-
-@pytest.fixture
-def idp_revocations(ctx):
-    """The IdP's revocation list, with its copy complete (as after any IdP check)."""
-    revocations = services().revocations
-    revocations.rebuild()
-    return revocations
-
-
-@pytest.fixture
-def downstream(redis_ns):
-    check = SharedRedisRevocationCheck(redis_ns.url, key_prefix=redis_ns.prefix)
-    yield check
-    check.close()
 
 
 def _claims(**overrides):
