@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import re
 import socket
 import subprocess
@@ -225,3 +227,24 @@ def round_trips(app):
     finally:
         event.remove(Engine, "before_cursor_execute", on_execute)
         del client.execute_command  # back to the class's method
+
+
+@contextmanager
+def json_logs(level: int | None = None):
+    """What the service logs meanwhile, written as its JSON lines are (``app/logging.py``),
+    into the yielded ``StringIO``; ``level`` lowers the service's log level for as long."""
+    from app.logging import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("infracast")
+    previous = logger.level
+    logger.addHandler(handler)
+    if level is not None:
+        logger.setLevel(level)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)

@@ -1,13 +1,11 @@
 """/healthz, /readyz, the 500 path, and the JSON request log."""
 
-import io
 import json
 import logging
 
 from app import create_app
-from app.logging import JsonFormatter
 from tests.conftest import base_config
-from tests.helpers import free_port, login
+from tests.helpers import free_port, json_logs, login
 
 
 def test_healthz_and_readyz(client):
@@ -40,14 +38,8 @@ def test_unexpected_errors_are_a_bare_500_without_details(tmp_path):
     def explode():
         raise RuntimeError("secret=hunter2 in a message")
 
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logging.getLogger("infracast").addHandler(handler)
-    try:
+    with json_logs() as stream:
         response = app.test_client().get("/api/v1/explode")
-    finally:
-        logging.getLogger("infracast").removeHandler(handler)
     assert response.status_code == 500
     assert response.get_json() == {"error": {"code": "INTERNAL", "message": "Internal server error"}}
     logged = stream.getvalue()
@@ -57,19 +49,9 @@ def test_unexpected_errors_are_a_bare_500_without_details(tmp_path):
 
 def test_one_json_log_line_per_request_without_secrets(client, make_user):
     user = make_user(password="a-very-secret-password")
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("infracast")
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.INFO)
-    try:
+    with json_logs(logging.INFO) as stream:
         token = login(client, user["username"], user["password"]).get_json()["token"]
         client.get("/healthz?code=should-not-be-logged")
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     requests = [line for line in lines if line["msg"] == "request"]
     assert [r["path"] for r in requests] == ["/api/v1/auth/token", "/healthz"]

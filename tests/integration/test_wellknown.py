@@ -2,17 +2,14 @@
 
 import base64
 import hashlib
-import io
 import json
-import logging
 
 from app import create_app
 from app.extensions import db, dispose_engines
-from app.logging import JsonFormatter
 from app.models import SigningKey
 from keys.sealing import generate_kek
 from tests.conftest import base_config, bearer
-from tests.helpers import login
+from tests.helpers import json_logs, login
 
 
 def test_discovery_lists_what_is_implemented(client):
@@ -107,21 +104,17 @@ def test_a_kek_that_cannot_open_the_signing_key_does_not_break_the_public_jwks(
     application = create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL=redis_ns.url,
                                          REDIS_KEY_PREFIX=redis_ns.prefix,
                                          SECRET_KEY_VALUE=generate_kek()))
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logging.getLogger("infracast").addHandler(handler)
     try:
-        web = application.test_client()
-        answer = web.get("/.well-known/jwks.json")
-        assert answer.status_code == 200 and answer.get_json() == published
-        assert web.get("/api/v1/auth/me", headers=bearer(token)).status_code == 200
-        for _ in range(2):  # the key is tried once per process, and refused every time
-            refused = login(web, user["username"], user["password"])
-            assert refused.status_code == 503
-            assert refused.get_json()["error"]["code"] == "UNAVAILABLE"
+        with json_logs() as stream:
+            web = application.test_client()
+            answer = web.get("/.well-known/jwks.json")
+            assert answer.status_code == 200 and answer.get_json() == published
+            assert web.get("/api/v1/auth/me", headers=bearer(token)).status_code == 200
+            for _ in range(2):  # the key is tried once per process, and refused every time
+                refused = login(web, user["username"], user["password"])
+                assert refused.status_code == 503
+                assert refused.get_json()["error"]["code"] == "UNAVAILABLE"
     finally:
-        logging.getLogger("infracast").removeHandler(handler)
         with application.app_context():
             dispose_engines()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
