@@ -59,37 +59,36 @@ def test_no_generated_admin_outside_the_embedded_default(tmp_path, redis_ns):
     assert _users(app) == []
 
 
-@pytest.mark.parametrize("redis_url", ["memory://", ""])  # set but empty: the default, as
-def test_memory_store_refuses_more_than_one_worker(tmp_path, redis_url):  # app/config.py reads it
-    _app(tmp_path)  # a migrated database: without the refusal, both workers would serve
-    env = {**os.environ, "REDIS_URL": redis_url, "WEB_CONCURRENCY": "2",
-           "GUNICORN_BIND": f"127.0.0.1:{free_port()}", "IDP_INSTANCE_PATH": str(tmp_path),
-           "IDP_SECRET_KEY": TEST_KEK}
-    env.pop("DATABASE_URL", None)  # SQLite in the instance folder, where memory:// may serve
+def _gunicorn_refuses(tmp_path, refusal: str, **env) -> str:
+    """gunicorn started with ``env`` over the test's own: it must exit (not serve) within
+    30 s; what it wrote to stderr."""
+    env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
+           "IDP_INSTANCE_PATH": str(tmp_path), "IDP_SECRET_KEY": TEST_KEK, **env}
+    env = {name: value for name, value in env.items() if value is not None}
     try:
         result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
                                  "wsgi:app"], cwd=ROOT, env=env, capture_output=True, text=True,
                                 timeout=30)
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"gunicorn serves REDIS_URL={redis_url!r} with 2 workers") from None
-    assert result.returncode != 0
-    assert "memory://" in result.stderr and "WEB_CONCURRENCY=1" in result.stderr, \
-        result.stderr[-2000:]
+        raise AssertionError(f"gunicorn serves {refusal}") from None
+    assert result.returncode != 0, result.stderr[-2000:]
+    return result.stderr
+
+
+@pytest.mark.parametrize("redis_url", ["memory://", ""])  # set but empty: the default, as
+def test_memory_store_refuses_more_than_one_worker(tmp_path, redis_url):  # app/config.py reads it
+    _app(tmp_path)  # a migrated database: without the refusal, both workers would serve
+    # DATABASE_URL unset: SQLite in the instance folder, where memory:// may serve
+    stderr = _gunicorn_refuses(tmp_path, f"REDIS_URL={redis_url!r} with 2 workers",
+                               REDIS_URL=redis_url, WEB_CONCURRENCY="2", DATABASE_URL=None)
+    assert "memory://" in stderr and "WEB_CONCURRENCY=1" in stderr, stderr[-2000:]
 
 
 def test_memory_store_on_postgresql_refuses_to_start_even_with_one_worker(app, pg_schema,
                                                                          tmp_path):
     """Several processes or hosts share a PostgreSQL database, and each would keep a
     memory:// store of its own: gunicorn refuses it at start-up, naming REDIS_URL."""
-    env = {**os.environ, "REDIS_URL": "memory://", "WEB_CONCURRENCY": "1",
-           "DATABASE_URL": pg_schema.url, "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
-           "IDP_INSTANCE_PATH": str(tmp_path), "IDP_SECRET_KEY": TEST_KEK}
-    try:
-        result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-                                 "wsgi:app"], cwd=ROOT, env=env, capture_output=True, text=True,
-                                timeout=20)
-    except subprocess.TimeoutExpired:
-        raise AssertionError("gunicorn serves memory:// on PostgreSQL") from None
-    assert result.returncode != 0
-    assert "REDIS_URL" in result.stderr and "PostgreSQL" in result.stderr, result.stderr[-2000:]
-    assert "redis://" in result.stderr
+    stderr = _gunicorn_refuses(tmp_path, "memory:// on PostgreSQL", REDIS_URL="memory://",
+                               WEB_CONCURRENCY="1", DATABASE_URL=pg_schema.url)
+    assert "REDIS_URL" in stderr and "PostgreSQL" in stderr, stderr[-2000:]
+    assert "redis://" in stderr
