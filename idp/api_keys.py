@@ -48,10 +48,20 @@ def parse_allowed_ips(values) -> list[str]:
         if not isinstance(value, str):
             raise InvalidRequest(f"'allowed_ips' entries must be strings, not {value!r}")
         try:
-            networks.append(str(ipaddress.ip_network(value, strict=True)))
+            networks.append(str(_unmapped(ipaddress.ip_network(value, strict=True))))
         except ValueError:
             raise InvalidRequest(f"'allowed_ips' holds an invalid address or CIDR: {value!r}") from None
     return sorted(set(networks))
+
+
+def _unmapped(network: ipaddress.IPv4Network | ipaddress.IPv6Network):
+    """``::ffff:10.0.0.0/104`` is ``10.0.0.0/8``: store the IPv4 form, which ``ip_allowed``
+    matches whether the caller is reported as IPv4 or IPv4-mapped (an IPv6 entry would only
+    match the mapped spelling)."""
+    if (isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96
+            and network.network_address.ipv4_mapped is not None):
+        return ipaddress.ip_network(f"{network.network_address.ipv4_mapped}/{network.prefixlen - 96}")
+    return network
 
 
 def ip_allowed(allowed_ips: Iterable[str], client_ip: str | None) -> bool:
