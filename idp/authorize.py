@@ -234,8 +234,13 @@ class AuthorizationFlow:
         interaction = replace(interaction, session=self.sessions.binding(signed_in.id),
                               login=False, signed_in_for_it=True)
         try:
-            outcome = self._next(interaction, self._validate(interaction.params, account),
-                                 account, signed_in)
+            grant = self._validate(interaction.params, account)
+            if session is not None and session.user_id not in (None, account.id):
+                # a consent given on this request (``decide``) was the previous user's: whoever
+                # signs in now answers prompt=consent for themselves
+                interaction = replace(interaction, consent=interaction.consent or "consent"
+                                      in prompts_of(grant.request.payload.data))
+            outcome = self._next(interaction, grant, account, signed_in)
         except OAuth2Error as error:
             return Refused(error), signed_in
         if isinstance(outcome, ShowConsent):

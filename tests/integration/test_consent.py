@@ -386,6 +386,31 @@ def test_a_sign_in_older_than_max_age_on_the_consent_page_asks_to_sign_in_again(
     assert jwt_parts(tokens["id_token"])[1]["auth_time"] == signed_in_again
 
 
+def test_another_user_signing_in_after_the_consent_is_asked_again_with_prompt_consent(
+        app, make_rp, make_user):
+    """The consent given on the page, before max_age sent the browser to sign in again, was
+    the first user's: a different user signing in there is shown the page that
+    ``prompt=consent`` asks for, although a stored consent of theirs covers the scopes."""
+    from app.extensions import services
+
+    rp, alice, bob = make_rp(first_party=False), make_user(), make_user()
+    scope = "openid email offline_access"
+    with app.app_context():
+        services().consents.grant(bob["id"], rp.client_id, scope.split())
+    with freeze_time("2026-11-29 10:00:00"):
+        rp.exchange(_consented(rp, alice))
+    with freeze_time("2026-11-29 10:00:30"):
+        consent_url = rp.authorize(scope=scope, max_age="60", prompt="consent").headers["Location"]
+        assert consent_url.startswith("/consent/")
+        page = rp.http.get(consent_url).get_data(True)
+    with freeze_time("2026-11-29 10:10:00"):
+        after_login = _allow_then_sign_in_again(rp, consent_url, page, bob)
+        assert after_login.headers["Location"].startswith("/consent/")
+        callback = rp.callback(_consent(rp, after_login, "allow"))
+        tokens = rp.exchange(callback["code"]).get_json()
+    assert jwt_parts(tokens["id_token"])[1]["sub"] == bob["id"]
+
+
 @pytest.mark.parametrize("first_party, prompt", [(False, None), (True, "consent")])
 def test_the_sign_in_made_for_the_request_meets_max_age_through_the_consent_page(
         make_rp, make_user, first_party, prompt):
