@@ -20,7 +20,7 @@ from idp.clients import API_CLIENT_ID, CLIENT_ID_PATTERN, RegisteredClient, api_
 from idp.consents import Consent
 from idp.hashing import SecretHasher
 from idp.clock import now
-from idp.revocation import COPY_PENDING, GRANT, USER, RevocationRecord, grant
+from idp.revocation import COPY_PENDING, GRANT, SID, USER, RevocationRecord, grant
 from keys.manager import ACTIVE, NEXT, RETIRED, KeyRecord
 
 from .extensions import autocommit, db
@@ -47,8 +47,9 @@ class SqlAccountDirectory:
     """Accounts as the token service needs them: one prepared statement, one round trip."""
 
     def __init__(self):
-        # the user, a row per membership, and the user's live revocation watermark; built
-        # once, so each lookup only binds its parameters
+        # the user, a row per membership, the user's live revocation watermark, and those of
+        # one grant and one refresh family when asked; built once, so each lookup only binds
+        # its parameters
         u, m, r = User.__table__.c, Membership.__table__.c, Revocation.__table__.c
         watermark = sa.select(r.revoked_at).where(
             r.kind == USER, r.subject == u.id, r.expires_at > sa.bindparam("now")
@@ -56,10 +57,14 @@ class SqlAccountDirectory:
         grant_watermark = sa.select(r.revoked_at).where(
             r.kind == GRANT, r.subject == sa.bindparam("grant"), r.expires_at > sa.bindparam("now")
         ).scalar_subquery()
+        family_ended = sa.select(r.revoked_at).where(
+            r.kind == SID, r.subject == sa.bindparam("family"), r.expires_at > sa.bindparam("now")
+        ).scalar_subquery()
         select = (sa.select(u.id, u.username, u.email, u.email_verified, u.name,
                             u.password_hash, u.platform_roles, u.disabled, m.tenant_id, m.role,
                             watermark.label("revoked_before"),
-                            grant_watermark.label("grant_revoked_before"))
+                            grant_watermark.label("grant_revoked_before"),
+                            family_ended.label("family_ended_at"))
                   .select_from(User.__table__.outerjoin(Membership.__table__, m.user_id == u.id)))
         self._by_id = select.where(u.id == sa.bindparam("key"))
         self._by_username = select.where(u.username == sa.bindparam("key"))
@@ -67,15 +72,18 @@ class SqlAccountDirectory:
     def find_by_username(self, username: str) -> Account | None:
         return self._one(self._by_username, username)
 
-    def find_by_id(self, user_id: str, client_id: str | None = None) -> Account | None:
-        """The account, and with ``client_id`` the watermark of the user's grant to it."""
-        return self._one(self._by_id, user_id, grant(user_id, client_id) if client_id else "")
+    def find_by_id(self, user_id: str, client_id: str | None = None,
+                   family_id: str | None = None) -> Account | None:
+        """The account, with ``client_id`` the watermark of the user's grant to it, and with
+        ``family_id`` whether that refresh family was ended."""
+        return self._one(self._by_id, user_id, grant(user_id, client_id) if client_id else "",
+                         family_id or "")
 
     @staticmethod
-    def _one(query, key: str, grant_subject: str = "") -> Account | None:
+    def _one(query, key: str, grant_subject: str = "", family_id: str = "") -> Account | None:
         read_at = now()
         with autocommit() as conn:
-            rows = conn.execute(query, {"key": key, "grant": grant_subject,
+            rows = conn.execute(query, {"key": key, "grant": grant_subject, "family": family_id,
                                         "now": datetime.fromtimestamp(read_at, timezone.utc)}).all()
         if not rows:
             return None
@@ -88,6 +96,7 @@ class SqlAccountDirectory:
             revoked_before=None if user.revoked_before is None else user.revoked_before.timestamp(),
             grant_revoked_before=None if user.grant_revoked_before is None
             else user.grant_revoked_before.timestamp(),
+            family_ended=user.family_ended_at is not None,
             read_at=read_at,
         )
 

@@ -27,6 +27,9 @@ class Account:
     # the watermark of this user's grant to the one client the directory was asked about
     # (consent withdrawn): that client's refresh families begun at or before it are dead
     grant_revoked_before: float | None = None
+    # whether the one refresh family the directory was asked about was ended (its durable
+    # revocation), which a Redis restored from an older copy would not remember
+    family_ended: bool = False
     # when the directory read it (taken before the query): a sign-in, a family or a token
     # that rests on this reading counts from then, so a revocation landing since (during the
     # password check, say) still covers it
@@ -49,9 +52,11 @@ class Account:
 class AccountDirectory(Protocol):
     def find_by_username(self, username: str) -> Account | None: ...
 
-    def find_by_id(self, user_id: str, client_id: str | None = None) -> Account | None:
-        """The account with its current memberships, its ``revoked_before`` watermark and,
-        with ``client_id``, its ``grant_revoked_before`` for that client."""
+    def find_by_id(self, user_id: str, client_id: str | None = None,
+                   family_id: str | None = None) -> Account | None:
+        """The account with its current memberships, its ``revoked_before`` watermark, with
+        ``client_id`` its ``grant_revoked_before`` for that client, and with ``family_id``
+        whether that refresh family was ended (``family_ended``)."""
 
     def replace_password_hash(self, user_id: str, password_hash: str) -> None: ...
 

@@ -149,13 +149,15 @@ class TokenService:
         return TokenResponse(access=access, scope=scope)
 
     def account_if_valid(self, user_id: str, auth_time: float, *, client_id: str | None = None,
-                         granted_at: float | None = None) -> Account | None:
+                         granted_at: float | None = None,
+                         family_id: str | None = None) -> Account | None:
         """The account of a sign-in at ``auth_time``, if that sign-in still stands: the user
-        exists, is enabled, and was not revoked since; and with ``client_id``, if what the
+        exists, is enabled, and was not revoked since; with ``client_id``, if what the
         client was given at ``granted_at`` (a code, a refresh family) was not withdrawn since
-        (the user withdrew its consent)."""
-        account = self.accounts.find_by_id(user_id, client_id)
-        if account is None or account.disabled:
+        (the user withdrew its consent); and with ``family_id``, if that refresh family was
+        not ended (logout, reuse, revocation) by the durable record."""
+        account = self.accounts.find_by_id(user_id, client_id, family_id)
+        if account is None or account.disabled or account.family_ended:
             return None
         # the directory loads the watermarks with the account, in the same query
         if account.revoked_before is not None and auth_time <= account.revoked_before:
@@ -178,8 +180,11 @@ class TokenService:
                        target=reuse.family.id, client_id=reuse.family.client_id)
             raise
         family = rotation.family
+        # the family's end is read from the database too: a Redis restored from an older
+        # copy (a snapshot, a lagging replica) may have lost it, and the family come back
         account = self.account_if_valid(family.user_id, family.auth_time,
-                                        client_id=family.client_id, granted_at=family.started_at)
+                                        client_id=family.client_id, granted_at=family.started_at,
+                                        family_id=family.id)
         if account is None:
             self.end_family(family.id)
             raise InvalidGrant()

@@ -137,6 +137,36 @@ def test_a_worker_that_never_saw_the_revocation_rebuilds_at_its_readiness_probe(
     assert fresh.get("/api/v1/api-keys", headers=bearer(token)).status_code == 401
 
 
+@pytest.mark.parametrize("ended_by", ["logout", "reuse"])
+def test_a_refresh_family_ended_before_a_stale_restart_stays_ended(snapshot_redis, worker_on,
+                                                                   ended_by):
+    """The stale copy holds the family as it was before its end (a logout, or the reuse
+    that revoked it): the refresh reads the family's durable end with the account, in the
+    same statement, so the token it holds stays dead, in a worker that saw nothing newer
+    and before any readiness probe."""
+    client = worker_on(snapshot_redis.url).test_client()
+    with client.application.app_context():
+        create_user(username="victim", email="v@example.test", password="longpassword")
+    body = client.post("/api/v1/auth/token", json={"username": "victim",
+                                                   "password": "longpassword"}).get_json()
+    redis_lib.Redis.from_url(snapshot_redis.url).save()  # the family, live, in the snapshot
+    if ended_by == "logout":
+        assert client.post("/api/v1/auth/logout",
+                           headers=bearer(body["token"])).status_code == 204
+    else:
+        with client.application.app_context():
+            services().tokens.families.grace_seconds = 0
+        refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+        assert refreshed.status_code == 200
+        reused = client.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+        assert reused.status_code == 401
+    snapshot_redis.crash()
+    snapshot_redis.start()
+    fresh = worker_on(snapshot_redis.url).test_client()
+    answer = fresh.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
+    assert answer.status_code == 401
+
+
 def test_a_rebuild_sets_an_epoch_later_than_any_seen(idp_revocations):
     """Even one seen from a host whose clock runs ahead: the copy must not then look stale
     to this worker for ever."""
