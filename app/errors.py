@@ -74,6 +74,11 @@ def error_page(status: int, message: str, retry_after: int | None = None):
     return response
 
 
+def _sent_bearer() -> bool:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(credentials.strip())
+
+
 def error_response(status: int, code: str, oauth_error: str, message: str,
                    retry_after: int | None = None, headers: dict | None = None):
     if page_form():
@@ -87,10 +92,12 @@ def error_response(status: int, code: str, oauth_error: str, message: str,
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
         response.headers[name] = value
+    # RFC 6750 §3.1: an error code only for a bearer token that was sent; a request without
+    # one (or with another scheme) gets the bare challenge
     if status == 401:
         response.headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"'
-                                    if code == "UNAUTHORIZED" else "Bearer")
-    if oauth_error == "insufficient_scope":  # RFC 6750 §3.1
+                                    if code == "UNAUTHORIZED" and _sent_bearer() else "Bearer")
+    if oauth_error == "insufficient_scope" or (status == 403 and _sent_bearer()):
         response.headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
     if retry_after is not None:
         response.headers["Retry-After"] = str(max(1, int(retry_after)))
