@@ -183,13 +183,15 @@ class AuthorizationFlow:
         prompts = prompts_of(grant.request.payload.data)
         if "none" in prompts and len(prompts) > 1:
             raise _error(grant, InvalidRequestError, "'prompt=none' cannot be combined")
-        login = (account is None or "login" in prompts
+        # an id_token_hint naming someone else than the user signed in asks for that user's
+        # sign-in (OIDC Core §3.1.2.1); a hint that is not our ID token is refused here
+        login = (not self._hint_names(grant, account) or account is None or "login" in prompts
                  or self._older_than_max_age(session, _max_age(grant)))
         consent = "consent" in prompts
         # looked up once (a database query), and only for a user who is signed in
         consent_due = not login and self._consent_due(grant, account, consent)
         if "none" in prompts:
-            if login or not self._hint_names(grant, account):
+            if login:
                 raise _error(grant, LoginRequiredError)
             if consent_due:
                 raise _error(grant, ConsentRequiredError)
@@ -299,9 +301,10 @@ class AuthorizationFlow:
             raise _error(grant, InvalidRequestError, error.description) from None
         return grant
 
-    def _hint_names(self, grant, account: Account) -> bool:
-        """Does the ``id_token_hint``, if there is one, name ``account``? Another user than
-        the one signed in is ``login_required`` with ``prompt=none`` (OIDC Core §3.1.2.1)."""
+    def _hint_names(self, grant, account: Account | None) -> bool:
+        """Does the ``id_token_hint``, if there is one, name ``account``? OIDC Core
+        §3.1.2.1: the user it names must be signed in, or sign in for the request; anyone
+        else is sent to the login page (``login_required`` with ``prompt=none``)."""
         hint = grant.request.payload.data.get("id_token_hint")
         if not hint:
             return True
@@ -309,7 +312,7 @@ class AuthorizationFlow:
             claims = self.server.id_tokens.verify_hint(hint)
         except InvalidRequest as error:
             raise _error(grant, InvalidRequestError, error.message) from None
-        return claims["sub"] == account.id
+        return account is not None and claims["sub"] == account.id
 
     def _consent_due(self, grant, account: Account | None, forced: bool) -> bool:
         if forced:
@@ -328,7 +331,7 @@ class AuthorizationFlow:
         has looked it up already (or the user has just consented)."""
         # max_age again for a sign-in found in place: the user may have waited on the consent
         # page past it (§3.1.2.1)
-        if interaction.login or account is None or (
+        if interaction.login or account is None or not self._hint_names(grant, account) or (
                 not interaction.signed_in_for_it
                 and self._older_than_max_age(session, _max_age(grant))):
             return ShowLogin(interaction, grant.request.client)

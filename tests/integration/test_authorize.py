@@ -167,6 +167,27 @@ def test_prompt_none_with_an_id_token_hint_of_another_user_is_login_required(app
         assert bad["error"] == "invalid_request" and "code" not in bad
 
 
+def test_an_id_token_hint_of_another_user_asks_that_user_to_sign_in(app, make_rp, make_user):
+    """OIDC Core §3.1.2.1: the user the hint names must be signed in or sign in for the
+    request. Alice is signed in and the hint names Bob: the login page, again after Alice
+    signs in there, and a code for Bob once he does. A hint that is not our ID token is
+    refused without prompt=none too."""
+    rp, alice = make_rp(), make_user()
+    other, bob = RelyingParty(app.test_client(), rp.client_id), make_user()
+    hint_for_bob = other.tokens_for(bob)["id_token"]
+    rp.sign_in(alice)
+    request = rp.authorize(id_token_hint=hint_for_bob)
+    again = rp.submit_login(request, alice["username"], alice["password"])
+    assert again.status_code == 303 and again.headers["Location"].startswith("/login/")
+    callback = rp.callback(rp.submit_login(rp.authorize(id_token_hint=hint_for_bob),
+                                           bob["username"], bob["password"]))
+    tokens = rp.exchange(callback["code"]).get_json()
+    assert jwt_parts(tokens["id_token"])[1]["sub"] == bob["id"]
+    assert "code" in rp.callback(rp.authorize(id_token_hint=hint_for_bob))  # Bob's session
+    bad = rp.callback(rp.authorize(id_token_hint="e30.e30."))
+    assert bad["error"] == "invalid_request" and "code" not in bad
+
+
 def test_prompt_login_asks_again_and_moves_auth_time(make_rp, make_user):
     rp, user = make_rp(), make_user()
     with freeze_time("2026-11-29 10:00:00"):
