@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 bp = Blueprint("web", __name__)
 
@@ -20,7 +20,9 @@ def refuses_head(view):
     @functools.wraps(view)
     def guarded(*args, **kwargs):
         if request.method == "HEAD":
-            allowed = sorted(request.url_rule.methods - {"HEAD", "OPTIONS"})
+            # every method of the URL, not only of this view's rule (GET and POST of a page)
+            methods = current_app.url_map.bind_to_environ(request.environ).allowed_methods()
+            allowed = sorted(set(methods) - {"HEAD", "OPTIONS"})
             return Response(status=405, headers={"Allow": ", ".join(allowed)})
         return view(*args, **kwargs)
     return guarded

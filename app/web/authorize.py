@@ -15,7 +15,7 @@ from idp.errors import InvalidCredentials
 
 from ..extensions import services
 from ..services import client_ip
-from . import bp
+from . import bp, refuses_head
 from .session import browser_session, remember, require_csrf
 
 
@@ -77,6 +77,7 @@ def authorize():
 
 
 @bp.get("/login/<interaction_id>")
+@refuses_head  # the waiting request may be answered (a code) and spent by this GET
 def login(interaction_id):
     return show_outcome(services().flow.pending(interaction_id, browser_session()))
 
@@ -101,6 +102,7 @@ def login_submit(interaction_id):
 
 
 @bp.get("/consent/<interaction_id>")
+@refuses_head
 def consent(interaction_id):
     return show_outcome(services().flow.pending(interaction_id, browser_session()))
 

@@ -41,6 +41,26 @@ def test_third_party_consent_is_asked_once_and_remembered(client, make_rp, make_
     assert rp.authorize(scope="openid profile").headers["Location"].startswith("/consent/")
 
 
+def test_a_head_request_never_spends_the_waiting_request(make_rp, make_user):
+    """A link checker's HEAD of the login or consent page is refused: the GET may answer
+    the waiting request (a code, when the user signed in or consented in another tab), and
+    a HEAD would spend it where the user's own GET then finds nothing."""
+    rp, user = make_rp(first_party=False), make_user()
+    request = rp.authorize(scope="openid email offline_access")
+    login_url = request.headers["Location"]
+    head = rp.http.head(login_url)
+    assert head.status_code == 405 and head.headers["Allow"] == "GET, POST"
+    consent_url = rp.submit_login(request, user["username"], user["password"]).headers["Location"]
+    assert consent_url.startswith("/consent/")
+    head = rp.http.head(consent_url)
+    assert head.status_code == 405 and head.headers["Allow"] == "GET, POST"
+    page = rp.http.get(consent_url)
+    assert page.status_code == 200
+    callback = rp.callback(rp.http.post(consent_url, data={
+        "csrf_token": csrf_token(page.get_data(True)), "decision": "allow"}))
+    assert "code" in callback
+
+
 def test_denying_consent_is_access_denied(make_rp, make_user):
     rp, user = make_rp(first_party=False), make_user()
     after_login = rp.submit_login(rp.authorize(scope="openid email offline_access", state="s9"),
