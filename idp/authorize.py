@@ -185,8 +185,9 @@ class AuthorizationFlow:
             raise _error(grant, InvalidRequestError, "'prompt=none' cannot be combined")
         # an id_token_hint naming someone else than the user signed in asks for that user's
         # sign-in (OIDC Core §3.1.2.1); a hint that is not our ID token is refused here
+        max_age = _max_age(grant)  # checked whether or not a sign-in is there to compare
         login = (not self._hint_names(grant, account) or account is None or "login" in prompts
-                 or self._older_than_max_age(session, _max_age(grant)))
+                 or self._older_than_max_age(session, max_age))
         consent = "consent" in prompts
         # looked up once (a database query), and only for a user who is signed in
         consent_due = not login and self._consent_due(grant, account, consent)

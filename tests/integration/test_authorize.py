@@ -201,7 +201,7 @@ def test_prompt_login_asks_again_and_moves_auth_time(make_rp, make_user):
         jwt_parts(first["id_token"])[1]["auth_time"] == 300
 
 
-def test_max_age(make_rp, make_user):
+def test_max_age(app, make_rp, make_user):
     rp, user = make_rp(), make_user()
     with freeze_time("2026-11-29 10:00:00"):
         rp.sign_in(user)
@@ -211,6 +211,8 @@ def test_max_age(make_rp, make_user):
         assert rp.callback(rp.authorize(max_age="300", prompt="none"))["error"] == "login_required"
         for bad in ("soon", "²", "-1", "9" * 11):
             assert rp.callback(rp.authorize(max_age=bad))["error"] == "invalid_request"
+    signed_out = RelyingParty(app.test_client(), rp.client_id)  # a browser signed in nowhere
+    assert signed_out.callback(signed_out.authorize(max_age="soon"))["error"] == "invalid_request"
 
 
 def test_max_age_0_is_met_by_the_sign_in_it_asks_for(make_rp, make_user):
