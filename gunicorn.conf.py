@@ -40,6 +40,10 @@ def on_starting(server):
     # memory://), imported here and not above: the bench's reference server reads this
     # file's settings without its hooks, and without the app
     from app.config import ConfigError, embedded_store_refusal, load_config, uses_embedded_store
+    from app.logging import keep_query_strings_out
+
+    # gunicorn logs a malformed or failed request line whole, query string (a code) and all
+    keep_query_strings_out("gunicorn.error")
 
     try:
         config = load_config()

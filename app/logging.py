@@ -36,6 +36,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, separators=(",", ":"), default=str)
 
 
+# a URL's query, up to the next blank or quote: in a request line a server logs itself
+_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+class WithoutQueryStrings(logging.Filter):
+    """For a web server's own log lines: gunicorn writes a malformed or failed request line
+    whole, and the Flask development server (werkzeug) every request line, query included,
+    and with it a code or a state. The query is cut to ``?[redacted]``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is the logging module's to report, not ours
+            return True
+        redacted = _QUERY.sub("?[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def keep_query_strings_out(*logger_names: str) -> None:
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, WithoutQueryStrings) for f in logger.filters):
+            logger.addFilter(WithoutQueryStrings())
+
+
 def configure_logging(level: str) -> None:
     root = logging.getLogger("infracast")
     if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
@@ -50,6 +77,7 @@ def configure_logging(level: str) -> None:
     if not any(isinstance(h, logging.NullHandler) for h in pysaml2.handlers):
         pysaml2.addHandler(logging.NullHandler())
     pysaml2.propagate = False
+    keep_query_strings_out("werkzeug")  # `flask run`'s request lines
 
 
 def init_request_logging(app: Flask) -> None:

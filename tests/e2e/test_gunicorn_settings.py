@@ -1,7 +1,8 @@
-"""gunicorn.conf.py's socket settings, on a real gunicorn with two workers."""
+"""gunicorn.conf.py's socket and logging settings, on a real gunicorn with two workers."""
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -48,3 +49,20 @@ def test_reuse_port_gives_each_worker_a_listening_socket_of_its_own(server_backe
         assert "Control socket" not in server.log()
     finally:
         server.stop()
+
+
+def test_a_malformed_request_line_does_not_put_its_query_string_in_the_log(live_server):
+    """gunicorn answers a request line with a stray control character 400 and logs the line
+    itself (``Invalid request from ip=...``): the authorization code in its query must not
+    reach the log."""
+    code = "SplxlOBeZQQYbYS6WxSbIA-an-authorization-code"
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=5) as sock:
+        sock.sendall(f"GET /oauth/authorize?code={code}&state=x\x01 HTTP/1.1\r\n"
+                     "Host: 127.0.0.1\r\n\r\n".encode())
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400")
+    deadline = time.monotonic() + 5
+    while "Invalid request" not in live_server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the worker writes its line after answering
+    assert "Invalid request" in live_server.log() and "?[redacted]" in live_server.log()
+    assert code not in live_server.log()
