@@ -83,7 +83,8 @@ SETTINGS: dict[str, Setting] = {
     "BOOTSTRAP_ADMIN_PASSWORD": Setting("IDP_BOOTSTRAP_ADMIN_PASSWORD", None, _str,
                                         "its password"),
     "TRUSTED_PROXIES": Setting("IDP_TRUSTED_PROXIES", 0, _int,
-                               "reverse-proxy hops whose X-Forwarded-For is believed"),
+                               "reverse-proxy hops whose X-Forwarded-For / "
+                               "X-Forwarded-Proto are believed"),
     "ALLOW_HTTP_UPSTREAMS": Setting("IDP_ALLOW_HTTP_UPSTREAMS", False, _bool,
                                     "allow http:// loopback upstream issuers (tests only)"),
     "AZURE_AUTHORITY_HOST": Setting("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com",
@@ -105,7 +106,7 @@ SETTINGS: dict[str, Setting] = {
                                  "automatically; 0 turns automatic rotation off"),
     "INSTANCE_PATH": Setting("IDP_INSTANCE_PATH", None, _str,
                              "folder for the SQLite database and generated secret key; "
-                             "default ./instance"),
+                             "default instance/ in the project folder"),
     "LOG_LEVEL": Setting("LOG_LEVEL", "INFO", _str, "log level of the JSON log"),
 }
 
