@@ -76,6 +76,24 @@ class Interaction:
 # what an interaction's stored record holds (_save); a later release's fields are ignored
 _RECORD_FIELDS = frozenset(f.name for f in fields(Interaction)) - {"id", "signed_in_for_it"}
 
+# KEYS[1] the waiting request, KEYS[2] the mark beside it; ARGV: the record, the mark ('' for
+# none), seconds to live, '1' when it must still be waiting: a request saved again after a
+# sign-in or a consent never comes back once another tab has had its answer
+_SAVE = """
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+return 1
+"""
+
+# KEYS as above: the request is answered once, by whoever removes it (two tabs, a double
+# click: the other finds it gone)
+_SPEND = """
+local spent = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+return spent
+"""
+
 
 @dataclass(frozen=True)
 class Redirect:
@@ -139,6 +157,10 @@ def _max_age(grant) -> int | None:
         return max_age_of(grant.request.payload.data)
     except ValueError as error:
         raise _error(grant, InvalidRequestError, str(error)) from None
+
+
+def _compact(value: dict) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _error(grant, error_class, description: str | None = None):
@@ -247,7 +269,7 @@ class AuthorizationFlow:
         except OAuth2Error as error:
             return Refused(error), signed_in
         if isinstance(outcome, ShowConsent):
-            self._save(interaction)  # it waits on, in the new session
+            self._save(interaction, waiting=True)  # it waits on, in the new session
         return outcome, signed_in
 
     def decide(self, interaction_id: str, session: BrowserSession | None,
@@ -259,7 +281,7 @@ class AuthorizationFlow:
         if account is None or interaction.login:
             return self._next(interaction, grant, account, session)
         if not allow:
-            self._delete(interaction)
+            self._spend(interaction)
             raise _error(grant, AccessDeniedError)
         client = grant.request.client
         if not client.first_party:
@@ -269,7 +291,8 @@ class AuthorizationFlow:
         interaction = replace(interaction, consent=False)
         outcome = self._next(interaction, grant, account, session, consent_due=False)
         if isinstance(outcome, ShowLogin):
-            self._save(interaction)  # the consent just given stands through the new sign-in
+            # the consent just given stands through the new sign-in
+            self._save(interaction, waiting=True)
         return outcome
 
     # -- the session ----------------------------------------------------------------------
@@ -342,7 +365,7 @@ class AuthorizationFlow:
         if consent_due:
             return ShowConsent(interaction, client, scope_to_list(grant.request.scope) or [],
                                account.username)
-        self._delete(interaction)
+        self._spend(interaction)
         return self._issue(grant, account, session)
 
     def _issue(self, grant, account: Account, session: BrowserSession) -> Redirect:
@@ -362,16 +385,19 @@ class AuthorizationFlow:
     def _signed_in_key(self, interaction_id: str) -> str:
         return self.store.key("ia", interaction_id, "signed-in")
 
-    def _save(self, interaction: Interaction) -> None:
+    def _save(self, interaction: Interaction, waiting: bool = False) -> None:
+        """Store the request (``waiting``: again, only if nobody has answered it since)."""
         data = asdict(interaction)
         del data["id"]
         # the previous release reads the record with the fields it knows (Interaction(**data)),
         # so the mark of a sign-in made for the request lives beside it, during a rolling
         # deploy or after a rollback too
-        if data.pop("signed_in_for_it"):
-            self.store.put(self._signed_in_key(interaction.id), {"session": interaction.session},
-                           INTERACTION_TTL)
-        self.store.put(self._key(interaction.id), data, INTERACTION_TTL)
+        mark = {"session": interaction.session} if data.pop("signed_in_for_it") else None
+        saved = self.store.run(_SAVE, self._keys(interaction.id), [
+            _compact(data), "" if mark is None else _compact(mark), INTERACTION_TTL,
+            "1" if waiting else "0"])
+        if not saved:
+            raise InteractionExpired()
 
     def waiting(self, interaction_id: str, session: BrowserSession | None) -> Interaction:
         """The waiting request, if it belongs to this browser (``InteractionExpired`` if not)."""
@@ -379,8 +405,7 @@ class AuthorizationFlow:
                 or not 16 <= len(interaction_id) <= 64:
             raise InteractionExpired()
         # one round trip: the record and the mark beside it (_save)
-        record, mark = self.store.mget([self._key(interaction_id),
-                                        self._signed_in_key(interaction_id)])
+        record, mark = self.store.mget(self._keys(interaction_id))
         data = None if record is None else json.loads(record)
         if data is None or data["session"] != self.sessions.binding(session.id):
             raise InteractionExpired()
@@ -390,5 +415,11 @@ class AuthorizationFlow:
                            signed_in_for_it=signed_in is not None
                            and signed_in.get("session") == data["session"])
 
-    def _delete(self, interaction: Interaction) -> None:
-        self.store.delete(self._key(interaction.id), self._signed_in_key(interaction.id))
+    def _spend(self, interaction: Interaction) -> None:
+        """Take the request out of the store before answering it; ``InteractionExpired``
+        when another request (a second tab, a double click) took it first."""
+        if not self.store.run(_SPEND, self._keys(interaction.id), []):
+            raise InteractionExpired()
+
+    def _keys(self, interaction_id: str) -> list[str]:
+        return [self._key(interaction_id), self._signed_in_key(interaction_id)]

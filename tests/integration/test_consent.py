@@ -1,5 +1,6 @@
 """Consent for third-party clients: asked once, remembered, revocable by the user."""
 
+import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -7,7 +8,7 @@ from freezegun import freeze_time
 
 from tests.conftest import audit_events
 from tests.helpers import bearer, jwt_parts, login, round_trips
-from tests.oidc import csrf_token
+from tests.oidc import csrf_token, query_of
 
 
 def _consent(rp, response, decision: str):
@@ -467,3 +468,98 @@ def test_a_waiting_request_is_stored_as_the_previous_release_reads_it(app, make_
     assert set(json.loads(record)) == {"params", "session", "login", "consent"}
     assert json.loads(mark) == {"session": json.loads(record)["session"]}
     assert "code" in rp.callback(_consent(rp, after_login, "allow"))  # and it is honoured
+
+
+def _at_once(*calls):
+    """Run each call in a thread of its own, all at once; their results."""
+    results: list = [None] * len(calls)
+
+    def run(i, call):
+        try:
+            results[i] = call()
+        except BaseException as error:  # handed back to the test
+            results[i] = error
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+def _second_tab(app, http):
+    """Another test client with the first one's IdP session cookie: the same browser."""
+    tab = app.test_client()
+    tab.set_cookie("idp_session", http.get_cookie("idp_session").value)
+    return tab
+
+
+def _codes(responses) -> list[str]:
+    return [query_of(r.headers["Location"])["code"] for r in responses
+            if r.status_code in (302, 303) and "code=" in r.headers.get("Location", "")]
+
+
+def _both_wait_after(monkeypatch, cls, name):
+    """Hold both requests after ``cls.name`` (ours), so both have read the waiting request
+    before either answers it."""
+    barrier, original = threading.Barrier(2, timeout=20), getattr(cls, name)
+
+    def held(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        barrier.wait()
+        return result
+
+    monkeypatch.setattr(cls, name, held)
+
+
+def test_a_consent_form_posted_twice_at_once_gets_one_code(app, make_rp, make_user, monkeypatch):
+    """A double click, or the page open in two tabs: one authorization request is answered
+    once; the other post finds it answered."""
+    from app.repositories import SqlConsentDirectory
+
+    rp, user = make_rp(first_party=False), make_user()
+    consent_url = rp.submit_login(rp.authorize(scope="openid email offline_access"),
+                                  user["username"], user["password"]).headers["Location"]
+    form = {"csrf_token": csrf_token(rp.http.get(consent_url).get_data(True)), "decision": "allow"}
+    _both_wait_after(monkeypatch, SqlConsentDirectory, "grant")
+    tabs = (rp.http, _second_tab(app, rp.http))
+    responses = _at_once(*[lambda tab=tab: tab.post(consent_url, data=form) for tab in tabs])
+    assert len(_codes(responses)) == 1
+    assert sorted(r.status_code for r in responses) == [303, 404]
+
+
+def test_a_login_form_posted_twice_at_once_gets_one_code(app, make_rp, make_user, monkeypatch):
+    from idp.sessions import SessionStore
+
+    rp, user = make_rp(), make_user()
+    login_url = rp.authorize(scope="openid email").headers["Location"]
+    form = {"csrf_token": csrf_token(rp.http.get(login_url).get_data(True)),
+            "username": user["username"], "password": user["password"]}
+    _both_wait_after(monkeypatch, SessionStore, "sign_in")
+    tabs = (rp.http, _second_tab(app, rp.http))
+    responses = _at_once(*[lambda tab=tab: tab.post(login_url, data=form) for tab in tabs])
+    assert len(_codes(responses)) == 1
+    assert sorted(r.status_code for r in responses) == [303, 404]
+
+
+def test_a_request_answered_in_another_tab_is_not_saved_again(app, make_rp):
+    """Allow is answered (the code) while a sign-in in another tab resumes the same request
+    and would leave it waiting on the consent page again: it stays answered."""
+    from app.extensions import services
+    from idp.authorize import InteractionExpired
+
+    rp = make_rp(first_party=False)
+    login_url = rp.authorize(scope="openid email").headers["Location"]
+    interaction_id = login_url.split("/")[2]
+    with app.test_request_context():
+        flow = services().flow
+        interaction = flow.waiting(interaction_id, services().sessions.find(
+            rp.http.get_cookie("idp_session").value))
+        flow._spend(interaction)  # answered meanwhile, in another tab
+        with pytest.raises(InteractionExpired):
+            flow._save(interaction, waiting=True)
+        assert flow.store.mget(flow._keys(interaction_id)) == [None, None]
