@@ -104,8 +104,11 @@ def _visible(claims: dict):
     return query
 
 
-def get_key(claims: dict, key_id: str) -> ApiKey:
-    row = db.session.execute(_visible(claims).where(ApiKey.id == key_id)).scalar_one_or_none()
+def get_key(claims: dict, key_id: str, for_update: bool = False) -> ApiKey:
+    """The caller's key; ``for_update`` locks its row until the commit (PostgreSQL), so two
+    rotations or a rotation and a revocation at once apply one after the other."""
+    query = _visible(claims).where(ApiKey.id == key_id)
+    row = db.session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
     if row is None:
         raise NotFound("Unknown API key")
     return row
@@ -116,7 +119,7 @@ def list_keys(claims: dict) -> Page:
 
 
 def revoke_key(claims: dict, key_id: str) -> None:
-    row = get_key(claims, key_id)
+    row = get_key(claims, key_id, for_update=True)
     row.revoked_at = utcnow()
     db.session.commit()
     services().audit("api_key.revoke", "success", actor=str(claims.get("sub")), target=row.id)
@@ -127,7 +130,9 @@ def rotate_key(claims: dict, key_id: str, body: dict) -> IssuedKey:
     grace = body.get("grace_period_seconds", 0)
     if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= rules.MAX_GRACE_SECONDS:
         raise InvalidRequest(f"'grace_period_seconds' must be 0 to {rules.MAX_GRACE_SECONDS} (7 days)")
-    row = get_key(claims, key_id)
+    # locked: a second rotation at once would otherwise keep the secret this one replaces as
+    # its "previous" one, alive through its grace period
+    row = get_key(claims, key_id, for_update=True)
     # rotating re-issues the key's rights: the rotator must still be able to grant them
     _check_grantable(claims, list(row.tenants), list(row.permissions), "api_key.rotate")
     now = utcnow()

@@ -191,6 +191,44 @@ def test_rotation_with_and_without_grace(client, tenant_admin, tenant, resource_
     assert too_long.status_code == 400 and "'grace_period_seconds'" in too_long.get_json()["error"]["message"]
 
 
+def test_two_rotations_at_once_apply_one_after_the_other(clean, tenant_admin, tenant,
+                                                        resource_server, monkeypatch):
+    """An emergency rotation (no grace: the secret leaked) and a scheduled one (an hour of
+    grace) at once: each reads the key, then writes it. Applied one after the other, the
+    leaked secret is dead in either order; read together, the one written last kept it alive
+    as its previous secret."""
+    import threading
+    import time
+
+    import app.api_keys as api_keys
+
+    leaked = _create(clean.test_client(), tenant_admin["headers"], tenant).get_json()
+    original = api_keys._check_grantable
+
+    def slow_check(*args, **kwargs):
+        original(*args, **kwargs)
+        time.sleep(0.3)  # between the read of the key and its write
+
+    monkeypatch.setattr(api_keys, "_check_grantable", slow_check)
+    answers = {}
+
+    def rotate(grace):
+        answers[grace] = clean.test_client().post(
+            f"/api/v1/api-keys/{leaked['id']}/rotate", headers=tenant_admin["headers"],
+            json={"grace_period_seconds": grace})
+
+    threads = [threading.Thread(target=rotate, args=(grace,)) for grace in (0, 3600)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert [answers[grace].status_code for grace in (0, 3600)] == [200, 200]
+    client = clean.test_client()
+    assert _introspect(client, resource_server, leaked["key"]) == {"active": False}
+    assert any(_introspect(client, resource_server, answers[grace].get_json()["key"])["active"]
+               for grace in (0, 3600))
+
+
 def test_rotation_due_after_ninety_days(client, make_user, token_for, tenant):
     creator = make_user(tenants={tenant: "admin"})
     with freeze_time(datetime.now(timezone.utc) - timedelta(days=91)):
