@@ -202,11 +202,16 @@ class SqlConsentDirectory:
         return None if row is None else self._consent(row)
 
     def grant(self, user_id: str, client_id: str, scopes: list[str]) -> None:
-        """Remember ``scopes`` on top of what was allowed before."""
+        """Remember ``scopes`` on top of what was allowed before.
+
+        The row read is locked until the write commits (PostgreSQL): a withdrawal at that
+        moment waits and then removes the whole consent, instead of being undone by a write
+        of what it had just removed.
+        """
         c = self.table.c
         with db.engine.begin() as conn:
             existing = conn.execute(sa.select(c.scope).where(
-                c.user_id == user_id, c.client_id == client_id)).scalar()
+                c.user_id == user_id, c.client_id == client_id).with_for_update()).scalar()
             merged = " ".join(sorted(set(scopes) | set((existing or "").split())))
             insert = _upsert_insert(conn)(self.table).values(
                 user_id=user_id, client_id=client_id, scope=merged, granted_at=utcnow())

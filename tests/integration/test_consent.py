@@ -563,3 +563,40 @@ def test_a_request_answered_in_another_tab_is_not_saved_again(app, make_rp):
         with pytest.raises(InteractionExpired):
             flow._save(interaction, waiting=True)
         assert flow.store.mget(flow._keys(interaction_id)) == [None, None]
+
+
+def test_a_withdrawal_while_a_consent_is_recorded_stands(app, client, make_rp, make_user,
+                                                          monkeypatch):
+    """The user allows more scopes in one tab and withdraws the client's consent in another
+    at that moment: the withdrawal waits for the grant and removes it all, rather than the
+    grant's write bringing back the scopes it had just withdrawn."""
+    import time
+
+    import app.repositories as repositories
+
+    rp, user = make_rp(first_party=False), make_user()
+    rp.exchange(_consented(rp, user))
+    own = bearer(login(client, user["username"], user["password"]).get_json()["token"])
+    consent_url = rp.authorize(scope="openid profile").headers["Location"]
+    form = {"csrf_token": csrf_token(rp.http.get(consent_url).get_data(True)), "decision": "allow"}
+    granting, original = threading.Event(), repositories._upsert_insert
+    granter = []
+
+    def upsert_insert(conn):
+        if threading.current_thread() in granter and not granting.is_set():
+            granting.set()  # the grant has read the consent; it writes in a moment
+            time.sleep(0.4)
+        return original(conn)
+
+    monkeypatch.setattr(repositories, "_upsert_insert", upsert_insert)
+    allow = threading.Thread(target=lambda: rp.http.post(consent_url, data=form))
+    granter.append(allow)
+    allow.start()
+    assert granting.wait(10)
+    withdrawn = app.test_client().delete(f"/api/v1/auth/consents/{rp.client_id}", headers=own)
+    allow.join(20)
+    assert withdrawn.status_code == 204
+    listed = client.get("/api/v1/auth/consents", headers=own).get_json()["consents"]
+    assert [c for c in listed if c["client_id"] == rp.client_id] == []
+    assert rp.callback(rp.authorize(scope="openid email", prompt="none"))["error"] == \
+        "consent_required"
