@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idp.clients import (API_CLIENT_ID, AUTH_METHODS, CLIENT_ID_PATTERN, LOOPBACK_IPS, PUBLIC,
                          redirect_uri_parts)
-from idp.errors import Conflict, InvalidRequest, NotFound
+from idp.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from idp.hashing import new_secret
 from idp.permissions import PERMISSIONS
 from idp.tokens import rfc3339
@@ -20,6 +21,8 @@ from .extensions import db, services
 from .models import Client
 from .pagination import Page, paginate
 from .tenants import require_tenants
+
+log = logging.getLogger("infracast.clients")
 
 # user ids are UUIDs; a client_credentials token's sub is the client_id (RFC 9068 §2.2),
 # so a client_id must never be mistaken for a user
@@ -166,7 +169,11 @@ def delete_client(client_id: str) -> None:
 
     The revocation comes first: if it fails (503), the client is still there to delete
     again, rather than gone with its tokens still good. It covers the tokens that workers
-    still knowing the client from their cache (``CLIENT_CACHE_SECONDS``) may yet issue.
+    still knowing the client from their cache (``CLIENT_CACHE_SECONDS``) may yet issue; and
+    it is recorded once more after the delete, for a worker that read the row in between
+    and so knows the client until later. That second one is best effort, as for a consent
+    withdrawn (``app.consents``): the first stands, and a failed copy is rebuilt before any
+    token is accepted again.
     """
     client = get_client(client_id)
     svc = services()
@@ -174,3 +181,8 @@ def delete_client(client_id: str) -> None:
     db.session.delete(client)
     db.session.commit()
     svc.clients.forget(client_id)
+    try:
+        svc.revocations.revoke_client(client_id, known_for=svc.clients.cache_seconds)
+    except Unavailable:
+        log.warning("client deleted; its second watermark could not be recorded",
+                    extra={"fields": {"client_id": client_id}})

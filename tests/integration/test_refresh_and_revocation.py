@@ -227,6 +227,52 @@ def test_a_deleted_client_gets_nothing_good_from_a_worker_that_still_knows_it(
             dispose_engines()
 
 
+def test_a_worker_that_reads_a_client_while_it_is_deleted_gets_nothing_good(
+        clean, pg_schema, redis_ns, make_user, token_for, client, monkeypatch):
+    """A worker that loads the client after the first watermark and before the delete
+    commits knows it until CLIENT_CACHE_SECONDS after its read, past that watermark: what
+    it issues then is revoked by the second one, recorded after the delete."""
+    from app import create_app
+    from app.extensions import dispose_engines
+    from idp.revocation import RevocationList
+    from tests.conftest import base_config
+
+    other_worker = create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL=redis_ns.url,
+                                          REDIS_KEY_PREFIX=redis_ns.prefix))
+    try:
+        with clean.app_context():
+            service = register_client({"client_name": "Scanner",
+                                       "grant_types": ["client_credentials"],
+                                       "token_endpoint_auth_method": "client_secret_basic"})
+            client_id, secret = service.client.client_id, service.client_secret
+            cache = services().clients.cache_seconds
+        auth, grant = basic_auth(client_id, secret), {"grant_type": "client_credentials"}
+        other, original, first = other_worker.test_client(), RevocationList.revoke_client, []
+        with freeze_time("2026-11-29 12:00:00") as clock:
+            admin = _bearer(token_for(make_user(roles=["admin"])))
+
+            def revoke_client(self, *args, **kwargs):
+                original(self, *args, **kwargs)
+                if not first:  # between the first watermark and the delete
+                    first.append(True)
+                    clock.tick(cache / 2)
+                    assert other.post("/oauth/token", data=grant, headers=auth).status_code == 200
+
+            monkeypatch.setattr(RevocationList, "revoke_client", revoke_client)
+            assert client.delete(f"/api/v1/admin/clients/{client_id}",
+                                 headers=admin).status_code == 204
+            monkeypatch.undo()
+            clock.tick(cache * 0.75)  # past the first watermark, within the worker's copy
+            late = other.post("/oauth/token", data=grant, headers=auth)
+            assert late.status_code == 200
+            with clean.app_context():
+                claims = services().validator.verify(late.get_json()["access_token"])
+                assert services().revocations.is_revoked(claims)
+    finally:
+        with other_worker.app_context():
+            dispose_engines()
+
+
 def test_rfc7009_revocation(client, oauth_client, make_user, ctx):
     user = make_user()
     auth = basic_auth(*oauth_client)
