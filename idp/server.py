@@ -7,6 +7,7 @@ nobody stores, so ``save_token`` has nothing to do.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Mapping
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
@@ -173,6 +174,11 @@ class AuthorizationServer(FlaskAuthorizationServer):
             extension(grant)
         grant.validate_token_request()
         grant.create_token_response()
+        if not request.client.first_party:
+            # the answer's "user" is the account (e-mail, roles, memberships), which a
+            # third-party client is not given, as /auth/me refuses its token: what it may know
+            # of the user is what its scopes allow at userinfo
+            return replace(request.token_response, account=None)
         return request.token_response
 
 

@@ -163,6 +163,29 @@ def test_seed_code_exchange_returns_the_seed_shape(client, make_rp, make_user):
     assert again.get_json()["error"]["code"] == "UNAUTHORIZED"
 
 
+def test_seed_code_exchange_gives_a_third_party_client_no_account(client, make_rp, make_user,
+                                                                 make_tenant):
+    """The answer's "user" (e-mail, platform roles, memberships) is the account, which
+    /auth/me refuses to a third-party token; a third-party client consented for "openid"
+    alone gets its tokens without it."""
+    from tests.oidc import csrf_token
+
+    user = make_user(roles=["admin"], tenants={make_tenant(): "admin"})
+    rp = make_rp(first_party=False)
+    consent_url = rp.submit_login(rp.authorize(scope="openid"), user["username"],
+                                  user["password"]).headers["Location"]
+    page = rp.http.get(consent_url).get_data(True)
+    code = rp.callback(rp.http.post(consent_url, data={"csrf_token": csrf_token(page),
+                                                       "decision": "allow"}))["code"]
+    response = client.post("/api/v1/auth/token", json={
+        "code": code, "redirect_uri": rp.redirect_uri, "client_id": rp.client_id,
+        "code_verifier": rp.verifier})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert list(body) == ["token", "token_type", "expires_at", "expires_in", "refresh_token"]
+    assert jwt_parts(body["token"])[1]["sub"] == user["id"]
+
+
 def test_seed_code_exchange_refuses_confidential_clients_without_burning_the_code(
         client, make_rp, make_user):
     rp, user = make_rp(public=False), make_user()
