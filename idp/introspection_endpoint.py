@@ -59,7 +59,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
     def _access_token(self, token: str):
         try:
-            claims = self.server.validator.validate(token)
+            claims = self.server.validator.validate(token, exact_expiry=True)
         except Unauthorized:
             return None
         payload = {"active": True, "token_type": "Bearer"}

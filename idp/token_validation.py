@@ -26,24 +26,30 @@ class AccessTokenValidator:
         self.audience = audience
         self.clock = clock
 
-    def verify(self, token: str) -> dict:
+    def verify(self, token: str, *, exact_expiry: bool = False) -> dict:
         """Claims of a well-formed, correctly signed, current token of ours; else Unauthorized.
 
+        ``exact_expiry``: no clock-skew allowance past ``exp``, for the issuer's own answer
+        about its token (introspection, RFC 7662 §2.2); ``iat`` and ``nbf`` keep it, as another
+        host of ours may have issued the token a moment ahead of this one's clock.
         Revocation is not consulted here; ``validate`` does both.
         """
         claims = self.tokens.claims(token)
         if claims is None:
             raise Unauthorized()
+        now = self.clock()
         try:
             rfc9068.check_claims(claims, issuer=self.issuer, audience=self.audience,
-                                 now=self.clock(), leeway=rfc9068.LEEWAY_SECONDS)
+                                 now=now, leeway=rfc9068.LEEWAY_SECONDS)
         except rfc9068.InvalidClaims:
             raise Unauthorized() from None
+        if exact_expiry and claims["exp"] <= now:
+            raise Unauthorized()
         return claims
 
-    def validate(self, token: str) -> dict:
+    def validate(self, token: str, *, exact_expiry: bool = False) -> dict:
         """Claims of a token that is ours, current and not revoked; else Unauthorized."""
-        claims = self.verify(token)
+        claims = self.verify(token, exact_expiry=exact_expiry)
         if self.revocations.is_revoked(claims):
             raise Unauthorized()
         return claims

@@ -267,6 +267,20 @@ def test_introspection_of_access_tokens(client, clean, make_user, token_for, ten
     assert client.post("/oauth/introspect", data={"token": token}).status_code == 401
 
 
+def test_an_expired_access_token_is_inactive_at_once(client, make_user, token_for,
+                                                    resource_server):
+    """RFC 7662 §2.2: the issuer knows when its token expires; the clock-skew leeway that
+    other hosts' checks allow past exp is not an answer of "active"."""
+    from tests.helpers import jwt_parts
+
+    token = token_for(make_user())
+    exp = jwt_parts(token)[1]["exp"]
+    with freeze_time(datetime.fromtimestamp(exp - 1, timezone.utc)):
+        assert _introspect(client, resource_server, token)["active"] is True
+    with freeze_time(datetime.fromtimestamp(exp + 10, timezone.utc)):
+        assert _introspect(client, resource_server, token) == {"active": False}
+
+
 def test_spoofed_forwarded_for_is_ignored_without_trusted_proxies(client, clean, make_user):
     user = make_user()
     client.post("/api/v1/auth/token", json={"username": user["username"], "password": "wrong one"},
