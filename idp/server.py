@@ -105,6 +105,10 @@ class AuthorizationServer(FlaskAuthorizationServer):
 
     def get_token_grant(self, request):
         refuse_repeated_parameters(request)
+        # RFC 6749 §5.2: a missing parameter is invalid_request; unsupported_grant_type is
+        # for a grant_type this server does not offer
+        if not request.payload.grant_type:
+            raise InvalidRequestError("Missing 'grant_type'")
         return super().get_token_grant(request)
 
     def create_oauth2_request(self, request):

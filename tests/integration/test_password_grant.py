@@ -83,6 +83,10 @@ def test_protocol_errors_are_rfc6749_form(client, confidential, make_user):
     auth = basic_auth(client_id, secret)
     unsupported = client.post("/oauth/token", data={"grant_type": "urn:nope"}, headers=auth)
     assert unsupported.get_json()["error"] == "unsupported_grant_type"
+    for no_grant_type in ({}, {"grant_type": ""}):
+        answer = client.post("/oauth/token", data=no_grant_type, headers=auth)
+        assert answer.status_code == 400 and answer.get_json() == {
+            "error": "invalid_request", "error_description": "Missing 'grant_type'"}
     missing = client.post("/oauth/token", data={"grant_type": "password", "username": "a"}, headers=auth)
     assert missing.status_code == 400 and missing.get_json()["error"] == "invalid_request"
     scope = client.post("/oauth/token", data={"grant_type": "password", "username": user["username"],
