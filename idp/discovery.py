@@ -10,7 +10,6 @@ from keys.manager import ALGORITHM
 from .clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from .grants.pkce import S256
 from .id_tokens import ID_TOKEN_CLAIMS
-from .tokens import ACCESS_TOKEN_CLAIMS
 from .userinfo import SCOPE_CLAIMS
 
 
@@ -43,8 +42,10 @@ def metadata(issuer: str, server) -> dict:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [ALGORITHM],
         "access_token_signing_alg_values_supported": [ALGORITHM],
-        "claims_supported": list(dict.fromkeys(
-            [*ID_TOKEN_CLAIMS, *user_claims, *ACCESS_TOKEN_CLAIMS])),
+        # OIDC Discovery §3: what a relying party can receive, in the ID token or from
+        # userinfo; the access token's own claims (roles, tenants, ...) are for resource
+        # servers, which read them from the token (RFC 9068)
+        "claims_supported": list(dict.fromkeys([*ID_TOKEN_CLAIMS, *user_claims])),
         # RFC 9207: every authorization response carries iss
         "authorization_response_iss_parameter_supported": True,
         # OIDC Discovery defaults request_uri_parameter_supported to true; we support none
