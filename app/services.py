@@ -129,6 +129,7 @@ def build_services(config: dict, kek: bytes) -> Services:
         key_cache_seconds=float(config["KEY_CACHE_SECONDS"]),
         access_token_ttl=int(config["ACCESS_TOKEN_TTL"]),
         rotation_days=int(config["KEY_ROTATION_DAYS"]),
+        session_ttl=int(config["SESSION_TTL"]),
     ))
     keyring = Keyring(key_manager, cache_seconds=float(config["KEY_CACHE_SECONDS"]),
                       auto_rotate=rotator.auto)

@@ -17,9 +17,11 @@ database, not a process, decides who rotates):
     keys (which would make a keyring create one).
 ``promotion + retire_publish``
     The retired key leaves the JWKS. ``retire_publish = KEY_CACHE_SECONDS +
-    ACCESS_TOKEN_TTL + PUBLISH_LEEWAY``: workers go on signing with the old key until their
-    keyring reloads, each of those tokens lives ``ACCESS_TOKEN_TTL``, and verifiers allow
-    some clock skew.
+    max(ACCESS_TOKEN_TTL, IDP_SESSION_TTL) + PUBLISH_LEEWAY``: workers go on signing with
+    the old key until their keyring reloads, each of those access tokens lives
+    ``ACCESS_TOKEN_TTL``, and verifiers allow some clock skew; and an ID token it signed is
+    the ``id_token_hint`` of a relying party's logout for as long as the sign-in it came from
+    may last (RP-Initiated Logout 1.0 §2: expired ID tokens are still hints).
 
 ``KeyRotator.step`` is one manual step (``flask --app wsgi keys rotate``);
 ``KeyRotator.auto`` is the schedule, run by every worker's keyring when it reloads.
@@ -54,11 +56,13 @@ class RotationPolicy:
 
     @classmethod
     def from_settings(cls, *, jwks_max_age: int, key_cache_seconds: float,
-                      access_token_ttl: int, rotation_days: int) -> RotationPolicy:
+                      access_token_ttl: int, rotation_days: int,
+                      session_ttl: int = 0) -> RotationPolicy:
         cache = timedelta(seconds=key_cache_seconds)
         return cls(
             publish_delay=timedelta(seconds=jwks_max_age) + cache,
-            retire_publish=cache + timedelta(seconds=access_token_ttl) + PUBLISH_LEEWAY,
+            retire_publish=cache + timedelta(seconds=max(access_token_ttl, session_ttl))
+            + PUBLISH_LEEWAY,
             rotate_every=timedelta(days=rotation_days) if rotation_days > 0 else None,
         )
 

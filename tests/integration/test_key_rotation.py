@@ -23,7 +23,8 @@ from keys.rotation import (CREATED, PROMOTED, WAITING, KeyRotator, KeyStates,
 from tests.conftest import PgSchema, base_config
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
-# JWKS_MAX_AGE 60 + KEY_CACHE_SECONDS 0; ACCESS_TOKEN_TTL 600 + 0 + 5 min leeway
+# JWKS_MAX_AGE 60 + KEY_CACHE_SECONDS 0; ACCESS_TOKEN_TTL and IDP_SESSION_TTL 600 + 0 + 5 min
+# leeway
 PUBLISH_DELAY = timedelta(seconds=60)
 RETIRE_PUBLISH = timedelta(seconds=900)
 
@@ -33,7 +34,7 @@ def keys_app():
     schema = PgSchema()
     application = create_app(base_config(DATABASE_URL=schema.url, KEY_CACHE_SECONDS=0,
                                          JWKS_MAX_AGE=60, ACCESS_TOKEN_TTL=600,
-                                         KEY_ROTATION_DAYS=90))
+                                         SESSION_TTL=600, KEY_ROTATION_DAYS=90))
     with application.app_context():
         upgrade()
     yield application
@@ -353,3 +354,46 @@ def test_cli_rotate_and_list(svc, keys_app):
         clock.tick(RETIRE_PUBLISH)
         listing = runner.invoke(args=["keys", "list"]).output
         assert "2030-01-01T12:16:00Z (unpublished)" in listing
+
+
+def test_a_logout_hint_signed_by_a_retired_key_still_signs_the_user_out(redis_ns):
+    """RP-Initiated Logout 1.0 §2: an ID token is the id_token_hint of the relying party's
+    logout while the sign-in lasts (IDP_SESSION_TTL, 8 h), longer than an access token (here
+    10 min): a rotation in between must not turn that logout into an error page."""
+    from app.clients import register_client
+    from app.users import create_user
+    from tests.oidc import REDIRECT_URI, RelyingParty
+
+    bye, schema, prefix = "http://127.0.0.1:9999/bye", PgSchema(), redis_ns.prefix + "rot"
+    application = create_app(base_config(
+        DATABASE_URL=schema.url, REDIS_URL=redis_ns.url, REDIS_KEY_PREFIX=prefix,
+        KEY_CACHE_SECONDS=0, JWKS_MAX_AGE=60, ACCESS_TOKEN_TTL=600, KEY_ROTATION_DAYS=0))
+    try:
+        with application.app_context():
+            upgrade()
+            create_user(username="ada", email=None, password="correct horse battery")
+            client_id = register_client({
+                "client_name": "RP", "grant_types": ["authorization_code"],
+                "token_endpoint_auth_method": "none", "redirect_uris": [REDIRECT_URI],
+                "post_logout_redirect_uris": [bye]}).client.client_id
+        rp = RelyingParty(application.test_client(), client_id)
+        start = datetime.now(timezone.utc)
+        with freeze_time(start):
+            hint = rp.tokens_for({"username": "ada", "password": "correct horse battery"})[
+                "id_token"]
+        with application.app_context():
+            with freeze_time(start + timedelta(seconds=5)):
+                assert services().rotator.step().outcome == CREATED
+            with freeze_time(start + timedelta(seconds=70)):
+                assert services().rotator.step().outcome == PROMOTED
+        with freeze_time(start + timedelta(hours=1)):  # the key's access tokens are long gone
+            response = rp.http.get("/oauth/logout", query_string={
+                "id_token_hint": hint, "post_logout_redirect_uri": bye, "state": "s",
+                "client_id": client_id})
+        assert (response.status_code, response.headers.get("Location")) == (302, f"{bye}?state=s")
+    finally:
+        with application.app_context():
+            dispose_engines()
+        schema.drop()
+        for key in redis_ns.client.scan_iter(match=f"{prefix}:*", count=1000):
+            redis_ns.client.delete(key)

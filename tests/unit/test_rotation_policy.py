@@ -23,6 +23,16 @@ def test_a_next_key_waits_for_every_cache_and_a_retired_key_for_every_token():
     assert policy.rotate_every == timedelta(days=90)
 
 
+def test_a_retired_key_stays_published_while_its_id_tokens_may_be_logout_hints():
+    """RP-Initiated Logout 1.0 §2: an ID token, expired or not, is the id_token_hint of a
+    relying party's logout while the sign-in it came from lasts (IDP_SESSION_TTL, 8 h),
+    longer than an access token (1 h)."""
+    policy = RotationPolicy.from_settings(jwks_max_age=300, key_cache_seconds=30,
+                                          access_token_ttl=3600, rotation_days=90,
+                                          session_ttl=8 * 3600)
+    assert policy.retire_publish == timedelta(seconds=30 + 8 * 3600) + PUBLISH_LEEWAY
+
+
 def test_zero_days_turns_the_schedule_off():
     policy = RotationPolicy.from_settings(jwks_max_age=1, key_cache_seconds=0,
                                           access_token_ttl=1, rotation_days=0)
