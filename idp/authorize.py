@@ -270,6 +270,10 @@ class AuthorizationFlow:
             return Refused(error), signed_in
         if isinstance(outcome, ShowConsent):
             self._save(interaction, waiting=True)  # it waits on, in the new session
+        elif isinstance(outcome, ShowLogin):
+            # signed in as someone else than the id_token_hint names: the login page again,
+            # in the new session
+            self._save(replace(interaction, login=True), waiting=True)
         return outcome, signed_in
 
     def decide(self, interaction_id: str, session: BrowserSession | None,

@@ -179,8 +179,11 @@ def test_an_id_token_hint_of_another_user_asks_that_user_to_sign_in(app, make_rp
     request = rp.authorize(id_token_hint=hint_for_bob)
     again = rp.submit_login(request, alice["username"], alice["password"])
     assert again.status_code == 303 and again.headers["Location"].startswith("/login/")
-    callback = rp.callback(rp.submit_login(rp.authorize(id_token_hint=hint_for_bob),
-                                           bob["username"], bob["password"]))
+    page = rp.http.get(again.headers["Location"])  # the same request waits on, for Bob
+    assert page.status_code == 200
+    callback = rp.callback(rp.http.post(again.headers["Location"], data={
+        "csrf_token": csrf_token(page.get_data(True)), "username": bob["username"],
+        "password": bob["password"]}))
     tokens = rp.exchange(callback["code"]).get_json()
     assert jwt_parts(tokens["id_token"])[1]["sub"] == bob["id"]
     assert "code" in rp.callback(rp.authorize(id_token_hint=hint_for_bob))  # Bob's session
