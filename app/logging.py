@@ -36,21 +36,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, separators=(",", ":"), default=str)
 
 
-# a URL's query, up to the next blank or quote: in a request line a server logs itself
-_QUERY = re.compile(r"\?[^\s'\"]*")
+# a URL's query in a request line a server logs itself: up to " HTTP/", a quote or the end
+# (a blank in a malformed query does not end it)
+_QUERY = re.compile(r"\?.*?(?=\sHTTP/|[\"']|$)")
+# what a server quotes of a request line it could not parse, any part of which may be the
+# query: gunicorn's "Invalid request from ip=...: Invalid HTTP Version: '...'" (a blank in
+# the query makes the rest of it the "version"), werkzeug's "Bad request version ('...')"
+_UNPARSED = re.compile(r"^((?:Invalid request from|code 400, message Bad request)[^'\"]*)['\"].*$",
+                       re.DOTALL)
 
 
 class WithoutQueryStrings(logging.Filter):
     """For a web server's own log lines: gunicorn writes a malformed or failed request line
     whole, and the Flask development server (werkzeug) every request line, query included,
-    and with it a code or a state. The query is cut to ``?[redacted]``."""
+    and with it a code or a state. The query is cut to ``?[redacted]``, and what a server
+    quotes of a line it could not parse to ``[redacted]``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a broken record is the logging module's to report, not ours
             return True
-        redacted = _QUERY.sub("?[redacted]", message)
+        redacted = _QUERY.sub("?[redacted]", _UNPARSED.sub(r"\1[redacted]", message))
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True
