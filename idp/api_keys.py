@@ -78,7 +78,9 @@ def ip_allowed(allowed_ips: Iterable[str], client_ip: str | None) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         # a dual-stack listener reports an IPv4 caller as ::ffff:a.b.c.d
         addresses.append(address.ipv4_mapped)
-    return any(candidate in ipaddress.ip_network(network)
+    # unmapped here too: a key stored before entries were normalised (or by the previous
+    # release) may hold ::ffff:10.0.0.0/104
+    return any(candidate in _unmapped(ipaddress.ip_network(network))
                for network in allowed for candidate in addresses)
 
 

@@ -130,13 +130,20 @@ def test_an_ipv4_allowlist_matches_the_same_caller_written_ipv4_mapped(
         assert _introspect(client, resource_server, key["key"], client_ip=caller) == {"active": False}, caller
 
 
-def test_an_ipv4_mapped_entry_is_stored_and_matched_as_ipv4(client, tenant_admin, tenant, resource_server):
+def test_an_ipv4_mapped_entry_is_stored_and_matched_as_ipv4(client, clean, tenant_admin, tenant,
+                                                            resource_server):
     key = _create(client, tenant_admin["headers"], tenant,
                   allowed_ips=["::ffff:10.0.0.0/104", "::ffff:192.0.2.9", "::fffe:0:0/95"]).get_json()
     assert key["allowed_ips"] == ["10.0.0.0/8", "192.0.2.9/32", "::fffe:0:0/95"]
     for caller in ("10.0.0.5", "::ffff:10.0.0.5", "192.0.2.9"):
         assert _introspect(client, resource_server, key["key"], client_ip=caller)["active"] is True, caller
     assert _introspect(client, resource_server, key["key"], client_ip="11.0.0.1") == {"active": False}
+    # a key stored before entries were normalised (or by the previous release) matches alike
+    with clean.app_context():
+        db.session.get(ApiKey, key["id"]).allowed_ips = ["::ffff:10.0.0.0/104"]
+        db.session.commit()
+    for caller in ("10.0.0.5", "::ffff:10.0.0.5"):
+        assert _introspect(client, resource_server, key["key"], client_ip=caller)["active"] is True, caller
 
 
 def test_expired_keys_are_inactive(client, tenant_admin, tenant, resource_server):
