@@ -192,85 +192,86 @@ def test_deleting_a_client_ends_what_it_holds_at_once(client, oauth_client, make
     assert client.get("/api/v1/auth/me", headers=_bearer(doomed["access_token"])).status_code == 401
 
 
-def test_a_deleted_client_gets_nothing_good_from_a_worker_that_still_knows_it(
-        clean, pg_schema, redis_ns, make_user, token_for, client):
-    """Another worker keeps the client in its cache for CLIENT_CACHE_SECONDS: what it
-    issues the client in that time is revoked with the rest."""
+@pytest.fixture
+def other_worker(pg_schema, redis_ns):
+    """``other_worker(**config)``: a second app instance (another worker) on the test's
+    database and Redis."""
     from app import create_app
     from app.extensions import dispose_engines
     from tests.conftest import base_config
 
-    other_worker = create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL=redis_ns.url,
-                                          REDIS_KEY_PREFIX=redis_ns.prefix,
-                                          CLIENT_CACHE_SECONDS=30))
-    try:
-        with clean.app_context():
-            service = register_client({"client_name": "Scanner",
-                                       "grant_types": ["client_credentials"],
-                                       "token_endpoint_auth_method": "client_secret_basic"})
-            client_id, secret = service.client.client_id, service.client_secret
-        auth = basic_auth(client_id, secret)
-        other = other_worker.test_client()
-        grant = {"grant_type": "client_credentials"}
-        assert other.post("/oauth/token", data=grant, headers=auth).status_code == 200  # cached
-        admin = _bearer(token_for(make_user(roles=["admin"])))
-        assert client.delete(f"/api/v1/admin/clients/{client_id}",
-                             headers=admin).status_code == 204
+    apps = []
 
-        late = other.post("/oauth/token", data=grant, headers=auth)
-        assert late.status_code == 200  # the other worker still knows it, for a while
-        with clean.app_context():
-            claims = services().validator.verify(late.get_json()["access_token"])
-            assert services().revocations.is_revoked(claims)
-    finally:
-        with other_worker.app_context():
+    def _make(**config):
+        apps.append(create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL=redis_ns.url,
+                                           REDIS_KEY_PREFIX=redis_ns.prefix, **config)))
+        return apps[-1]
+
+    yield _make
+    for application in apps:
+        with application.app_context():
             dispose_engines()
+
+
+def _machine_client(app) -> tuple[str, dict, dict]:
+    """A client_credentials client: its id, its Basic header and the grant's form."""
+    with app.app_context():
+        service = register_client({"client_name": "Scanner",
+                                   "grant_types": ["client_credentials"],
+                                   "token_endpoint_auth_method": "client_secret_basic"})
+        client_id, secret = service.client.client_id, service.client_secret
+    return client_id, basic_auth(client_id, secret), {"grant_type": "client_credentials"}
+
+
+def test_a_deleted_client_gets_nothing_good_from_a_worker_that_still_knows_it(
+        clean, other_worker, make_user, token_for, client):
+    """Another worker keeps the client in its cache for CLIENT_CACHE_SECONDS: what it
+    issues the client in that time is revoked with the rest."""
+    other = other_worker(CLIENT_CACHE_SECONDS=30).test_client()
+    client_id, auth, grant = _machine_client(clean)
+    assert other.post("/oauth/token", data=grant, headers=auth).status_code == 200  # cached
+    admin = _bearer(token_for(make_user(roles=["admin"])))
+    assert client.delete(f"/api/v1/admin/clients/{client_id}", headers=admin).status_code == 204
+
+    late = other.post("/oauth/token", data=grant, headers=auth)
+    assert late.status_code == 200  # the other worker still knows it, for a while
+    with clean.app_context():
+        claims = services().validator.verify(late.get_json()["access_token"])
+        assert services().revocations.is_revoked(claims)
 
 
 def test_a_worker_that_reads_a_client_while_it_is_deleted_gets_nothing_good(
-        clean, pg_schema, redis_ns, make_user, token_for, client, monkeypatch):
+        clean, other_worker, make_user, token_for, client, monkeypatch):
     """A worker that loads the client after the first watermark and before the delete
     commits knows it until CLIENT_CACHE_SECONDS after its read, past that watermark: what
     it issues then is revoked by the second one, recorded after the delete."""
-    from app import create_app
-    from app.extensions import dispose_engines
     from idp.revocation import RevocationList
-    from tests.conftest import base_config
 
-    other_worker = create_app(base_config(DATABASE_URL=pg_schema.url, REDIS_URL=redis_ns.url,
-                                          REDIS_KEY_PREFIX=redis_ns.prefix))
-    try:
+    other = other_worker().test_client()
+    client_id, auth, grant = _machine_client(clean)
+    with clean.app_context():
+        cache = services().clients.cache_seconds
+    original, first = RevocationList.revoke_client, []
+    with freeze_time("2026-11-29 12:00:00") as clock:
+        admin = _bearer(token_for(make_user(roles=["admin"])))
+
+        def revoke_client(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            if not first:  # between the first watermark and the delete
+                first.append(True)
+                clock.tick(cache / 2)
+                assert other.post("/oauth/token", data=grant, headers=auth).status_code == 200
+
+        monkeypatch.setattr(RevocationList, "revoke_client", revoke_client)
+        assert client.delete(f"/api/v1/admin/clients/{client_id}",
+                             headers=admin).status_code == 204
+        monkeypatch.undo()
+        clock.tick(cache * 0.75)  # past the first watermark, within the worker's copy
+        late = other.post("/oauth/token", data=grant, headers=auth)
+        assert late.status_code == 200
         with clean.app_context():
-            service = register_client({"client_name": "Scanner",
-                                       "grant_types": ["client_credentials"],
-                                       "token_endpoint_auth_method": "client_secret_basic"})
-            client_id, secret = service.client.client_id, service.client_secret
-            cache = services().clients.cache_seconds
-        auth, grant = basic_auth(client_id, secret), {"grant_type": "client_credentials"}
-        other, original, first = other_worker.test_client(), RevocationList.revoke_client, []
-        with freeze_time("2026-11-29 12:00:00") as clock:
-            admin = _bearer(token_for(make_user(roles=["admin"])))
-
-            def revoke_client(self, *args, **kwargs):
-                original(self, *args, **kwargs)
-                if not first:  # between the first watermark and the delete
-                    first.append(True)
-                    clock.tick(cache / 2)
-                    assert other.post("/oauth/token", data=grant, headers=auth).status_code == 200
-
-            monkeypatch.setattr(RevocationList, "revoke_client", revoke_client)
-            assert client.delete(f"/api/v1/admin/clients/{client_id}",
-                                 headers=admin).status_code == 204
-            monkeypatch.undo()
-            clock.tick(cache * 0.75)  # past the first watermark, within the worker's copy
-            late = other.post("/oauth/token", data=grant, headers=auth)
-            assert late.status_code == 200
-            with clean.app_context():
-                claims = services().validator.verify(late.get_json()["access_token"])
-                assert services().revocations.is_revoked(claims)
-    finally:
-        with other_worker.app_context():
-            dispose_engines()
+            claims = services().validator.verify(late.get_json()["access_token"])
+            assert services().revocations.is_revoked(claims)
 
 
 def test_rfc7009_revocation(client, oauth_client, make_user, ctx):
