@@ -206,17 +206,30 @@ class SqlConsentDirectory:
 
         The row read is locked until the write commits (PostgreSQL): a withdrawal at that
         moment waits and then removes the whole consent, instead of being undone by a write
-        of what it had just removed.
+        of what it had just removed; and of two grants at once the second merges with the
+        first, whether or not a consent was there before.
         """
         c = self.table.c
+        this = sa.and_(c.user_id == user_id, c.client_id == client_id)
+        key = [c.user_id, c.client_id]
         with db.engine.begin() as conn:
-            existing = conn.execute(sa.select(c.scope).where(
-                c.user_id == user_id, c.client_id == client_id).with_for_update()).scalar()
+            existing = conn.execute(sa.select(c.scope).where(this).with_for_update()).scalar()
+            if existing is None:
+                # none yet; a grant at the same moment may insert one first, and then this
+                # one waits for it and merges with it below (instead of overwriting it)
+                first = _upsert_insert(conn)(self.table).values(
+                    user_id=user_id, client_id=client_id, scope=" ".join(sorted(set(scopes))),
+                    granted_at=utcnow())
+                inserted = conn.execute(first.on_conflict_do_nothing(index_elements=key),
+                                        execution_options={"preserve_rowcount": True}).rowcount
+                if inserted == 1:
+                    return
+                existing = conn.execute(sa.select(c.scope).where(this).with_for_update()).scalar()
             merged = " ".join(sorted(set(scopes) | set((existing or "").split())))
             insert = _upsert_insert(conn)(self.table).values(
                 user_id=user_id, client_id=client_id, scope=merged, granted_at=utcnow())
             conn.execute(insert.on_conflict_do_update(
-                index_elements=[c.user_id, c.client_id],
+                index_elements=key,
                 set_={"scope": insert.excluded.scope, "granted_at": insert.excluded.granted_at}))
 
     def list_for(self, user_id: str) -> list[Consent]:

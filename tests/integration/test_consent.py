@@ -600,3 +600,30 @@ def test_a_withdrawal_while_a_consent_is_recorded_stands(app, client, make_rp, m
     assert [c for c in listed if c["client_id"] == rp.client_id] == []
     assert rp.callback(rp.authorize(scope="openid email", prompt="none"))["error"] == \
         "consent_required"
+
+
+def test_two_consent_grants_at_once_keep_both(app, make_rp, make_user, monkeypatch):
+    """Two tabs allow different scopes to a client the user never consented to before: both
+    find no consent, and the second must merge with the first, not overwrite it."""
+    import app.repositories as repositories
+    from app.extensions import services
+
+    rp, user = make_rp(first_party=False), make_user()
+    barrier, original, held = threading.Barrier(2, timeout=20), repositories._upsert_insert, set()
+
+    def upsert_insert(conn):
+        if threading.get_ident() not in held:  # both have found no consent
+            held.add(threading.get_ident())
+            barrier.wait()
+        return original(conn)
+
+    monkeypatch.setattr(repositories, "_upsert_insert", upsert_insert)
+
+    def grant(scopes):
+        with app.app_context():
+            services().consents.grant(user["id"], rp.client_id, scopes)
+
+    _at_once(lambda: grant(["openid", "email"]), lambda: grant(["openid", "profile"]))
+    with app.app_context():
+        assert sorted(services().consents.find(user["id"], rp.client_id).scopes) == [
+            "email", "openid", "profile"]
