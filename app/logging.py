@@ -36,30 +36,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, separators=(",", ":"), default=str)
 
 
-# a URL's query in a request line a server logs itself: up to " HTTP/", a quote or the end
-# (a blank in a malformed query does not end it)
-_QUERY = re.compile(r"\?.*?(?=\sHTTP/|[\"']|$)")
+# a request target's query, from the "?" after a path to the end of the text it is in: in a
+# request line a server logs, the query may hold blanks, quotes (werkzeug decodes %27) or
+# " HTTP/", so nothing inside it can be trusted to end it
+_QUERY = re.compile(r"(/[^\s?]*)\?.*", re.DOTALL)
 # what a server quotes of a request line it could not parse, any part of which may be the
-# query: gunicorn's "Invalid request from ip=...: Invalid HTTP Version: '...'" (a blank in
-# the query makes the rest of it the "version"), werkzeug's "Bad request version ('...')"
-_UNPARSED = re.compile(r"^((?:Invalid request from|code 400, message Bad request)[^'\"]*)['\"].*$",
-                       re.DOTALL)
+# query: gunicorn's "Invalid request from ip=...: Invalid HTTP Version: '...'", and
+# werkzeug's "Bad request version ('...')" or "Bad request syntax ('...')"
+_UNPARSED = re.compile(r"((?:Invalid request from|Bad request)[^'\"]*)['\"].*", re.DOTALL)
+
+
+def _redacted(text: str) -> str:
+    return _QUERY.sub(r"\1?[redacted]", _UNPARSED.sub(r"\1[redacted]", text))
 
 
 class WithoutQueryStrings(logging.Filter):
     """For a web server's own log lines: gunicorn writes a malformed or failed request line
     whole, and the Flask development server (werkzeug) every request line, query included,
-    and with it a code or a state. The query is cut to ``?[redacted]``, and what a server
-    quotes of a line it could not parse to ``[redacted]``."""
+    and with it a code or a state. What a request brought (the arguments of a message, or a
+    message gunicorn formatted itself) loses its query (``?[redacted]``) and what a server
+    quotes of a line it could not parse (``[redacted]``); the servers' own wording stays."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record is the logging module's to report, not ours
-            return True
-        redacted = _QUERY.sub("?[redacted]", _UNPARSED.sub(r"\1[redacted]", message))
-        if redacted != message:
-            record.msg, record.args = redacted, ()
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_redacted(arg) if isinstance(arg, str) else arg
+                                for arg in record.args)
+        elif not record.args and isinstance(record.msg, str):
+            record.msg = _redacted(record.msg)
         return True
 
 
