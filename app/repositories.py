@@ -204,16 +204,16 @@ class SqlConsentDirectory:
     def grant(self, user_id: str, client_id: str, scopes: list[str]) -> None:
         """Remember ``scopes`` on top of what was allowed before.
 
-        The row read is locked until the write commits (PostgreSQL): a withdrawal at that
-        moment waits and then removes the whole consent, instead of being undone by a write
-        of what it had just removed; and of two grants at once the second merges with the
-        first, whether or not a consent was there before.
+        The consent is locked before it is read, until the write commits: a withdrawal at
+        that moment waits and then removes the whole consent, instead of being undone by a
+        write of what it had just removed; and of two grants at once the second merges with
+        the first, whether or not a consent was there before.
         """
         c = self.table.c
         this = sa.and_(c.user_id == user_id, c.client_id == client_id)
         key = [c.user_id, c.client_id]
         with db.engine.begin() as conn:
-            existing = conn.execute(sa.select(c.scope).where(this).with_for_update()).scalar()
+            existing = self._locked_scope(conn, this)
             if existing is None:
                 # none yet; a grant at the same moment may insert one first, and then this
                 # one waits for it and merges with it below (instead of overwriting it)
@@ -224,13 +224,21 @@ class SqlConsentDirectory:
                                         execution_options={"preserve_rowcount": True}).rowcount
                 if inserted == 1:
                     return
-                existing = conn.execute(sa.select(c.scope).where(this).with_for_update()).scalar()
+                existing = self._locked_scope(conn, this)
             merged = " ".join(sorted(set(scopes) | set((existing or "").split())))
             insert = _upsert_insert(conn)(self.table).values(
                 user_id=user_id, client_id=client_id, scope=merged, granted_at=utcnow())
             conn.execute(insert.on_conflict_do_update(
                 index_elements=key,
                 set_={"scope": insert.excluded.scope, "granted_at": insert.excluded.granted_at}))
+
+    def _locked_scope(self, conn, this) -> str | None:
+        """The consent's scopes, read after a write that changes nothing has taken the lock:
+        the row's on PostgreSQL, the database's on SQLite (where FOR UPDATE does nothing and
+        a SELECT alone runs outside the transaction)."""
+        c = self.table.c
+        conn.execute(sa.update(self.table).where(this).values(scope=c.scope))
+        return conn.execute(sa.select(c.scope).where(this)).scalar()
 
     def list_for(self, user_id: str) -> list[Consent]:
         c = self.table.c

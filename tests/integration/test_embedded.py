@@ -118,3 +118,50 @@ def test_memory_store_on_a_database_that_hosts_share_is_refused(pg_schema, clean
         for host in hosts:
             with host.app_context():
                 dispose_engines()
+
+
+def test_consent_grants_and_a_withdrawal_at_once_on_sqlite(embedded_app, monkeypatch):
+    """SQLite has no FOR UPDATE: the grant's lock is its first write. A second grant, and a
+    withdrawal, made while a grant is between its read and its write, wait for it; the
+    second grant merges with it, and the withdrawal removes what it wrote."""
+    import threading
+    import time
+
+    import app.repositories as repositories
+    from app.clients import register_client
+    from tests.oidc import REDIRECT_URI
+
+    with embedded_app.app_context():
+        user_id = create_user(username="ada", email=None, password="correct horse battery").id
+        client_id = register_client({
+            "client_name": "Third party", "grant_types": ["authorization_code"],
+            "token_endpoint_auth_method": "none", "redirect_uris": [REDIRECT_URI],
+            "first_party": False}).client.client_id
+        consents = services().consents
+        consents.grant(user_id, client_id, ["openid"])
+    reading, original = threading.Event(), repositories._upsert_insert
+
+    def upsert_insert(conn):
+        if not reading.is_set():  # the first grant has read the consent; it writes soon
+            reading.set()
+            time.sleep(0.3)
+        return original(conn)
+
+    monkeypatch.setattr(repositories, "_upsert_insert", upsert_insert)
+
+    def grant(scopes):
+        with embedded_app.app_context():
+            consents.grant(user_id, client_id, scopes)
+
+    for meanwhile, expected in ((lambda: grant(["openid", "profile"]), ["email", "openid", "profile"]),
+                                (lambda: consents.revoke(user_id, client_id), None)):
+        reading.clear()
+        first = threading.Thread(target=grant, args=(["openid", "email"],))
+        first.start()
+        assert reading.wait(10)
+        with embedded_app.app_context():
+            meanwhile()
+        first.join(10)
+        with embedded_app.app_context():
+            found = consents.find(user_id, client_id)
+        assert (found and sorted(found.scopes)) == expected
