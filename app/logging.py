@@ -12,6 +12,7 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from flask import Flask, g, has_request_context, request
@@ -36,33 +37,58 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, separators=(",", ":"), default=str)
 
 
-# a request target's query, from the "?" after a path to the end of the text it is in: in a
-# request line a server logs, the query may hold blanks, quotes (werkzeug decodes %27) or
-# " HTTP/", so nothing inside it can be trusted to end it
-_QUERY = re.compile(r"(/[^\s?]*)\?.*", re.DOTALL)
+# where a query starts: a "?" followed by something (a server's own "Perhaps out of memory?"
+# ends with one)
+_QUERY_START = re.compile(r"\?(?=\S)")
 # what a server quotes of a request line it could not parse, any part of which may be the
-# query: gunicorn's "Invalid request from ip=...: Invalid HTTP Version: '...'", and
-# werkzeug's "Bad request version ('...')" or "Bad request syntax ('...')"
-_UNPARSED = re.compile(r"((?:Invalid request from|Bad request)[^'\"]*)['\"].*", re.DOTALL)
+# query: gunicorn's "Invalid request from ip=...: Invalid HTTP Version: '...'", http.server's
+# (werkzeug's) "Bad request version ('...')" and "Bad HTTP/0.9 request type ('...')"
+_UNPARSED = re.compile(r"((?:Invalid request from|Bad request|Bad HTTP/0\.9 request type)"
+                       r"[^'\"]*)['\"].*", re.DOTALL)
+_ANSI_RESET = "\x1b[0m"  # werkzeug colours a line by its status
 
 
 def _redacted(text: str) -> str:
-    return _QUERY.sub(r"\1?[redacted]", _UNPARSED.sub(r"\1[redacted]", text))
+    """``text`` without its query (``?[redacted]``, cut to its end: inside a query, nothing a
+    request can write, blanks, quotes or " HTTP/", can be trusted to end it) and without what
+    a server quotes of a line it could not parse."""
+    text = _UNPARSED.sub(r"\1[redacted]", text)
+    query = _QUERY_START.search(text)
+    if query is None:
+        return text
+    return text[:query.start()] + "?[redacted]" + (_ANSI_RESET if text.endswith(_ANSI_RESET)
+                                                   else "")
+
+
+def _redacted_arg(arg):
+    if arg is None or isinstance(arg, (int, float)):
+        return arg
+    text = str(arg)  # an exception or bytes may quote the request too
+    redacted = _redacted(text)
+    return arg if redacted == text else redacted
 
 
 class WithoutQueryStrings(logging.Filter):
     """For a web server's own log lines: gunicorn writes a malformed or failed request line
     whole, and the Flask development server (werkzeug) every request line, query included,
-    and with it a code or a state. What a request brought (the arguments of a message, or a
-    message gunicorn formatted itself) loses its query (``?[redacted]``) and what a server
-    quotes of a line it could not parse (``[redacted]``); the servers' own wording stays."""
+    and with it a code or a state. What a request brought, the arguments of a message (of
+    any type), a message gunicorn formatted itself, or a traceback, loses its query and what
+    a server quotes of a line it could not parse; the servers' own wording stays."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(_redacted(arg) if isinstance(arg, str) else arg
-                                for arg in record.args)
-        elif not record.args and isinstance(record.msg, str):
-            record.msg = _redacted(record.msg)
+        try:
+            if isinstance(record.args, Mapping):
+                record.args = {name: _redacted_arg(value) for name, value in record.args.items()}
+            elif record.args:
+                record.args = tuple(_redacted_arg(arg) for arg in record.args)
+            else:
+                record.msg = _redacted_arg(record.msg)
+            if record.exc_info and not record.exc_text:
+                record.exc_text = "\n".join(
+                    _redacted(line) for line in
+                    logging.Formatter().formatException(record.exc_info).splitlines())
+        except Exception:  # never let a line through unredacted, nor fail the server's call
+            return False
         return True
 
 

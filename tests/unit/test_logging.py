@@ -67,6 +67,9 @@ def _werkzeug_logged(request: bytes) -> list[str]:
     # malformed: a blank in the query, the rest read as the version, or holding " HTTP/"
     ("GET /cb?state=a b&code={code}", "code 400, message Bad request version ([redacted]"),
     ("GET /cb?state=a HTTP/1.1&code={code} HTTP/1.1", "code 400, message Bad request"),
+    ("GET /cb b?code={code} HTTP/1.1", "GET /cb b?[redacted]\x1b[0m\" 400 -"),  # coloured
+    ("GET ?code={code} HTTP/1.1", '"GET ?[redacted]" 200 -'),  # no path before the query
+    ("GET " + "/a" * 2000 + "?code={code} HTTP/1.1", "/a/a/a?[redacted]"),
 ])
 def test_the_development_servers_lines_lose_the_query(request_line, logged):
     code = secrets.token_urlsafe(16)
@@ -94,3 +97,47 @@ def test_gunicorns_own_lines_lose_what_a_request_line_carried(message, args, log
     keep_query_strings_out("gunicorn.error")
     assert _kept("gunicorn.error", lambda: logging.getLogger("gunicorn.error").warning(
         message, *args)) == [logged]
+
+
+def test_what_gunicorn_read_before_a_client_hung_up_is_redacted():
+    """gthread logs "Ignored premature client disconnection. %s" with gunicorn's NoMoreData,
+    whose text is what it had read of the request: an argument that is no string."""
+    from gunicorn.config import Config
+    from gunicorn.http.errors import NoMoreData
+    from gunicorn.http.parser import RequestParser
+
+    code = secrets.token_urlsafe(16)
+    client, server = socket.socketpair()
+    client.sendall(f"GET /sso/callback?code={code} HTTP/1.1".encode())
+    client.close()
+    with pytest.raises(NoMoreData) as hung_up:
+        next(iter(RequestParser(Config(), server, ("127.0.0.1", 1))))
+    server.close()
+    keep_query_strings_out("gunicorn.error")
+    logger = logging.getLogger("gunicorn.error")
+    lines = _kept("gunicorn.error", lambda: logger.warning(
+        "Ignored premature client disconnection. %s", hung_up.value))
+    assert lines == ["Ignored premature client disconnection. "
+                     "No more data after: b'GET /sso/callback?[redacted]"]
+
+
+def test_a_traceback_is_redacted_too():
+    keep_query_strings_out("gunicorn.error")
+    logger = logging.getLogger("gunicorn.error")
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(logging.Formatter().format(record))
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError("bad target /sso/callback?code=c0de")
+        except ValueError:
+            logger.exception("Error handling request %s %s", "GET", "/sso/callback?code=c0de")
+    finally:
+        logger.removeHandler(handler)
+    assert len(records) == 1 and "c0de" not in records[0]
+    assert "ValueError: bad target /sso/callback?[redacted]" in records[0]
