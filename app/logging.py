@@ -37,43 +37,46 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, separators=(",", ":"), default=str)
 
 
-# where a query starts: a "?" followed by something (a server's own "Perhaps out of memory?"
-# ends with one)
-_QUERY_START = re.compile(r"\?(?=\S)")
-# what a server quotes of a request line it could not parse, any part of which may be the
-# query: gunicorn's "Invalid request from ip=...: Invalid HTTP Version: '...'", http.server's
-# (werkzeug's) "Bad request version ('...')" and "Bad HTTP/0.9 request type ('...')"
-_UNPARSED = re.compile(r"((?:Invalid request from|Bad request|Bad HTTP/0\.9 request type)"
-                       r"[^'\"]*)['\"].*", re.DOTALL)
+# the wording with which gunicorn and http.server (werkzeug's) quote a request line they could
+# not parse, any part of which may be the query: "Invalid request from ip=...: Invalid HTTP
+# Version: '...'", "Bad request version ('...')", "Bad HTTP/0.9 request type ('...')"
+_UNPARSED = ("Invalid request from", "Bad request", "Bad HTTP/0.9 request type")
 _ANSI_RESET = "\x1b[0m"  # werkzeug colours a line by its status
 
 
 def _redacted(text: str) -> str:
-    """``text`` without its query (``?[redacted]``, cut to its end: inside a query, nothing a
-    request can write, blanks, quotes or " HTTP/", can be trusted to end it) and without what
-    a server quotes of a line it could not parse."""
-    text = _UNPARSED.sub(r"\1[redacted]", text)
-    query = _QUERY_START.search(text)
-    if query is None:
+    """``text`` without what a server quotes of a line it could not parse (``[redacted]``)
+    and without its query (``?[redacted]``): from the first "?" to the end, since nothing a
+    request can write inside a query (a blank, a quote, " HTTP/") can be trusted to end it.
+    A "?" that ends the text is a question ("Perhaps out of memory?"), and stays. Plain
+    searches, no regular expression: a request line can be 64 KiB."""
+    starts = [at for at in (text.find(wording) for wording in _UNPARSED) if at >= 0]
+    if starts:
+        quotes = [at for at in (text.find(q, min(starts)) for q in "'\"") if at >= 0]
+        if quotes:
+            text = text[:min(quotes)] + "[redacted]"
+    query = text.find("?")
+    if query < 0 or not text[query + 1:].replace(_ANSI_RESET, "").strip():
         return text
-    return text[:query.start()] + "?[redacted]" + (_ANSI_RESET if text.endswith(_ANSI_RESET)
-                                                   else "")
+    return text[:query] + "?[redacted]" + (_ANSI_RESET if text.endswith(_ANSI_RESET) else "")
 
 
 def _redacted_arg(arg):
+    if isinstance(arg, str):
+        return _redacted(arg)
     if arg is None or isinstance(arg, (int, float)):
         return arg
-    text = str(arg)  # an exception or bytes may quote the request too
-    redacted = _redacted(text)
-    return arg if redacted == text else redacted
+    # an exception or bytes a server logs may hold the whole request, its headers too
+    # (gunicorn's NoMoreData after a client hangs up): only its kind is logged
+    return type(arg).__name__
 
 
 class WithoutQueryStrings(logging.Filter):
-    """For a web server's own log lines: gunicorn writes a malformed or failed request line
-    whole, and the Flask development server (werkzeug) every request line, query included,
-    and with it a code or a state. What a request brought, the arguments of a message (of
-    any type), a message gunicorn formatted itself, or a traceback, loses its query and what
-    a server quotes of a line it could not parse; the servers' own wording stays."""
+    """For gunicorn's own log lines (and those of ``flask run``'s server): gunicorn writes a
+    malformed or failed request line whole, query (a code, a state) included. What a request
+    brought, the arguments of a message, a message gunicorn formatted itself, or a traceback,
+    loses its query and what a server quotes of a line it could not parse; the servers' own
+    wording stays."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -86,9 +89,10 @@ class WithoutQueryStrings(logging.Filter):
             if record.exc_info and not record.exc_text:
                 record.exc_text = "\n".join(
                     _redacted(line) for line in
-                    logging.Formatter().formatException(record.exc_info).splitlines())
-        except Exception:  # never let a line through unredacted, nor fail the server's call
-            return False
+                    logging.Formatter().formatException(record.exc_info).split("\n"))
+        except Exception:  # the event stays, nothing of what it carried
+            record.msg, record.args = "[log line redacted: the filter failed]", ()
+            record.exc_info = record.exc_text = None
         return True
 
 
@@ -113,7 +117,11 @@ def configure_logging(level: str) -> None:
     if not any(isinstance(h, logging.NullHandler) for h in pysaml2.handlers):
         pysaml2.addHandler(logging.NullHandler())
     pysaml2.propagate = False
-    keep_query_strings_out("werkzeug")  # `flask run`'s request lines
+    # `flask run`'s server: its request lines (INFO) carry the query, and this service logs
+    # every request itself (method, path, status); its errors pass through the filter
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.setLevel(logging.WARNING)
+    keep_query_strings_out("werkzeug")
 
 
 def init_request_logging(app: Flask) -> None:

@@ -21,14 +21,12 @@ def _kept(logger_name: str, emit) -> list[str]:
             seen.append(record.getMessage())
 
     logger = logging.getLogger(logger_name)
-    handler, level = Keep(), logger.level
+    handler = Keep()
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)  # as werkzeug's server sets it
     try:
         emit()
     finally:
         logger.removeHandler(handler)
-        logger.setLevel(level)
     return seen
 
 
@@ -61,21 +59,24 @@ def _werkzeug_logged(request: bytes) -> list[str]:
 
 
 @pytest.mark.parametrize("request_line, logged", [
-    # well formed; a browser sends ' as %27, which werkzeug decodes for its log
-    ("GET /sso/callback?code={code}&state=%27x HTTP/1.1", '"GET /sso/callback?[redacted]" 200 -'),
-    ("GET /sso/callback?state=%27&code={code} HTTP/1.1", '"GET /sso/callback?[redacted]" 200 -'),
-    # malformed: a blank in the query, the rest read as the version, or holding " HTTP/"
-    ("GET /cb?state=a b&code={code}", "code 400, message Bad request version ([redacted]"),
-    ("GET /cb?state=a HTTP/1.1&code={code} HTTP/1.1", "code 400, message Bad request"),
-    ("GET /cb b?code={code} HTTP/1.1", "GET /cb b?[redacted]\x1b[0m\" 400 -"),  # coloured
-    ("GET ?code={code} HTTP/1.1", '"GET ?[redacted]" 200 -'),  # no path before the query
-    ("GET " + "/a" * 2000 + "?code={code} HTTP/1.1", "/a/a/a?[redacted]"),
+    # well formed (a browser sends ' as %27, which werkzeug decodes for its log; a query may
+    # open with an encoded Unicode blank): its request line is not logged at all, as the
+    # service logs every request itself
+    ("GET /sso/callback?code={code}&state=%27x HTTP/1.1", []),
+    ("GET /sso/callback?%C2%A0x=1&code={code} HTTP/1.1", []),
+    ("GET ?code={code} HTTP/1.1", []),
+    # malformed: what the server quotes of the line is redacted, whatever follows the "?"
+    ("GET /cb?state=a b&code={code}", ["code 400, message Bad request version ([redacted]"]),
+    ("GET /cb?state=a HTTP/1.1&code={code} HTTP/1.1",
+     ["code 400, message Bad request syntax ([redacted]"]),
+    ("GET /sso/callback? code={code} HTTP/1.1", ["code 400, message Bad request syntax ([redacted]"]),
+    ("GET /cb b?code={code} HTTP/1.1", ["code 400, message Bad request syntax ([redacted]"]),
+    ("GET " + "/a" * 2000 + "?code={code} HTTP/1.1", []),
 ])
-def test_the_development_servers_lines_lose_the_query(request_line, logged):
+def test_the_development_servers_lines_keep_nothing_of_the_request(request_line, logged):
     code = secrets.token_urlsafe(16)
     lines = _werkzeug_logged(f"{request_line.format(code=code)}\r\nHost: x\r\n\r\n".encode())
-    assert lines and not [line for line in lines if code in line], lines
-    assert any(logged in line for line in lines), lines
+    assert [line.split("] ", 1)[1] for line in lines] == logged
 
 
 @pytest.mark.parametrize("message, args, logged", [
@@ -92,6 +93,9 @@ def test_the_development_servers_lines_lose_the_query(request_line, logged):
     ("Worker (pid:%s) was sent SIGKILL! Perhaps out of memory?", (1234,),
      "Worker (pid:1234) was sent SIGKILL! Perhaps out of memory?"),
     ("Booting worker with pid: %s", (1234,), "Booting worker with pid: 1234"),
+    # a long line of the servers' own wording, with no quote after it
+    ("Invalid request from ip=127.0.0.1: " + "Bad request " * 5000, (),
+     "Invalid request from ip=127.0.0.1: " + "Bad request " * 5000),
 ])
 def test_gunicorns_own_lines_lose_what_a_request_line_carried(message, args, logged):
     keep_query_strings_out("gunicorn.error")
@@ -117,8 +121,7 @@ def test_what_gunicorn_read_before_a_client_hung_up_is_redacted():
     logger = logging.getLogger("gunicorn.error")
     lines = _kept("gunicorn.error", lambda: logger.warning(
         "Ignored premature client disconnection. %s", hung_up.value))
-    assert lines == ["Ignored premature client disconnection. "
-                     "No more data after: b'GET /sso/callback?[redacted]"]
+    assert lines == ["Ignored premature client disconnection. NoMoreData"]
 
 
 def test_a_traceback_is_redacted_too():
