@@ -61,9 +61,15 @@ def _redacted(text: str) -> str:
     return text[:query] + "?[redacted]" + (_ANSI_RESET if text.endswith(_ANSI_RESET) else "")
 
 
+def _redacted_lines(text: str) -> str:
+    """``_redacted`` line by line: a traceback's later lines (the exception) stay when an
+    earlier one has a "?"; a quoted request line never spans lines (repr escapes them)."""
+    return "\n".join(_redacted(line) for line in text.split("\n"))
+
+
 def _redacted_arg(arg):
     if isinstance(arg, str):
-        return _redacted(arg)
+        return _redacted_lines(arg)
     if arg is None or isinstance(arg, (int, float)):
         return arg
     # an exception or bytes a server logs may hold the whole request, its headers too
@@ -71,14 +77,21 @@ def _redacted_arg(arg):
     return type(arg).__name__
 
 
+# werkzeug's request log line: the request line, its status and size
+_WERKZEUG_REQUEST_LINE = '"%s" %s %s'
+
+
 class WithoutQueryStrings(logging.Filter):
     """For gunicorn's own log lines (and those of ``flask run``'s server): gunicorn writes a
     malformed or failed request line whole, query (a code, a state) included. What a request
     brought, the arguments of a message, a message gunicorn formatted itself, or a traceback,
     loses its query and what a server quotes of a line it could not parse; the servers' own
-    wording stays."""
+    wording stays. werkzeug's request lines are dropped: the service logs every request
+    itself (method, path, status)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.endswith(_WERKZEUG_REQUEST_LINE):
+            return False
         try:
             if isinstance(record.args, Mapping):
                 record.args = {name: _redacted_arg(value) for name, value in record.args.items()}
@@ -87,9 +100,8 @@ class WithoutQueryStrings(logging.Filter):
             else:
                 record.msg = _redacted_arg(record.msg)
             if record.exc_info and not record.exc_text:
-                record.exc_text = "\n".join(
-                    _redacted(line) for line in
-                    logging.Formatter().formatException(record.exc_info).split("\n"))
+                record.exc_text = _redacted_lines(
+                    logging.Formatter().formatException(record.exc_info))
         except Exception:  # the event stays, nothing of what it carried
             record.msg, record.args = "[log line redacted: the filter failed]", ()
             record.exc_info = record.exc_text = None
@@ -117,11 +129,7 @@ def configure_logging(level: str) -> None:
     if not any(isinstance(h, logging.NullHandler) for h in pysaml2.handlers):
         pysaml2.addHandler(logging.NullHandler())
     pysaml2.propagate = False
-    # `flask run`'s server: its request lines (INFO) carry the query, and this service logs
-    # every request itself (method, path, status); its errors pass through the filter
-    werkzeug = logging.getLogger("werkzeug")
-    werkzeug.setLevel(logging.WARNING)
-    keep_query_strings_out("werkzeug")
+    keep_query_strings_out("werkzeug")  # `flask run`'s server
 
 
 def init_request_logging(app: Flask) -> None:

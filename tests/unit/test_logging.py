@@ -30,14 +30,14 @@ def _kept(logger_name: str, emit) -> list[str]:
     return seen
 
 
-def _werkzeug_logged(request: bytes) -> list[str]:
-    """Send ``request`` to a development server on loopback: what its log says of it."""
+def _ok(environ, start_response):
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+
+
+def _werkzeug_logged(request: bytes, app=_ok) -> list[str]:
+    """Send ``request`` to a development server of ``app`` on loopback: what its log says."""
     configure_logging("INFO")  # filters the "werkzeug" logger
-
-    def app(environ, start_response):
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
     server = make_server("127.0.0.1", 0, app)
 
     def one_request():
@@ -144,3 +144,35 @@ def test_a_traceback_is_redacted_too():
         logger.removeHandler(handler)
     assert len(records) == 1 and "c0de" not in records[0]
     assert "ValueError: bad target /sso/callback?[redacted]" in records[0]
+
+
+def test_the_development_servers_own_lines_stay():
+    """`flask run --debug` builds the app (configure_logging) before its server starts: the
+    address, the debugger's PIN and the reloader's lines carry nothing of a request."""
+    from werkzeug._internal import _log
+
+    configure_logging("INFO")
+    lines = _kept("werkzeug", lambda: (
+        _log("info", " * Running on http://127.0.0.1:5000"),
+        _log("warning", " * Debugger is active!"),
+        _log("info", " * Debugger PIN: %s", "123-456-789"),
+    ))
+    assert lines == [" * Running on http://127.0.0.1:5000", " * Debugger is active!",
+                     " * Debugger PIN: 123-456-789"]
+
+
+def test_the_development_servers_traceback_keeps_its_exception_line():
+    """werkzeug logs an application error as one message, "Error on request:\n<traceback>":
+    a source line with a "?" loses its query, and the exception below it stays."""
+    code = secrets.token_urlsafe(16)
+
+    def client_for(target):
+        raise LookupError(f"no client for {target}")
+
+    def app(environ, start_response):
+        return client_for("/sso/callback?" + environ["QUERY_STRING"])  # a line with a "?"
+
+    text = "\n".join(_werkzeug_logged(
+        f"GET /sso/callback?code={code} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), app))
+    assert "Error on request" in text and code not in text, text
+    assert "LookupError: no client for /sso/callback?[redacted]" in text, text
