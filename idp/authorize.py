@@ -336,11 +336,13 @@ class AuthorizationFlow:
         hint = grant.request.payload.data.get("id_token_hint")
         if not hint:
             return True
-        try:
-            claims = self.server.id_tokens.verify_hint(hint)
-        except InvalidRequest as error:
-            raise _error(grant, InvalidRequestError, error.message) from None
-        return account is not None and claims["sub"] == account.id
+        if grant.request.hint_subject is None:  # verified once per request (an RSA check)
+            try:
+                claims = self.server.id_tokens.verify_hint(hint)
+            except InvalidRequest as error:
+                raise _error(grant, InvalidRequestError, error.message) from None
+            grant.request.hint_subject = claims["sub"]
+        return account is not None and grant.request.hint_subject == account.id
 
     def _consent_due(self, grant, account: Account | None, forced: bool) -> bool:
         if forced:

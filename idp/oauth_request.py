@@ -39,8 +39,10 @@ class ParamsRequest(OAuth2Request):
         # end-user authenticated / which tenant the tokens are for (authorization endpoint)
         self.token_response = None
         self.auth_time: float | None = None
-        # when the user's consent was read for this request (idp.authorize)
+        # when the user's consent was read for this request, and whom its id_token_hint
+        # names, once verified (idp.authorize)
         self.consent_read_at: float | None = None
+        self.hint_subject: str | None = None
 
     @property
     def args(self) -> dict[str, str]:

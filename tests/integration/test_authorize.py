@@ -191,6 +191,24 @@ def test_an_id_token_hint_of_another_user_asks_that_user_to_sign_in(app, make_rp
     assert bad["error"] == "invalid_request" and "code" not in bad
 
 
+def test_the_hint_is_verified_once_per_request(app, make_rp, make_user, monkeypatch):
+    """An RSA check: the request that weighs it and the page it leads to share one."""
+    from idp.id_tokens import IdTokenIssuer
+
+    first_party, alice = make_rp(), make_user()
+    hint = first_party.tokens_for(alice)["id_token"]  # Alice is signed in, and named
+    third_party = RelyingParty(first_party.http, make_rp(first_party=False).client_id)
+    calls, original = [], IdTokenIssuer.verify_hint
+
+    def counted(self, token):
+        calls.append(token)
+        return original(self, token)
+
+    monkeypatch.setattr(IdTokenIssuer, "verify_hint", counted)
+    consent_url = third_party.authorize(id_token_hint=hint).headers["Location"]
+    assert consent_url.startswith("/consent/") and len(calls) == 1
+
+
 def test_prompt_login_asks_again_and_moves_auth_time(make_rp, make_user):
     rp, user = make_rp(), make_user()
     with freeze_time("2026-11-29 10:00:00"):
