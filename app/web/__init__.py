@@ -6,26 +6,25 @@ RFC 6749 §4.1.2.1 redirect) instead of JSON, and so every page gets the same he
 
 from __future__ import annotations
 
-import functools
-
 from flask import Blueprint, Response, current_app, request
 
 bp = Blueprint("web", __name__)
 
 
-def refuses_head(view):
-    """For a GET that spends single-use state or ends a session. Flask answers HEAD with
-    the GET view, so a link checker's or mail scanner's HEAD would spend what the user's own
-    GET then finds gone: HEAD is refused (405) instead."""
-    @functools.wraps(view)
-    def guarded(*args, **kwargs):
-        if request.method == "HEAD":
-            # every method of the URL, not only of this view's rule (GET and POST of a page)
-            methods = current_app.url_map.bind_to_environ(request.environ).allowed_methods()
-            allowed = sorted(set(methods) - {"HEAD", "OPTIONS"})
-            return Response(status=405, headers={"Allow": ", ".join(allowed)})
-        return view(*args, **kwargs)
-    return guarded
+@bp.before_request
+def _refuse_head():
+    """Flask answers HEAD with the GET view, and nearly every GET here spends single-use
+    state or changes a session: it issues a code, answers a waiting request, ends a
+    session, takes an SSO state. A link checker's or mail scanner's HEAD would spend what
+    the user's own GET then finds gone, so no page answers HEAD (405), and a new page
+    cannot forget to."""
+    if request.method == "HEAD":
+        # every method of the URL, not only of this view's rule (GET and POST of a page)
+        methods = current_app.url_map.bind_to_environ(request.environ).allowed_methods()
+        allowed = sorted(set(methods) - {"HEAD", "OPTIONS"})
+        return Response(status=405, headers={"Allow": ", ".join(allowed)})
+    return None
+
 
 # a page renders nothing from elsewhere: no scripts, inline styles only, never framed
 _HEADERS = {

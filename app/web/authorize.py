@@ -15,7 +15,7 @@ from idp.errors import InvalidCredentials
 
 from ..extensions import services
 from ..services import client_ip
-from . import bp, refuses_head
+from . import bp
 from .session import browser_session, remember, require_csrf
 
 
@@ -77,7 +77,6 @@ def authorize():
 
 
 @bp.get("/login/<interaction_id>")
-@refuses_head  # the waiting request may be answered (a code) and spent by this GET
 def login(interaction_id):
     return show_outcome(services().flow.pending(interaction_id, browser_session()))
 
@@ -102,7 +101,6 @@ def login_submit(interaction_id):
 
 
 @bp.get("/consent/<interaction_id>")
-@refuses_head
 def consent(interaction_id):
     return show_outcome(services().flow.pending(interaction_id, browser_session()))
 

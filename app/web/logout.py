@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 
 from ..extensions import services
-from . import bp, refuses_head
+from . import bp
 from .session import browser_session, forget, require_csrf
 
 _LOGOUT_PARAMS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state",
@@ -20,7 +20,6 @@ _LOGOUT_PARAMS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "sta
 
 
 @bp.route("/oauth/logout", methods=["GET", "POST"])
-@refuses_head  # a GET with id_token_hint ends the session
 def logout():
     svc = services()
     values = request.form if request.method == "POST" else request.args

@@ -20,7 +20,7 @@ from idp.authorize import ShowLogin
 
 from ..extensions import services
 from ..sso import OIDC_PROVIDERS, SSO_PATH, provider_converter
-from . import bp, refuses_head
+from . import bp
 from .authorize import request_params, show_outcome
 from .session import browser_session, remember
 
@@ -52,7 +52,6 @@ def login_upstream(interaction_id, provider):
 
 
 @bp.get(f"{SSO_PATH}/{_OIDC_PROVIDER}/callback")
-@refuses_head
 def sso_callback(provider):
     outcome, session = services().sso.oidc_callback(provider, request.args.to_dict(),
                                                      browser_session())
@@ -71,7 +70,6 @@ def saml_acs():
 
 
 @bp.get(f"{SSO_PATH}/saml/complete")
-@refuses_head
 def saml_complete():
     outcome, session = services().sso.saml_complete(request.args.get("id"), browser_session())
     remember(session)

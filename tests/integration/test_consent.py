@@ -62,6 +62,25 @@ def test_a_head_request_never_spends_the_waiting_request(make_rp, make_user):
     assert "code" in callback
 
 
+def test_a_head_of_the_sso_button_never_spends_the_waiting_request(make_rp, make_user):
+    """The "Sign in with ..." URL of a login page answers the waiting request too, once it
+    can be answered: no page answers HEAD."""
+    rp, user, scope = make_rp(first_party=False), make_user(), "openid email"
+    # signed in; tab 1 waits on the consent page
+    first = rp.submit_login(rp.authorize(scope=scope, state="one"),
+                            user["username"], user["password"]).headers["Location"]
+    assert first.startswith("/consent/")
+    # tab 2: the same client, consented there
+    second = rp.authorize(scope=scope, state="two").headers["Location"]
+    page = rp.http.get(second)
+    rp.http.post(second, data={"csrf_token": csrf_token(page.get_data(True)),
+                               "decision": "allow"})
+    # a link checker's HEAD of tab 1's "Sign in with" URL
+    head = rp.http.head(f"/login/{first.removeprefix('/consent/')}/sso/okta")
+    assert head.status_code == 405, (head.status_code, head.headers.get("Location"))
+    assert "code" in rp.callback(rp.http.get(first))  # the user's own GET still answers
+
+
 def test_denying_consent_is_access_denied(make_rp, make_user):
     rp, user = make_rp(first_party=False), make_user()
     after_login = rp.submit_login(rp.authorize(scope="openid email offline_access", state="s9"),
