@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from idp.errors import IdpError, Unavailable
 from keys.keyring import SigningKeyUnavailable
 
+from .api.bearer import bearer_credentials
 from .extensions import db, services
 
 log = logging.getLogger("infracast.errors")
@@ -74,11 +75,6 @@ def error_page(status: int, message: str, retry_after: int | None = None):
     return response
 
 
-def _sent_bearer() -> bool:
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(credentials.strip())
-
-
 def error_response(status: int, code: str, oauth_error: str, message: str,
                    retry_after: int | None = None, headers: dict | None = None):
     if page_form():
@@ -96,8 +92,8 @@ def error_response(status: int, code: str, oauth_error: str, message: str,
     # one (or with another scheme) gets the bare challenge
     if status == 401:
         response.headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"'
-                                    if code == "UNAUTHORIZED" and _sent_bearer() else "Bearer")
-    if oauth_error == "insufficient_scope" or (status == 403 and _sent_bearer()):
+                                    if code == "UNAUTHORIZED" and bearer_credentials() is not None else "Bearer")
+    if oauth_error == "insufficient_scope" or (status == 403 and bearer_credentials() is not None):
         response.headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope"'
     if retry_after is not None:
         response.headers["Retry-After"] = str(max(1, int(retry_after)))

@@ -10,11 +10,17 @@ from idp.permissions import is_platform_admin
 from ..extensions import services
 
 
-def bearer_token() -> str:
+def bearer_credentials() -> str | None:
+    """The request's bearer token, or None when it sent none (no header, another scheme)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def bearer_token() -> str:
+    token = bearer_credentials()
+    if token is None:
         raise Unauthorized()
-    return token.strip()
+    return token
 
 
 def current_claims() -> dict:
