@@ -5,11 +5,10 @@ Built from what the authorization server has registered, so it lists only what w
 
 from __future__ import annotations
 
-from keys.manager import ALGORITHM
-
 from .clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from .grants.pkce import S256
 from .id_tokens import ID_TOKEN_CLAIMS
+from .rfc9068 import ALGORITHM
 from .userinfo import SCOPE_CLAIMS
 
 

@@ -12,11 +12,11 @@ from authlib.oidc.core.util import create_half_hash
 from joserfc import jwt
 
 from keys.keyring import Keyring
-from keys.manager import ALGORITHM
 
 from .accounts import Account
 from .clock import now
 from .errors import InvalidRequest
+from .rfc9068 import ALGORITHM
 from .token_validation import SignedTokens
 from .userinfo import user_claims
 

@@ -14,18 +14,13 @@ from datetime import datetime, timezone
 from joserfc import jwt
 
 from keys.keyring import Keyring
-from keys.manager import ALGORITHM
 
 from .clock import now
 from .accounts import Account
 from .errors import Forbidden
 from .revocation import ISSUED_AT_MS
-from .rfc9068 import TYP
+from .rfc9068 import ALGORITHM, TYP
 from .permissions import permissions_in, tenant_permissions
-
-ACCESS_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope",
-                       "roles", "tenants", "sid", "auth_time", ISSUED_AT_MS)
-
 
 @dataclass(frozen=True)
 class AccessToken:
