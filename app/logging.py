@@ -41,7 +41,6 @@ class JsonFormatter(logging.Formatter):
 # not parse, any part of which may be the query: "Invalid request from ip=...: Invalid HTTP
 # Version: '...'", "Bad request version ('...')", "Bad HTTP/0.9 request type ('...')"
 _UNPARSED = ("Invalid request from", "Bad request", "Bad HTTP/0.9 request type")
-_ANSI_RESET = "\x1b[0m"  # werkzeug colours a line by its status
 
 
 def _redacted(text: str) -> str:
@@ -56,9 +55,9 @@ def _redacted(text: str) -> str:
         if quotes:
             text = text[:min(quotes)] + "[redacted]"
     query = text.find("?")
-    if query < 0 or not text[query + 1:].replace(_ANSI_RESET, "").strip():
+    if query < 0 or not text[query + 1:].strip():
         return text
-    return text[:query] + "?[redacted]" + (_ANSI_RESET if text.endswith(_ANSI_RESET) else "")
+    return text[:query] + "?[redacted]"
 
 
 def _redacted_lines(text: str) -> str:
