@@ -56,8 +56,8 @@ class RotationPolicy:
 
     @classmethod
     def from_settings(cls, *, jwks_max_age: int, key_cache_seconds: float,
-                      access_token_ttl: int, rotation_days: int,
-                      session_ttl: int = 0) -> RotationPolicy:
+                      access_token_ttl: int, session_ttl: int,
+                      rotation_days: int) -> RotationPolicy:
         cache = timedelta(seconds=key_cache_seconds)
         return cls(
             publish_delay=timedelta(seconds=jwks_max_age) + cache,

@@ -15,7 +15,8 @@ def _record(kid, state, minutes=0):
 
 def test_a_next_key_waits_for_every_cache_and_a_retired_key_for_every_token():
     policy = RotationPolicy.from_settings(jwks_max_age=300, key_cache_seconds=30,
-                                          access_token_ttl=3600, rotation_days=90)
+                                          access_token_ttl=3600, session_ttl=600,
+                                          rotation_days=90)
     # a worker serves a JWKS up to 30 s old, a verifier keeps it 300 s
     assert policy.publish_delay == timedelta(seconds=330)
     # workers sign with the old key until they reload, and each token lives an hour
@@ -35,7 +36,7 @@ def test_a_retired_key_stays_published_while_its_id_tokens_may_be_logout_hints()
 
 def test_zero_days_turns_the_schedule_off():
     policy = RotationPolicy.from_settings(jwks_max_age=1, key_cache_seconds=0,
-                                          access_token_ttl=1, rotation_days=0)
+                                          access_token_ttl=1, session_ttl=1, rotation_days=0)
     assert policy.rotate_every is None
 
 
