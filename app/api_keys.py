@@ -66,8 +66,10 @@ def create_key(claims: dict, body: dict) -> IssuedKey:
     permissions = rules.parse_permissions(body.get("permissions"))
     expires_at = _parse_expires_at(body.get("expires_at"))
     allowed_ips = rules.parse_allowed_ips(body.get("allowed_ips"))
-    require_tenants(tenants)
+    # rights first: to anyone but a platform admin, an unknown tenant is refused as one of
+    # somebody else's is (403), so key creation tells nobody which tenant ids exist
     _check_grantable(claims, tenants, permissions, "api_key.create")
+    require_tenants(tenants)
     secret = rules.new_api_key()
     row = ApiKey(id=f"key-{secrets.token_hex(12)}", name=name.strip(),
                  secret_hash=services().secrets.digest(secret), tenants=tenants,
@@ -104,18 +106,29 @@ def _visible(claims: dict):
     return query
 
 
+def _within_token(claims: dict):
+    """Whether a key (of the caller's) lies within the tenants the caller's token holds. A
+    token requested with ``tenant`` holds that tenant alone (contract §5), so it neither
+    reads nor revokes the keys its user made for other tenants; a platform admin's unscoped
+    token holds every tenant."""
+    if is_platform_admin(claims.get("roles") or ()):
+        return lambda row: True
+    held = set(claims.get("tenants") or {})
+    return lambda row: set(row.tenants) <= held
+
+
 def get_key(claims: dict, key_id: str, for_update: bool = False) -> ApiKey:
     """The caller's key; ``for_update`` locks its row until the commit (PostgreSQL), so two
     rotations or a rotation and a revocation at once apply one after the other."""
     query = _visible(claims).where(ApiKey.id == key_id)
     row = db.session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
-    if row is None:
+    if row is None or not _within_token(claims)(row):
         raise NotFound("Unknown API key")
     return row
 
 
 def list_keys(claims: dict) -> Page:
-    return paginate(_visible(claims), ApiKey.id)
+    return paginate(_visible(claims), ApiKey.id, keep=_within_token(claims))
 
 
 def revoke_key(claims: dict, key_id: str) -> None:

@@ -76,8 +76,24 @@ def test_a_viewer_cannot_mint_a_write_key_and_it_is_audited(client, clean, make_
 def test_no_key_for_a_tenant_the_creator_is_not_admin_of(client, tenant_admin, make_tenant):
     other = make_tenant()
     assert _create(client, tenant_admin["headers"], other).status_code == 403
-    assert client.post("/api/v1/api-keys", headers=tenant_admin["headers"], json={
-        "name": "x", "tenants": ["no-such-tenant"], "permissions": ["nodes:read"]}).status_code == 404
+
+
+def test_key_creation_tells_nobody_but_platform_admins_which_tenants_exist(
+        client, clean, make_user, make_tenant, token_for):
+    """An unknown tenant is refused as somebody else's is (403, audited), as the ``tenant``
+    of a sign-in is: tenant ids are customers' names."""
+    own, foreign = make_tenant(), make_tenant()
+    for user in (make_user(tenants={own: "admin"}), make_user(tenants={own: "viewer"}),
+                 make_user()):
+        headers = bearer(token_for(user))
+        existing = _create(client, headers, foreign)
+        missing = _create(client, headers, "no-such-tenant")
+        assert existing.status_code == missing.status_code == 403
+        assert missing.get_json() == existing.get_json()
+    denied = [e for e in audit_events(clean, "api_key.create") if e["outcome"] == "denied"]
+    assert sum(e["details"].get("tenants") == ["no-such-tenant"] for e in denied) == 3
+    platform = bearer(token_for(make_user(roles=["admin"])))
+    assert _create(client, platform, "no-such-tenant").status_code == 404
 
 
 @pytest.mark.parametrize("overrides, field", [
@@ -252,6 +268,50 @@ def test_keys_are_seen_by_their_creator_and_platform_admins_only(client, tenant_
     assert client.delete(f"/api/v1/api-keys/{key['id']}", headers=stranger).status_code == 404
     platform = bearer(token_for(make_user(roles=["admin"])))
     assert client.get(f"/api/v1/api-keys/{key['id']}", headers=platform).status_code == 200
+
+
+def test_a_tenant_scoped_token_manages_only_the_keys_of_its_tenant(client, make_user,
+                                                                    make_tenant, token_for):
+    """Contract §5: a token requested with ``tenant`` holds that tenant alone. It neither
+    reads, lists, rotates nor revokes the keys its user made for another tenant."""
+    a, b = make_tenant(), make_tenant()
+    user = make_user(tenants={a: "admin", b: "admin"})
+    unscoped = bearer(token_for(user))
+    key_a = _create(client, unscoped, a).get_json()
+    key_b = _create(client, unscoped, b).get_json()
+    key_ab = client.post("/api/v1/api-keys", headers=unscoped, json={
+        "name": "both", "tenants": [a, b], "permissions": ["nodes:read"]}).get_json()
+    scoped_a = bearer(token_for(user, tenant=a))
+    assert [k["id"] for k in client.get("/api/v1/api-keys", headers=scoped_a)
+            .get_json()["items"]] == [key_a["id"]]
+    for key in (key_b, key_ab):
+        assert client.get(f"/api/v1/api-keys/{key['id']}", headers=scoped_a).status_code == 404
+        assert client.post(f"/api/v1/api-keys/{key['id']}/rotate",
+                           headers=scoped_a).status_code == 404
+        assert client.delete(f"/api/v1/api-keys/{key['id']}",
+                             headers=scoped_a).status_code == 404
+    assert client.get(f"/api/v1/api-keys/{key_a['id']}", headers=scoped_a).status_code == 200
+    listed = client.get("/api/v1/api-keys", headers=unscoped).get_json()["items"]
+    assert sorted(k["id"] for k in listed) == sorted(k["id"] for k in (key_a, key_b, key_ab))
+
+
+def test_a_page_of_keys_is_filled_past_the_keys_a_token_does_not_cover(client, make_user,
+                                                                       make_tenant, token_for):
+    a, b = make_tenant(), make_tenant()
+    user = make_user(tenants={a: "admin", b: "admin"})
+    unscoped = bearer(token_for(user))
+    made = [_create(client, unscoped, tenant).get_json()["id"] for tenant in (b, b, a, b, a, b)]
+    scoped_a = bearer(token_for(user, tenant=a))
+    seen, cursor = [], None
+    while True:
+        query = "?limit=1" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get("/api/v1/api-keys" + query, headers=scoped_a).get_json()
+        assert len(page["items"]) == 1
+        seen += [k["id"] for k in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(made[i] for i in (2, 4))
 
 
 def test_introspection_of_access_tokens(client, clean, make_user, token_for, tenant, resource_server):
