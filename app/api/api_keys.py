@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from .. import api_keys
 from .bearer import first_party_claims
-from .requests import json_body
+from .requests import json_body, optional_json_body
 
 bp = Blueprint("api_keys", __name__, url_prefix="/api/v1/api-keys")
 
@@ -41,5 +41,5 @@ def revoke(key_id):
 
 @bp.post("/<key_id>/rotate")
 def rotate(key_id):
-    body = json_body() if request.content_length else {}
+    body = optional_json_body()
     return _with_secret(api_keys.rotate_key(first_party_claims(), key_id, body), 200)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from idp.accounts import MAX_PASSWORD, MAX_USERNAME
 from idp.clients import API_CLIENT_ID
@@ -13,7 +13,7 @@ from ..consents import withdraw_consent
 from ..extensions import services
 from ..services import client_ip
 from .bearer import current_claims, first_party_claims
-from .requests import field, json_body
+from .requests import field, json_body, optional_json_body
 
 bp = Blueprint("api_auth", __name__, url_prefix="/api/v1/auth")
 
@@ -59,7 +59,7 @@ def refresh():
 @bp.post("/logout")
 def logout():
     claims = current_claims()
-    body = json_body() if request.content_length else {}  # the body is optional
+    body = optional_json_body()
     services().tokens.logout(claims, field(body, "refresh_token", required=False, max_length=512))
     return "", 204
 

@@ -32,6 +32,12 @@ def json_body() -> dict:
     return body
 
 
+def optional_json_body() -> dict:
+    """``json_body()`` when the request has a body, else ``{}``. Asked of the body itself: a
+    chunked request (HTTP/1.1 ``Transfer-Encoding: chunked``) declares no Content-Length."""
+    return json_body() if request.get_data(cache=True) else {}
+
+
 def field(body: dict, name: str, kind: type = str, *, required: bool = True,
           default=None, max_length: int | None = 1024):
     """``body[name]`` checked to be of ``kind``; strings must be non-empty."""

@@ -1,5 +1,7 @@
 """API keys (contract §3) and RFC 7662 introspection on PostgreSQL and Redis."""
 
+import io
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -212,6 +214,20 @@ def test_rotation_with_and_without_grace(client, tenant_admin, tenant, resource_
     too_long = client.post(f"/api/v1/api-keys/{key['id']}/rotate", headers=h,
                            json={"grace_period_seconds": 8 * 86400})
     assert too_long.status_code == 400 and "'grace_period_seconds'" in too_long.get_json()["error"]["message"]
+
+
+def test_rotation_reads_a_chunked_body(client, clean, tenant_admin, tenant):
+    """HTTP/1.1 chunked framing declares no Content-Length; the grace period still counts."""
+    key = _create(client, tenant_admin["headers"], tenant).get_json()
+    response = client.post(
+        f"/api/v1/api-keys/{key['id']}/rotate",
+        input_stream=io.BytesIO(json.dumps({"grace_period_seconds": 3600}).encode()),
+        headers={**tenant_admin["headers"], "Content-Type": "application/json",
+                 "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 200
+    with clean.app_context():
+        assert db.session.get(ApiKey, key["id"]).previous_valid_until is not None
 
 
 def test_two_rotations_at_once_apply_one_after_the_other(clean, tenant_admin, tenant,

@@ -1,5 +1,8 @@
 """Refresh, logout, /me and RFC 7009 revocation over the app (PostgreSQL + Redis)."""
 
+import io
+import json
+
 import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
@@ -97,6 +100,20 @@ def test_logout_with_another_refresh_family_of_the_same_user(client, session):
     other = login(client, session["account"]["username"], session["account"]["password"]).get_json()
     response = client.post("/api/v1/auth/logout", headers=_bearer(session["token"]),
                            json={"refresh_token": other["refresh_token"]})
+    assert response.status_code == 204
+    assert client.post("/api/v1/auth/refresh",
+                       json={"refresh_token": other["refresh_token"]}).status_code == 401
+
+
+def test_logout_reads_a_chunked_body(client, session):
+    """HTTP/1.1 chunked framing declares no Content-Length; the optional body still counts."""
+    other = login(client, session["account"]["username"], session["account"]["password"]).get_json()
+    response = client.post(
+        "/api/v1/auth/logout",
+        input_stream=io.BytesIO(json.dumps({"refresh_token": other["refresh_token"]}).encode()),
+        headers={**_bearer(session["token"]), "Content-Type": "application/json",
+                 "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True})
     assert response.status_code == 204
     assert client.post("/api/v1/auth/refresh",
                        json={"refresh_token": other["refresh_token"]}).status_code == 401
