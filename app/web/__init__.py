@@ -42,6 +42,10 @@ _HEADERS = {
 def _page_headers(response):
     for name, value in _HEADERS.items():
         response.headers.setdefault(name, value)
+    if response.status_code == 401:
+        # a 401 must name a challenge (RFC 9110 §15.5.2), and under /api/v1 (the SSO pages)
+        # the contract's is Bearer; browsers prompt for none but Basic and its kin
+        response.headers.setdefault("WWW-Authenticate", "Bearer")
     return response
 
 

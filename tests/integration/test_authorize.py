@@ -107,6 +107,7 @@ def test_login_page_is_accessible_and_says_the_same_as_the_api(client, make_rp, 
     for username in (user["username"], "nobody-at-all"):
         failed = rp.submit_login(rp.authorize(), username, "wrong password")
         assert failed.status_code == 401
+        assert failed.headers["WWW-Authenticate"] == "Bearer"  # RFC 9110 §15.5.2
         html = failed.get_data(True)
         api_message = login(client, username, "wrong password").get_json()["error"]["message"]
         assert f'role="alert" id="form-error">{api_message}</div>' in html

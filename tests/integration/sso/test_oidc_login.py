@@ -244,6 +244,8 @@ def test_the_login_page_offers_the_configured_providers(sso_app, browser, rp, up
 def refused(sso_app, response, status: int, text: str) -> None:
     page = response.get_data(True)
     assert response.status_code == status, page[:500]
+    if status == 401:  # contract §2, RFC 9110 §15.5.2: a 401 names a challenge
+        assert response.headers["WWW-Authenticate"] == "Bearer"
     assert text in page and 'role="alert"' in page
     assert not lands_on_relying_party(response)
     assert created(sso_app) == (1, 0)  # the admin alone

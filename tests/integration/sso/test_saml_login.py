@@ -117,6 +117,8 @@ def test_sp_metadata(browser):
 def refused_at_the_acs(sso_app, response) -> None:
     page = response.get_data(True)
     assert response.status_code in (400, 401), page[:500]
+    if response.status_code == 401:  # contract §2, RFC 9110 §15.5.2: a 401 names a challenge
+        assert response.headers["WWW-Authenticate"] == "Bearer"
     assert 'role="alert"' in page and "root:" not in page
     assert "Location" not in response.headers
     assert created(sso_app) == (1, 0)  # the admin alone
