@@ -177,6 +177,7 @@ class SsoLogins:
                              if value is not None},
                 "pending": None if pending is None else asdict(pending),
                 "relay_state": relay_state if pending is None else None,
+                "connection": connection.version.isoformat(),
                 "expires_at": self.clock() + COMPLETION_TTL,
             }, COMPLETION_TTL)
             return completion
@@ -190,6 +191,11 @@ class SsoLogins:
             identity = Identity(**{**record["identity"],
                                    "groups": tuple(record["identity"]["groups"])})
             connection = self._connection("saml")
+            if record.get("connection") != connection.version.isoformat():
+                # the connection changed since it verified the Response: its subject is
+                # unique only at the IdP that signed it (SAML Core §8.3), and brokered
+                # under a replacement it could reach that IdP's user of the same name
+                raise SignInExpired()
             if record["pending"] is None:
                 return self._idp_initiated(connection, identity, record["relay_state"], session)
             pending = PendingLogin(**record["pending"])

@@ -20,16 +20,17 @@ from freezegun import freeze_time
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_UNSPECIFIED
 
 from app import create_app
-from federation.saml import MAX_RESPONSE_CHARS
+from federation.saml import MAX_RESPONSE_CHARS, sp_metadata
 from tests.conftest import audit_events, base_config
-from tests.federation.conftest import IDP_ENTITY_ID
-from tests.federation.saml_idp import make_key_pair, post
+from tests.federation.conftest import IDP_ENTITY_ID, SSO_URL
+from tests.federation.saml_idp import SigningIdP, make_key_pair, post
 from tests.integration.sso.conftest import (ACS_URL, SP_ENTITY_ID, SamlLogin, created,
                                             federated_users, lands_on_relying_party, start_saml)
 from tests.oidc import REDIRECT_URI
 from tests.sso import SAML_ATTACKS, saml_body
 
 APP_START = "https://app.example.test/start"
+OTHER_ENTITY_ID = "https://other-idp.example.test/saml/metadata"
 
 
 @pytest.fixture
@@ -249,6 +250,38 @@ def test_a_completion_in_another_browser_or_twice_is_refused(sso_app, browser, r
     assert created(sso_app) == (1, 0)
     reasons = [e["details"]["reason"] for e in audit_events(sso_app, "sso.login")]
     assert reasons == ["browser", "state"]
+
+
+@pytest.fixture(scope="module")
+def other_idp(tmp_path_factory) -> SigningIdP:
+    """A second SAML IdP (an entity id and a key of its own) that trusts our SP."""
+    return SigningIdP(tmp_path_factory.mktemp("other-idp"), OTHER_ENTITY_ID, SSO_URL,
+                      sp_metadata(SP_ENTITY_ID, ACS_URL))
+
+
+def test_a_response_completes_only_under_the_connection_that_verified_it(
+        sso_app, browser, rp, saml_idp, other_idp, configure):
+    """A NameID is unique only at the IdP that issued it (SAML Core §8.3). A Response IdP A
+    signed, verified at the ACS, must not be brokered at the completion step under IdP B,
+    which an admin put in A's place meanwhile: there it would reach B's user of that name."""
+    configure("saml", {**saml_body(other_idp), "entity_id": OTHER_ENTITY_ID})
+    b_browser = sso_app.test_client()
+    rp.http = b_browser
+    at_b = start_saml(b_browser, rp, other_idp)
+    assert lands_on_relying_party(at_b.complete(at_b.respond(name_id="user-1")))
+    [b_user] = federated_users(sso_app)
+
+    configure("saml", saml_body(saml_idp))
+    rp.http = browser
+    at_a = start_saml(browser, rp, saml_idp)
+    posted = at_a.post(at_a.respond(name_id="user-1"))
+    assert posted.status_code == 303
+    configure("saml", {**saml_body(other_idp), "entity_id": OTHER_ENTITY_ID})  # B again
+
+    landed = browser.get(posted.headers["Location"])
+    assert landed.status_code == 400 and not lands_on_relying_party(landed)
+    assert federated_users(sso_app) == [b_user]
+    assert audit_events(sso_app, "sso.login")[-1]["details"]["reason"] == "state"
 
 
 def test_a_response_too_large_for_the_acs_is_refused(sso_app, browser, rp, saml_idp, saml):
