@@ -194,8 +194,13 @@ def _basic_client_id(request) -> str | None:
     """The client id of an HTTP Basic ``Authorization`` header, read as Authlib reads it
     (None without one). A Basic header Authlib reads no client id from is ``invalid_client``
     (401, RFC 6749 §5.2): it raises on some (``Basic `` with nothing after it, credentials
-    that are not UTF-8), reads none from others (not base64, nothing before the colon)."""
-    if request.headers.get("Authorization", "").lower().split()[:1] != ["basic"]:
+    that are not UTF-8), reads none from others (not base64, nothing before the colon).
+    Authlib splits any header holding a space in two, whatever its scheme: one that does not
+    split (``Bearer `` followed by a blank a server leaves, such as U+00A0) is refused too."""
+    header = request.headers.get("Authorization", "")
+    if " " in header and len(header.split(None, 1)) < 2:
+        raise InvalidClientError(status_code=401, description="Malformed client credentials")
+    if header.lower().split()[:1] != ["basic"]:
         return None
     try:
         client_id, _ = extract_basic_authorization(request.headers)

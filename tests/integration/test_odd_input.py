@@ -28,7 +28,10 @@ def test_a_refresh_token_with_a_surrogate_is_400(client):
 
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
 @pytest.mark.parametrize("header", ["Basic //46/w==", "Basic !!!not-base64", "Basic ",
-                                    "Basic Og=="])
+                                    "Basic Og==",
+                                    # another scheme with nothing after it: a server strips
+                                    # SP and HTAB around a value, never U+00A0
+                                    "Bearer ", "Bearer \xa0", "Digest ", " "])
 def test_malformed_basic_credentials_are_invalid_client(client, path, header):
     response = client.post(path, data={"grant_type": "client_credentials", "token": "x"},
                            headers={"Authorization": header})
