@@ -209,7 +209,7 @@ class SAMLConfig:
             raise InvalidConfig("relay_state_allowlist", "must list the RelayState values "
                                 "accepted on IdP-initiated logins when allow_idp_initiated is true")
         name_id_format = raw.get("name_id_format", "persistent")
-        if name_id_format not in NAME_ID_FORMATS:
+        if not isinstance(name_id_format, str) or name_id_format not in NAME_ID_FORMATS:
             raise InvalidConfig("name_id_format", f"must be one of {', '.join(NAME_ID_FORMATS)}")
         subject_attribute = _attribute_name("subject_attribute", raw.get("subject_attribute"))
         if name_id_format == "transient" and subject_attribute is None:

@@ -125,6 +125,8 @@ def test_idp_initiated_login_needs_a_relay_state_allowlist(idp):
 
 def test_name_id_formats(idp):
     invalid(idp_config(idp, name_id_format="kerberos"), "name_id_format", "one of")
+    for not_a_name in ([], ["persistent"], {}, 1):  # a list or an object was a TypeError
+        invalid(idp_config(idp, name_id_format=not_a_name), "name_id_format", "one of")
     invalid(idp_config(idp, name_id_format="transient"), "name_id_format", "subject_attribute")
     config = SAMLConfig.from_dict(idp_config(idp, name_id_format="transient", subject_attribute="uid"))
     assert config.name_id_format == NAME_ID_FORMATS["transient"]
