@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 
 from authlib.oauth2.base import OAuth2Error
-from flask import Flask, jsonify, make_response, redirect, render_template, request
+from flask import (Flask, current_app, jsonify, make_response, redirect, render_template,
+                   request)
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -59,7 +60,20 @@ _PAGE_TITLES = {400: "This request cannot be completed", 401: "Sign-in failed",
 
 
 def page_form() -> bool:
+    if request.url_rule is None:  # routing failed: a page's URL with another method (405)?
+        return _page_url()
     return request.blueprint == "web"
+
+
+def _page_url() -> bool:
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in ("GET", "POST"):  # every page answers one of these
+        try:
+            endpoint, _ = adapter.match(method=method)
+        except HTTPException:
+            continue
+        return endpoint.startswith("web.")
+    return False
 
 
 def oauth_form() -> bool:
@@ -78,7 +92,9 @@ def error_page(status: int, message: str, retry_after: int | None = None):
 def error_response(status: int, code: str, oauth_error: str, message: str,
                    retry_after: int | None = None, headers: dict | None = None):
     if page_form():
-        return error_page(status, message, retry_after)
+        response = error_page(status, message, retry_after)
+        response.headers.update(headers or {})
+        return response
     if oauth_form():
         body = {"error": oauth_error, "error_description": message}
     else:

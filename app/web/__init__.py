@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
+from ..errors import page_form
+
 bp = Blueprint("web", __name__)
 
 
@@ -38,8 +40,11 @@ _HEADERS = {
 }
 
 
-@bp.after_request
 def _page_headers(response):
+    """On the app, not the blueprint: a page's URL asked with a method it does not answer
+    (405) fails in routing, before any blueprint, and is still answered as a page."""
+    if not page_form():
+        return response
     for name, value in _HEADERS.items():
         response.headers.setdefault(name, value)
     if response.status_code == 401:
@@ -54,4 +59,5 @@ def register(app) -> None:
     from .session import init_session_cookie
 
     app.register_blueprint(bp)
+    app.after_request(_page_headers)
     init_session_cookie(app)

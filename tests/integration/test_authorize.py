@@ -522,3 +522,16 @@ def test_request_objects_are_refused_not_ignored(make_rp, name, error):
     rp = make_rp()
     callback = rp.callback(rp.authorize(**{name: "eyJhbGciOiJub25lIn0.e30."}))
     assert callback["error"] == error and "code" not in callback
+
+
+@pytest.mark.parametrize("method, path", [("PUT", "/login/abcdefghijklmnopqrstuvwxyz"),
+                                          ("DELETE", "/consent/abcdefghijklmnopqrstuvwxyz"),
+                                          ("PATCH", "/oauth/authorize")])
+def test_a_page_asked_with_a_method_it_does_not_answer_is_a_405_page(client, method, path):
+    """Routing refuses the method before any blueprint; the URL is still a page's."""
+    response = client.open(path, method=method)
+    assert response.status_code == 405 and response.mimetype == "text/html"
+    assert set(response.headers["Allow"].split(", ")) >= {"GET"}
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"
+
