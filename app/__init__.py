@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request
 from sqlalchemy import event
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import MAX_CONTENT_LENGTH, load_config, normalise_database_url, validate
@@ -60,8 +61,21 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     register_error_handlers(app)
     init_request_logging(app)
+    app.before_request(_refuse_a_chunked_body_at_the_limit)
     register_cli(app)
     return app
+
+
+def _refuse_a_chunked_body_at_the_limit() -> None:
+    """Werkzeug stops reading a chunked body (one sent without a Content-Length) at
+    MAX_CONTENT_LENGTH without a word, and a form or JSON cut there may still parse, short
+    of its last parameters. Such a body is read here and refused (413) once it reaches the
+    limit, as a body that declares its length is; one of exactly the limit is refused too."""
+    if "chunked" not in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return
+    limit = request.max_content_length
+    if limit is not None and len(request.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge()
 
 
 def _instance_path(config: dict) -> str:

@@ -1,10 +1,13 @@
 """Odd input is a clear 4xx, never a 500 (found by review: each of these was a 500)."""
 
 import base64
+import io
+import json
 
 import pytest
 
 from app.clients import register_client
+from app.config import MAX_CONTENT_LENGTH
 from tests.conftest import audit_events, bearer
 
 
@@ -157,3 +160,26 @@ def test_a_repeated_parameter_whose_name_cannot_be_quoted_is_400(client, clean, 
     quotable = client.post("/oauth/token", data={"a'b": ["1", "2"], **credentials,
                                                   "grant_type": "client_credentials"})
     assert quotable.get_json()["error_description"] == "'a'b' is given more than once"
+
+
+def _chunked(client, path, raw: bytes, content_type: str, headers: dict | None = None):
+    """``raw`` as an HTTP/1.1 chunked body: no Content-Length."""
+    return client.post(path, input_stream=io.BytesIO(raw),
+                       headers={**(headers or {}), "Content-Type": content_type,
+                                "Transfer-Encoding": "chunked"},
+                       environ_overrides={"wsgi.input_terminated": True})
+
+
+def test_a_chunked_body_is_refused_at_the_limit_not_cut_short(client, make_user):
+    """Werkzeug stops a chunked body at MAX_CONTENT_LENGTH without a word: a form cut there
+    still parses, short of its last parameters, and JSON padded past it still parses. Both
+    are 413, as with a Content-Length; below the limit they are read whole."""
+    user = make_user()
+    padding = b" " * MAX_CONTENT_LENGTH
+    login = json.dumps({"username": user["username"], "password": user["password"]}).encode()
+    assert _chunked(client, "/api/v1/auth/token", login + padding,
+                    "application/json").status_code == 413
+    assert _chunked(client, "/api/v1/auth/token", login, "application/json").status_code == 200
+    form = b"grant_type=password&username=" + b"x" * MAX_CONTENT_LENGTH + b"&scope=openid"
+    cut = _chunked(client, "/oauth/token", form, "application/x-www-form-urlencoded")
+    assert cut.status_code == 413 and cut.get_json()["error"] == "invalid_request"
