@@ -1,6 +1,7 @@
 """Managing ``ic_live_`` API keys for their creators (rules in ``idp/api_keys.py``).
 
-Who sees a key: its creator, and platform admins. What a departed creator leaves behind:
+Who sees a key: its creator, and platform admins; a token requested with ``tenant`` only
+the keys of that tenant. What a departed creator leaves behind:
 deleting a user revokes every key they created; disabling a user suspends their keys
 (introspection answers inactive) until the user is enabled again; a demoted creator's
 keys keep only what the creator still holds. A key never outlives, or outranks, the
@@ -100,21 +101,40 @@ def _check_grantable(claims: dict, tenants: list[str], permissions: list[str],
 
 
 def _visible(claims: dict):
+    """The caller's unrevoked keys (every key, for a platform admin's token), within what
+    the token holds: a token requested with ``tenant`` holds that tenant alone (contract
+    §5), so it neither reads nor revokes the keys its user made for other tenants."""
     query = sa.select(ApiKey).where(ApiKey.revoked_at.is_(None))
-    if not is_platform_admin(claims.get("roles") or ()):
-        query = query.where(ApiKey.created_by == str(claims.get("sub")))
-    return query
-
-
-def _within_token(claims: dict):
-    """Whether a key (of the caller's) lies within the tenants the caller's token holds. A
-    token requested with ``tenant`` holds that tenant alone (contract §5), so it neither
-    reads nor revokes the keys its user made for other tenants; a platform admin's unscoped
-    token holds every tenant."""
     if is_platform_admin(claims.get("roles") or ()):
-        return lambda row: True
-    held = set(claims.get("tenants") or {})
-    return lambda row: set(row.tenants) <= held
+        return query
+    subject = str(claims.get("sub"))
+    query = query.where(ApiKey.created_by == subject)
+    outside = _outside_the_token(subject, claims)
+    if outside is None:
+        return query
+    tenant = _key_tenants()
+    return query.where(~sa.exists().where(outside(tenant.c.value)))
+
+
+def _outside_the_token(subject: str, claims: dict):
+    """A test of a tenant id: one its user may act in that the token does not hold; None
+    when there is none. A tenant the user has left guards nothing (the key works there no
+    more), so the creator still sees, and may revoke, a key that names it."""
+    account = services().accounts.find_by_id(subject)
+    if account is None:
+        return None
+    held = sorted(claims.get("tenants") or {})
+    if is_platform_admin(account.platform_roles):  # every tenant is theirs
+        return lambda tenant: tenant.not_in(held)
+    elsewhere = sorted(set(account.memberships) - set(held))
+    return (lambda tenant: tenant.in_(elsewhere)) if elsewhere else None
+
+
+def _key_tenants():
+    """A key's ``tenants`` (a JSON list) as rows of a ``value`` column, for a subquery."""
+    dialect = db.session.get_bind().dialect.name
+    elements = sa.func.json_array_elements_text if dialect == "postgresql" else sa.func.json_each
+    return elements(ApiKey.tenants).table_valued("value").alias("key_tenant")
 
 
 def get_key(claims: dict, key_id: str, for_update: bool = False) -> ApiKey:
@@ -122,13 +142,13 @@ def get_key(claims: dict, key_id: str, for_update: bool = False) -> ApiKey:
     rotations or a rotation and a revocation at once apply one after the other."""
     query = _visible(claims).where(ApiKey.id == key_id)
     row = db.session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
-    if row is None or not _within_token(claims)(row):
+    if row is None:
         raise NotFound("Unknown API key")
     return row
 
 
 def list_keys(claims: dict) -> Page:
-    return paginate(_visible(claims), ApiKey.id, keep=_within_token(claims))
+    return paginate(_visible(claims), ApiKey.id)
 
 
 def revoke_key(claims: dict, key_id: str) -> None:

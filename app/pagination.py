@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Callable
 
 import sqlalchemy as sa
 from flask import request
@@ -46,19 +45,12 @@ def _page_arguments() -> tuple[int, str | None]:
     return int(raw_limit), after
 
 
-def paginate(query: sa.Select, sort_column, keep: Callable[[object], bool] | None = None) -> Page:
-    """One page of ``query`` ordered by the unique ``sort_column``; with ``keep``, of the
-    rows it keeps (a rule SQL cannot say portably), read in batches until the page is full."""
+def paginate(query: sa.Select, sort_column) -> Page:
+    """One page of ``query`` ordered by the unique ``sort_column``."""
     limit, after = _page_arguments()
-    rows: list = []
-    while True:
-        batch_query = query if after is None else query.where(sort_column > after)
-        batch = db.session.execute(
-            batch_query.order_by(sort_column).limit(limit + 1)).scalars().all()
-        rows += batch if keep is None else [row for row in batch if keep(row)]
-        if keep is None or len(rows) > limit or len(batch) <= limit:
-            break
-        after = getattr(batch[-1], sort_column.key)
+    if after is not None:
+        query = query.where(sort_column > after)
+    rows = db.session.execute(query.order_by(sort_column).limit(limit + 1)).scalars().all()
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = None

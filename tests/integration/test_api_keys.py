@@ -5,11 +5,12 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 from freezegun import freeze_time
 
 from app.clients import register_client
 from app.extensions import db
-from app.models import ApiKey
+from app.models import ApiKey, Membership
 from tests.conftest import audit_events, bearer
 from tests.helpers import basic_auth
 
@@ -309,6 +310,42 @@ def test_a_tenant_scoped_token_manages_only_the_keys_of_its_tenant(client, make_
     assert client.get(f"/api/v1/api-keys/{key_a['id']}", headers=scoped_a).status_code == 200
     listed = client.get("/api/v1/api-keys", headers=unscoped).get_json()["items"]
     assert sorted(k["id"] for k in listed) == sorted(k["id"] for k in (key_a, key_b, key_ab))
+
+
+def test_a_key_naming_a_tenant_its_creator_left_is_still_theirs_to_see_and_revoke(
+        client, clean, make_user, make_tenant, token_for, resource_server):
+    """Only a tenant the user still holds and the token does not hides a key: the key [A, B]
+    of a user who left B still works in A, and its creator's tokens, even one scoped to A,
+    still see it and may revoke it."""
+    a, b = make_tenant(), make_tenant()
+    user = make_user(tenants={a: "admin", b: "admin"})
+    key = client.post("/api/v1/api-keys", headers=bearer(token_for(user)), json={
+        "name": "both", "tenants": [a, b], "permissions": ["nodes:read"]}).get_json()
+    with clean.app_context():
+        db.session.execute(sa.delete(Membership).where(Membership.user_id == user["id"],
+                                                       Membership.tenant_id == b))
+        db.session.commit()
+    assert _introspect(client, resource_server, key["key"])["active"] is True
+    for headers in (bearer(token_for(user)), bearer(token_for(user, tenant=a))):
+        assert [k["id"] for k in client.get("/api/v1/api-keys", headers=headers)
+                .get_json()["items"]] == [key["id"]]
+    assert client.delete(f"/api/v1/api-keys/{key['id']}",
+                         headers=bearer(token_for(user, tenant=a))).status_code == 204
+    assert _introspect(client, resource_server, key["key"]) == {"active": False}
+
+
+def test_a_platform_admins_token_scoped_to_a_tenant_sees_only_that_tenants_keys(
+        client, make_user, make_tenant, token_for):
+    a, b = make_tenant(), make_tenant()
+    admin = make_user(roles=["admin"])  # no membership: every tenant through the role
+    unscoped = bearer(token_for(admin))
+    key_a, key_b = (_create(client, unscoped, tenant).get_json()["id"] for tenant in (a, b))
+    scoped_a = bearer(token_for(admin, tenant=a))
+    assert [k["id"] for k in client.get("/api/v1/api-keys", headers=scoped_a)
+            .get_json()["items"]] == [key_a]
+    assert client.delete(f"/api/v1/api-keys/{key_b}", headers=scoped_a).status_code == 404
+    listed = client.get("/api/v1/api-keys", headers=unscoped).get_json()["items"]
+    assert {k["id"] for k in listed} >= {key_a, key_b}
 
 
 def test_a_page_of_keys_is_filled_past_the_keys_a_token_does_not_cover(client, make_user,

@@ -2,6 +2,7 @@
 
 from app import create_app
 from app.extensions import db, services
+from app.tenants import create_tenant
 from app.users import create_user
 from tests.helpers import jwt_parts, login
 
@@ -165,3 +166,26 @@ def test_consent_grants_and_a_withdrawal_at_once_on_sqlite(embedded_app, monkeyp
         with embedded_app.app_context():
             found = consents.find(user_id, client_id)
         assert (found and sorted(found.scopes)) == expected
+
+
+def test_a_tenant_scoped_token_sees_only_its_tenants_keys_on_sqlite(embedded_app):
+    """The rule is one SQL query on both databases (json_each here, PostgreSQL's
+    json_array_elements_text there)."""
+    with embedded_app.app_context():
+        for tenant in ("acme", "globex"):
+            create_tenant(tenant, tenant.title())
+        create_user(username="alice", email="alice@example.test", password="correct horse battery",
+                    memberships={"acme": "admin", "globex": "admin"})
+    client = embedded_app.test_client()
+    unscoped = {"Authorization": "Bearer " + login(client, "alice", "correct horse battery")
+                .get_json()["token"]}
+    made = {tenant: client.post("/api/v1/api-keys", headers=unscoped, json={
+        "name": tenant, "tenants": [tenant], "permissions": ["nodes:read"]}).get_json()["id"]
+        for tenant in ("acme", "globex")}
+    scoped = {"Authorization": "Bearer " + client.post("/api/v1/auth/token", json={
+        "username": "alice", "password": "correct horse battery", "tenant": "acme"})
+        .get_json()["token"]}
+    listed = client.get("/api/v1/api-keys", headers=scoped).get_json()["items"]
+    assert [k["id"] for k in listed] == [made["acme"]]
+    assert client.get(f"/api/v1/api-keys/{made['globex']}", headers=scoped).status_code == 404
+    assert len(client.get("/api/v1/api-keys", headers=unscoped).get_json()["items"]) == 2
