@@ -191,7 +191,7 @@ class SsoLogins:
             identity = Identity(**{**record["identity"],
                                    "groups": tuple(record["identity"]["groups"])})
             connection = self._connection("saml")
-            if record.get("connection") != connection.version.isoformat():
+            if not self._verified_by(connection, record):
                 # the connection changed since it verified the Response: its subject is
                 # unique only at the IdP that signed it (SAML Core §8.3), and brokered
                 # under a replacement it could reach that IdP's user of the same name
@@ -201,6 +201,15 @@ class SsoLogins:
             pending = PendingLogin(**record["pending"])
             self._check_browser(pending, session)
             return self._finish(connection, identity, pending.interaction, session)
+
+    def _verified_by(self, connection: Connection, record: dict) -> bool:
+        """Is ``connection`` the one that verified the Response of this completion record?
+        The previous release's records name none: one made at the ACS (``COMPLETION_TTL``
+        before it expires) after the connection's last change was made under it."""
+        version = record.get("connection")
+        if version is not None:
+            return version == connection.version.isoformat()
+        return connection.version.timestamp() <= record["expires_at"] - COMPLETION_TTL
 
     def metadata(self) -> str:
         """Our SP metadata (entity id, ACS, NameID formats)."""

@@ -20,6 +20,7 @@ from freezegun import freeze_time
 from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_UNSPECIFIED
 
 from app import create_app
+from app.extensions import services
 from federation.saml import MAX_RESPONSE_CHARS, sp_metadata
 from tests.conftest import audit_events, base_config
 from tests.federation.conftest import IDP_ENTITY_ID, SSO_URL
@@ -282,6 +283,33 @@ def test_a_response_completes_only_under_the_connection_that_verified_it(
     assert landed.status_code == 400 and not lands_on_relying_party(landed)
     assert federated_users(sso_app) == [b_user]
     assert audit_events(sso_app, "sso.login")[-1]["details"]["reason"] == "state"
+
+
+def _as_the_previous_release_wrote_it(sso_app, location: str) -> None:
+    """The completion record behind ``location``, without the connection it was made under."""
+    completion = parse_qs(urlsplit(location).query)["id"][0]
+    with sso_app.app_context():
+        sso = services().sso
+        key = sso.store.key("sso-done", completion)
+        record = sso.store.get(key)
+        del record["connection"]
+        sso.store.put(key, record, 120)
+
+
+def test_a_completion_the_previous_release_stored_completes_unless_the_connection_changed(
+        sso_app, browser, rp, saml_idp, other_idp, configure, saml):
+    """A rolling deploy: an old worker answered the ACS, a new one the completion."""
+    login = start_saml(browser, rp, saml_idp)
+    posted = login.post(login.respond())
+    _as_the_previous_release_wrote_it(sso_app, posted.headers["Location"])
+    assert lands_on_relying_party(browser.get(posted.headers["Location"]))
+
+    other_browser = rp.http = sso_app.test_client()  # the first one is signed in now
+    login = start_saml(other_browser, rp, saml_idp)
+    posted = login.post(login.respond())
+    _as_the_previous_release_wrote_it(sso_app, posted.headers["Location"])
+    configure("saml", {**saml_body(other_idp), "entity_id": OTHER_ENTITY_ID})
+    assert other_browser.get(posted.headers["Location"]).status_code == 400
 
 
 def test_a_response_too_large_for_the_acs_is_refused(sso_app, browser, rp, saml_idp, saml):
