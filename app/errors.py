@@ -66,7 +66,10 @@ def page_form() -> bool:
 
 
 def _page_url() -> bool:
-    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:  # a Host that is no host name (BadHost) fails here, as it failed routing
+        adapter = current_app.url_map.bind_to_environ(request.environ)
+    except HTTPException:
+        return False
     for method in ("GET", "POST"):  # every page answers one of these
         try:
             endpoint, _ = adapter.match(method=method)

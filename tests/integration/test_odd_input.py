@@ -183,3 +183,10 @@ def test_a_chunked_body_is_refused_at_the_limit_not_cut_short(client, make_user)
     form = b"grant_type=password&username=" + b"x" * MAX_CONTENT_LENGTH + b"&scope=openid"
     cut = _chunked(client, "/oauth/token", form, "application/x-www-form-urlencoded")
     assert cut.status_code == 413 and cut.get_json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("path", ["/no-such-page", "/login/abcdefghijklmnopqrstuvwxyz"])
+def test_a_host_that_is_no_host_name_is_400(client, path):
+    """Routing refuses it (BadHost); answering the refusal must not route it again."""
+    response = client.open(path, method="PUT", headers={"Host": "a" * 64 + ".example"})
+    assert response.status_code == 400
