@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask
 from sqlalchemy import event
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import MAX_CONTENT_LENGTH, load_config, normalise_database_url, validate
 from .extensions import SERVICES_KEY, db, migrate
 from .logging import configure_logging, init_request_logging
+from .request_bodies import init_request_bodies
 from .secret_key import resolve_kek
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -61,21 +61,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     register_error_handlers(app)
     init_request_logging(app)
-    app.before_request(_refuse_a_chunked_body_at_the_limit)
+    init_request_bodies(app)
     register_cli(app)
     return app
-
-
-def _refuse_a_chunked_body_at_the_limit() -> None:
-    """Werkzeug stops reading a chunked body (one sent without a Content-Length) at
-    MAX_CONTENT_LENGTH without a word, and a form or JSON cut there may still parse, short
-    of its last parameters. Such a body is read here and refused (413) once it reaches the
-    limit, as a body that declares its length is; one of exactly the limit is refused too."""
-    if "chunked" not in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return
-    limit = request.max_content_length
-    if limit is not None and len(request.get_data(cache=True)) >= limit:
-        raise RequestEntityTooLarge()
 
 
 def _instance_path(config: dict) -> str:

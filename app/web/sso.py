@@ -19,6 +19,7 @@ from federation.saml import MAX_RESPONSE_CHARS
 from idp.authorize import ShowLogin
 
 from ..extensions import services
+from ..request_bodies import body_limit
 from ..sso import OIDC_PROVIDERS, SSO_PATH, provider_converter
 from . import bp
 from .authorize import request_params, show_outcome
@@ -60,9 +61,9 @@ def sso_callback(provider):
 
 
 @bp.post(f"{SSO_PATH}/saml/acs")
+@body_limit(_ACS_BODY_LIMIT)
 def saml_acs():
     # a cross-site POST: no session cookie comes with it, and none is needed here
-    request.max_content_length = request.max_form_memory_size = _ACS_BODY_LIMIT
     completion = services().sso.saml_acs(request.form.get("SAMLResponse"),
                                          request.form.get("RelayState"))
     # the id in the query: request logs carry paths only

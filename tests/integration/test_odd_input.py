@@ -165,8 +165,8 @@ def test_a_repeated_parameter_whose_name_cannot_be_quoted_is_400(client, clean, 
 def _chunked(client, path, raw: bytes, content_type: str, headers: dict | None = None):
     """``raw`` as an HTTP/1.1 chunked body: no Content-Length."""
     return client.post(path, input_stream=io.BytesIO(raw),
-                       headers={**(headers or {}), "Content-Type": content_type,
-                                "Transfer-Encoding": "chunked"},
+                       headers={"Content-Type": content_type, "Transfer-Encoding": "chunked",
+                                **(headers or {})},
                        environ_overrides={"wsgi.input_terminated": True})
 
 
@@ -183,6 +183,22 @@ def test_a_chunked_body_is_refused_at_the_limit_not_cut_short(client, make_user)
     form = b"grant_type=password&username=" + b"x" * MAX_CONTENT_LENGTH + b"&scope=openid"
     cut = _chunked(client, "/oauth/token", form, "application/x-www-form-urlencoded")
     assert cut.status_code == 413 and cut.get_json()["error"] == "invalid_request"
+    exactly = login + b" " * (MAX_CONTENT_LENGTH - len(login))  # at the limit, not past it
+    assert _chunked(client, "/api/v1/auth/token", exactly, "application/json").status_code == 200
+    one_more = exactly + b" "
+    assert _chunked(client, "/api/v1/auth/token", one_more, "application/json",
+                    headers={"Transfer-Encoding": "gzip, Chunked"}).status_code == 413
+
+
+def test_the_saml_endpoint_keeps_its_own_body_limit_when_the_body_comes_chunked(client):
+    """Its limit (a SAML Response of up to 512 KiB, form-encoded) is larger than the rest's;
+    the body is read under it whether or not a Content-Length comes with it."""
+    form = b"SAMLResponse=" + b"A" * (100 * 1024) + b"&RelayState=x"
+    for response in (_chunked(client, "/api/v1/auth/sso/saml/acs", form,
+                              "application/x-www-form-urlencoded"),
+                     client.post("/api/v1/auth/sso/saml/acs", data=form,
+                                 content_type="application/x-www-form-urlencoded")):
+        assert response.status_code != 413
 
 
 @pytest.mark.parametrize("path", ["/no-such-page", "/login/abcdefghijklmnopqrstuvwxyz"])
