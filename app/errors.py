@@ -79,6 +79,12 @@ def _page_url() -> bool:
     return False
 
 
+def page_allow(methods) -> str:
+    """The ``Allow`` of a page's 405: no page answers HEAD (app/web/__init__.py), and
+    OPTIONS is Flask's, not the page's."""
+    return ", ".join(sorted(set(methods) - {"HEAD", "OPTIONS"}))
+
+
 def oauth_form() -> bool:
     return not page_form() and request.path.startswith("/oauth/")
 
@@ -156,7 +162,8 @@ def handle_http_exception(error: HTTPException):
                                                   "Invalid request"))
     headers = {}
     if status == 405 and getattr(error, "valid_methods", None):
-        headers["Allow"] = ", ".join(error.valid_methods)
+        methods = error.valid_methods
+        headers["Allow"] = page_allow(methods) if page_form() else ", ".join(methods)
     return error_response(status, code, oauth_error, message, headers=headers)
 
 

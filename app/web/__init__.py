@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from ..errors import page_form
+from ..errors import page_allow, page_form
 
 bp = Blueprint("web", __name__)
 
@@ -23,8 +23,7 @@ def _refuse_head():
     if request.method == "HEAD":
         # every method of the URL, not only of this view's rule (GET and POST of a page)
         methods = current_app.url_map.bind_to_environ(request.environ).allowed_methods()
-        allowed = sorted(set(methods) - {"HEAD", "OPTIONS"})
-        return Response(status=405, headers={"Allow": ", ".join(allowed)})
+        return Response(status=405, headers={"Allow": page_allow(methods)})
     return None
 
 
