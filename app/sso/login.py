@@ -191,25 +191,18 @@ class SsoLogins:
             identity = Identity(**{**record["identity"],
                                    "groups": tuple(record["identity"]["groups"])})
             connection = self._connection("saml")
-            if not self._verified_by(connection, record):
+            if record.get("connection") != connection.version.isoformat():
                 # the connection changed since it verified the Response: its subject is
                 # unique only at the IdP that signed it (SAML Core §8.3), and brokered
-                # under a replacement it could reach that IdP's user of the same name
+                # under a replacement it could reach that IdP's user of the same name.
+                # The previous release's records name no connection: refused too (only
+                # the sign-ins in flight during a rolling deploy start again).
                 raise SignInExpired()
             if record["pending"] is None:
                 return self._idp_initiated(connection, identity, record["relay_state"], session)
             pending = PendingLogin(**record["pending"])
             self._check_browser(pending, session)
             return self._finish(connection, identity, pending.interaction, session)
-
-    def _verified_by(self, connection: Connection, record: dict) -> bool:
-        """Is ``connection`` the one that verified the Response of this completion record?
-        The previous release's records name none: one made at the ACS (``COMPLETION_TTL``
-        before it expires) after the connection's last change was made under it."""
-        version = record.get("connection")
-        if version is not None:
-            return version == connection.version.isoformat()
-        return connection.version.timestamp() <= record["expires_at"] - COMPLETION_TTL
 
     def metadata(self) -> str:
         """Our SP metadata (entity id, ACS, NameID formats)."""
