@@ -38,8 +38,7 @@ from typing import Callable, Mapping, Union
 from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oauth2.rfc6749.util import scope_to_list
-from authlib.oidc.core.errors import (ConsentRequiredError, LoginRequiredError,
-                                     RequestNotSupportedError, RequestURINotSupportedError)
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 
 from .accounts import Account
 from .clients import RegisteredClient
@@ -193,22 +192,15 @@ class AuthorizationFlow:
             # interaction is bound to a fresh anonymous one, should a page be shown)
             session = None
         grant = self._validate(params, account)
-        # OIDC Core §6: request objects are not supported, and must not be silently ignored
-        if "request" in grant.request.payload.data:
-            raise _error(grant, RequestNotSupportedError)
-        if "request_uri" in grant.request.payload.data:
-            raise _error(grant, RequestURINotSupportedError)
-        # OAuth 2.0 Multiple Response Type Encoding Practices §2.1: the one mode offered
-        # (response_modes_supported) is query; another is refused, not answered in query
-        if grant.request.payload.data.get("response_mode") not in (None, "", "query"):
-            raise _error(grant, InvalidRequestError, "Only 'response_mode=query' is supported")
         prompts = prompts_of(grant.request.payload.data)
         if "none" in prompts and len(prompts) > 1:
             raise _error(grant, InvalidRequestError, "'prompt=none' cannot be combined")
         # an id_token_hint naming someone else than the user signed in asks for that user's
         # sign-in (OIDC Core §3.1.2.1); a hint that is not our ID token is refused here
         max_age = _max_age(grant)  # checked whether or not a sign-in is there to compare
-        login = (not self._hint_names(grant, account) or account is None or "login" in prompts
+        # select_account (OIDC Core §3.1.2.1): the login page is where an account is chosen
+        login = (not self._hint_names(grant, account) or account is None
+                 or not prompts.isdisjoint({"login", "select_account"})
                  or self._older_than_max_age(session, max_age))
         consent = "consent" in prompts
         # looked up once (a database query), and only for a user who is signed in

@@ -20,6 +20,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
 
 from ..authorization_codes import AuthorizationCode, CodeReused, IssuedTokens
 from ..clients import AUTH_METHODS, PUBLIC
@@ -28,6 +29,22 @@ from ..errors import Forbidden, InvalidGrant
 audit = logging.getLogger("infracast.audit")
 
 OFFLINE_ACCESS = "offline_access"
+
+
+def _refuse_what_is_not_offered(data, redirect_uri: str) -> None:
+    """Refused as soon as the redirect_uri is known, before any other check: what a request
+    object or another response mode carries (PKCE, a nonce, prompt=none) must not be found
+    missing, nor the request answered as if it had not asked."""
+    # OIDC Core §6.1 and §6.2: request objects are not supported, and MUST be refused
+    if "request" in data:
+        raise RequestNotSupportedError(redirect_uri=redirect_uri)
+    if "request_uri" in data:
+        raise RequestURINotSupportedError(redirect_uri=redirect_uri)
+    # OAuth 2.0 Multiple Response Type Encoding Practices §2.1: the one mode offered
+    # (response_modes_supported) is query; another is refused, not answered in query
+    if data.get("response_mode") not in (None, "", "query"):
+        raise InvalidRequestError("Only 'response_mode=query' is supported",
+                                  redirect_uri=redirect_uri)
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -47,6 +64,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if redirect_uri is None:
             raise InvalidRequestError("The redirect_uri is not registered for this client"
                                       if requested else "Missing 'redirect_uri' in request")
+        _refuse_what_is_not_offered(request.payload.data, redirect_uri)
         return redirect_uri
 
     def save_authorization_code(self, code, request):

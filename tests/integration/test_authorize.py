@@ -517,11 +517,39 @@ def test_odd_input_is_never_a_500(client, make_rp):
 
 @pytest.mark.parametrize("name, error", [("request", "request_not_supported"),
                                          ("request_uri", "request_uri_not_supported")])
-def test_request_objects_are_refused_not_ignored(make_rp, name, error):
-    """OIDC Core §6: a server without request objects answers the matching error."""
+@pytest.mark.parametrize("outside", [
+    {},
+    # what the object would carry is not asked outside it (OIDC Core §6.1 asks only for
+    # response_type, client_id, scope and redirect_uri)
+    {"code_challenge": None, "code_challenge_method": None, "nonce": None},
+    {"prompt": "none"},  # and no sign-in: the object, not login_required
+])
+def test_request_objects_are_refused_before_anything_else(make_rp, name, error, outside):
+    """OIDC Core §6.1, §6.2: a server without request objects MUST answer the matching
+    error, whatever else the request lacks."""
     rp = make_rp()
-    callback = rp.callback(rp.authorize(**{name: "eyJhbGciOiJub25lIn0.e30."}))
+    callback = rp.callback(rp.authorize(state="ro", **outside,
+                                        **{name: "eyJhbGciOiJub25lIn0.e30."}))
     assert callback["error"] == error and "code" not in callback
+    assert callback["state"] == "ro" and callback["iss"] == ISSUER
+
+
+def test_another_response_mode_is_refused_before_prompt_none_is_answered(make_rp):
+    rp = make_rp()
+    callback = rp.callback(rp.authorize(prompt="none", response_mode="form_post"))
+    assert callback["error"] == "invalid_request"
+
+
+def test_prompt_select_account_shows_the_login_page(make_rp, make_user):
+    """OIDC Core §3.1.2.1: the user is asked which account (the login page, where anyone may
+    sign in), never answered for the one signed in."""
+    rp, user, other = make_rp(), make_user(), make_user()
+    rp.sign_in(user)
+    response = rp.authorize(prompt="select_account")
+    assert response.headers["Location"].startswith("/login/")
+    callback = rp.callback(rp.submit_login(response, other["username"], other["password"]))
+    id_token = rp.exchange(callback["code"]).get_json()["id_token"]
+    assert jwt_parts(id_token)[1]["sub"] == other["id"]
 
 
 @pytest.mark.parametrize("method, path", [("PUT", "/login/abcdefghijklmnopqrstuvwxyz"),
