@@ -4,9 +4,10 @@ Authlib validates the request: the client, the exact ``redirect_uri``, the respo
 the scope, PKCE, ``nonce`` and the ``prompt`` syntax. Then this module decides what the
 user still has to do:
 
-* sign in — when the browser has no IdP session, ``prompt=login`` asks for a fresh sign-in,
-  or the last one is older than ``max_age`` (§3.1.2.1), when the request arrives or later
-  when the code would be issued (a sign-in made for the request meets it throughout);
+* sign in — when the browser has no IdP session, ``prompt=login`` (or ``select_account``)
+  asks for a fresh sign-in, or the last one is older than ``max_age`` (§3.1.2.1), when the
+  request arrives or later when the code would be issued (a sign-in made for the request
+  meets it throughout);
 * consent — a third-party client asking for scopes the user has not allowed it yet, or
   ``prompt=consent``;
 
@@ -144,11 +145,17 @@ def max_age_of(data: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
+def asks_for_a_sign_in(prompts: set[str]) -> bool:
+    """``prompt=login``, or ``select_account`` (OIDC Core §3.1.2.1: the user chooses the
+    account, on the login page or at the upstream, which must not answer from its session)."""
+    return not prompts.isdisjoint({"login", "select_account"})
+
+
 def freshness_asked(params: Mapping[str, list[str]]) -> tuple[bool, int | None]:
-    """A waiting request's ``prompt=login`` and ``max_age`` (``authorize`` validated both,
-    and refused repeated parameters)."""
+    """Whether a waiting request asks for a sign-in (``asks_for_a_sign_in``), and its
+    ``max_age`` (``authorize`` validated both, and refused repeated parameters)."""
     data = {name: values[0] for name, values in params.items() if values}
-    return "login" in prompts_of(data), max_age_of(data)
+    return asks_for_a_sign_in(prompts_of(data)), max_age_of(data)
 
 
 def _max_age(grant) -> int | None:
@@ -198,10 +205,8 @@ class AuthorizationFlow:
         # an id_token_hint naming someone else than the user signed in asks for that user's
         # sign-in (OIDC Core §3.1.2.1); a hint that is not our ID token is refused here
         max_age = _max_age(grant)  # checked whether or not a sign-in is there to compare
-        # select_account (OIDC Core §3.1.2.1): the login page is where an account is chosen
         login = (not self._hint_names(grant, account) or account is None
-                 or not prompts.isdisjoint({"login", "select_account"})
-                 or self._older_than_max_age(session, max_age))
+                 or asks_for_a_sign_in(prompts) or self._older_than_max_age(session, max_age))
         consent = "consent" in prompts
         # looked up once (a database query), and only for a user who is signed in
         consent_due = not login and self._consent_due(grant, account, consent)

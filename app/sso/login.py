@@ -133,9 +133,9 @@ class SsoLogins:
     def start(self, provider: str, interaction: Interaction) -> str:
         """Where to send the browser to sign in for ``interaction`` at ``provider``.
 
-        A relying party's ``prompt=login`` or ``max_age`` (OIDC Core §3.1.2.1) goes upstream
-        too: the upstream's own session must not stand in for the fresh sign-in it asked
-        for, which the ID token's ``auth_time`` would then claim."""
+        A relying party's ``prompt=login`` (or ``select_account``) or ``max_age`` (OIDC Core
+        §3.1.2.1) goes upstream too: the upstream's own session must not stand in for the
+        fresh sign-in it asked for, which the ID token's ``auth_time`` would then claim."""
         with self._audited(provider):
             connection = self._connection(provider)
             state = secrets.token_urlsafe(32)

@@ -201,6 +201,11 @@ def test_prompt_login_and_max_age_go_upstream(sso_app, browser, rp, upstream, co
     back = via_upstream(browser, rp.authorize(idp_hint="okta", prompt="login"), upstream)
     assert upstream.status()["last_authorize"] == {"prompt": "login", "max_age": None}
     assert tokens(rp, browser.get(back))["access_token"]
+    # nor one that asks the user to choose the account (OIDC Core §3.1.2.1)
+    back = via_upstream(browser, rp.authorize(idp_hint="okta", prompt="select_account"),
+                        upstream)
+    assert upstream.status()["last_authorize"] == {"prompt": "login", "max_age": None}
+    assert tokens(rp, browser.get(back))["access_token"]
     other = sso_app.test_client()
     rp.http = other
     via_upstream(other, rp.authorize(idp_hint="okta", max_age="600"), upstream)

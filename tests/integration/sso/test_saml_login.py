@@ -102,6 +102,8 @@ def test_prompt_login_or_max_age_asks_the_idp_for_a_fresh_authentication(browser
                                                                          saml):
     assert start_saml(browser, rp, saml_idp).request.force_authn is False
     assert start_saml(browser, rp, saml_idp, prompt="login").request.force_authn is True
+    assert start_saml(browser, rp, saml_idp,
+                      prompt="select_account").request.force_authn is True
     assert start_saml(browser, rp, saml_idp, max_age="300").request.force_authn is True
 
 
