@@ -39,7 +39,7 @@ _HTTP_CODES = {
     404: ("NOT_FOUND", "invalid_request", "Not found"),
     405: ("INVALID_REQUEST", "invalid_request", "Method not allowed"),
     409: ("CONFLICT", "invalid_request", "Conflict"),
-    413: ("INVALID_REQUEST", "invalid_request", "Request body too large (at most 64 KiB)"),
+    413: ("INVALID_REQUEST", "invalid_request", "Request body too large"),  # the limit below
     415: ("INVALID_REQUEST", "invalid_request", "Unsupported media type"),
     429: ("RATE_LIMITED", "slow_down", "Too many requests"),
     503: ("UNAVAILABLE", "temporarily_unavailable", "Service temporarily unavailable"),
@@ -80,8 +80,7 @@ def _page_url() -> bool:
 
 
 def page_allow(methods) -> str:
-    """The ``Allow`` of a page's 405: no page answers HEAD (app/web/__init__.py), and
-    OPTIONS is Flask's, not the page's."""
+    """The ``Allow`` of a page's 405: no page answers HEAD or OPTIONS (app/web/__init__.py)."""
     return ", ".join(sorted(set(methods) - {"HEAD", "OPTIONS"}))
 
 
@@ -164,6 +163,9 @@ def handle_http_exception(error: HTTPException):
     if status == 405 and getattr(error, "valid_methods", None):
         methods = error.valid_methods
         headers["Allow"] = page_allow(methods) if page_form() else ", ".join(methods)
+    if status == 413 and request.max_content_length:
+        # this endpoint's limit (app/request_bodies.py), in KiB
+        message = f"{message} (at most {request.max_content_length // 1024} KiB)"
     return error_response(status, code, oauth_error, message, headers=headers)
 
 

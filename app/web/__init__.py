@@ -14,13 +14,14 @@ bp = Blueprint("web", __name__)
 
 
 @bp.before_request
-def _refuse_head():
+def _refuse_head_and_options():
     """Flask answers HEAD with the GET view, and nearly every GET here spends single-use
     state or changes a session: it issues a code, answers a waiting request, ends a
     session, takes an SSO state. A link checker's or mail scanner's HEAD would spend what
     the user's own GET then finds gone, so no page answers HEAD (405), and a new page
-    cannot forget to."""
-    if request.method == "HEAD":
+    cannot forget to. Nor OPTIONS, which Flask answers with HEAD among the methods: a page
+    is for a browser's navigation, never for a script's cross-origin preflight."""
+    if request.method in ("HEAD", "OPTIONS"):
         # every method of the URL, not only of this view's rule (GET and POST of a page)
         methods = current_app.url_map.bind_to_environ(request.environ).allowed_methods()
         return Response(status=405, headers={"Allow": page_allow(methods)})

@@ -199,6 +199,13 @@ def test_the_saml_endpoint_keeps_its_own_body_limit_when_the_body_comes_chunked(
                      client.post("/api/v1/auth/sso/saml/acs", data=form,
                                  content_type="application/x-www-form-urlencoded")):
         assert response.status_code != 413
+    too_large = b"SAMLResponse=" + b"A" * (700 * 1024)
+    for response in (_chunked(client, "/api/v1/auth/sso/saml/acs", too_large,
+                              "application/x-www-form-urlencoded"),
+                     client.post("/api/v1/auth/sso/saml/acs", data=too_large,
+                                 content_type="application/x-www-form-urlencoded")):
+        assert response.status_code == 413
+        assert "(at most 644 KiB)" in response.get_data(True)  # its own limit, not 64
 
 
 @pytest.mark.parametrize("path", ["/no-such-page", "/login/abcdefghijklmnopqrstuvwxyz"])
