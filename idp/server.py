@@ -96,11 +96,13 @@ class AuthorizationServer(FlaskAuthorizationServer):
         try:
             return super().authenticate_client(request, methods, endpoint)
         except InvalidClientError as error:
-            # RFC 6749 §5.2: after an attempt with the Authorization header, 401 (with which
-            # Authlib adds WWW-Authenticate: Basic), even where the client_id of the form made
-            # Authlib try the ``none`` method, whose unknown client is a 400
-            if basic_client_id is not None:
-                error.status_code = 401
+            # One answer, 401 (with which Authlib adds WWW-Authenticate: Basic): RFC 6749
+            # §5.2 requires it after an attempt with the Authorization header and allows it
+            # otherwise, RFC 7662 §2.3 asks it of introspection. Authlib's 400 and "does not
+            # exist" for an unknown client_id, beside its 401 for a known one's wrong secret,
+            # told anyone which client ids exist.
+            error.status_code = 401
+            error.description = "Client authentication failed"
             raise
 
     def get_token_grant(self, request):

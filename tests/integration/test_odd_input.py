@@ -64,6 +64,26 @@ def test_invalid_client_is_401_with_www_authenticate_whenever_basic_was_used(cli
     assert response.headers["WWW-Authenticate"].startswith('Basic error="invalid_client"')
 
 
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_an_unknown_client_and_a_wrong_secret_answer_alike(client, clean, path):
+    """invalid_client is 401 however the client authenticated (RFC 6749 §5.2 allows it, RFC
+    7662 §2.3 asks it of introspection): a 400 for an unknown client_id beside the 401 of a
+    known one's wrong secret told anyone which client ids exist."""
+    with clean.app_context():
+        known = register_client({"client_name": "by form", "grant_types": ["password"],
+                                 "token_endpoint_auth_method": "client_secret_post",
+                                 "resource_server": True}).client.client_id
+    answers = [client.post(path, data={"grant_type": "password", "username": "a",
+                                       "password": "b", "token": "x", "client_id": client_id,
+                                       "client_secret": "wrong"})
+               for client_id in (known, "client-nobody0")]
+    for response in answers:
+        assert response.status_code == 401
+        assert response.get_json()["error"] == "invalid_client"
+        assert response.headers["WWW-Authenticate"].startswith('Basic error="invalid_client"')
+    assert answers[0].get_json() == answers[1].get_json()
+
+
 def test_odd_admin_and_key_inputs(client, make_user, token_for, make_tenant):
     tenant = make_tenant()
     headers = bearer(token_for(make_user(roles=["admin"], tenants={tenant: "admin"})))
@@ -213,3 +233,4 @@ def test_a_host_that_is_no_host_name_is_400(client, path):
     """Routing refuses it (BadHost); answering the refusal must not route it again."""
     response = client.open(path, method="PUT", headers={"Host": "a" * 64 + ".example"})
     assert response.status_code == 400
+
