@@ -29,6 +29,7 @@ from keys.keyring import SigningKeyUnavailable
 
 from .api.bearer import bearer_credentials
 from .extensions import db, services
+from .request_bodies import too_large_message
 
 log = logging.getLogger("infracast.errors")
 
@@ -39,7 +40,7 @@ _HTTP_CODES = {
     404: ("NOT_FOUND", "invalid_request", "Not found"),
     405: ("INVALID_REQUEST", "invalid_request", "Method not allowed"),
     409: ("CONFLICT", "invalid_request", "Conflict"),
-    413: ("INVALID_REQUEST", "invalid_request", "Request body too large"),  # the limit below
+    413: ("INVALID_REQUEST", "invalid_request", "Request body too large"),  # too_large_message
     415: ("INVALID_REQUEST", "invalid_request", "Unsupported media type"),
     429: ("RATE_LIMITED", "slow_down", "Too many requests"),
     503: ("UNAVAILABLE", "temporarily_unavailable", "Service temporarily unavailable"),
@@ -163,9 +164,8 @@ def handle_http_exception(error: HTTPException):
     if status == 405 and getattr(error, "valid_methods", None):
         methods = error.valid_methods
         headers["Allow"] = page_allow(methods) if page_form() else ", ".join(methods)
-    if status == 413 and request.max_content_length:
-        # this endpoint's limit (app/request_bodies.py), in KiB
-        message = f"{message} (at most {request.max_content_length // 1024} KiB)"
+    if status == 413:
+        message = too_large_message(error)
     return error_response(status, code, oauth_error, message, headers=headers)
 
 

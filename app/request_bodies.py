@@ -12,6 +12,11 @@ from flask import Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 
+class BodyTooLarge(RequestEntityTooLarge):
+    """The body went past the limit in force (others of Werkzeug's 413s are about a form's
+    parts: too many, or one too large)."""
+
+
 def body_limit(limit: int):
     """Give a view a body limit of its own (form fields included) instead of
     ``MAX_CONTENT_LENGTH``; applied before the view, so before anything reads the body."""
@@ -35,7 +40,19 @@ def _limit_the_body() -> None:
     if limit is None:
         return
     request.max_content_length = limit + 1  # read far enough to tell a cut body
-    too_long = len(request.get_data(cache=True)) > limit
-    request.max_content_length = limit
+    try:
+        too_long = len(request.get_data(cache=True)) > limit
+    except RequestEntityTooLarge:  # Werkzeug's own, should its stream tell
+        too_long = True
+    finally:
+        request.max_content_length = limit
     if too_long:
-        raise RequestEntityTooLarge()
+        raise BodyTooLarge()
+
+
+def too_large_message(error: RequestEntityTooLarge) -> str:
+    """What a 413 says: the limit when the body went past it, else the form's fault."""
+    limit, declared = request.max_content_length, request.content_length
+    if limit and (isinstance(error, BodyTooLarge) or (declared or 0) > limit):
+        return f"Request body too large (at most {limit // 1024} KiB)"
+    return "Request body too large, or a form with too many parts"

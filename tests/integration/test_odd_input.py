@@ -234,3 +234,19 @@ def test_a_host_that_is_no_host_name_is_400(client, path):
     response = client.open(path, method="PUT", headers={"Host": "a" * 64 + ".example"})
     assert response.status_code == 400
 
+
+def test_a_413_names_the_limit_only_when_the_body_went_past_it(client):
+    """Werkzeug answers 413 also for a form of too many parts (Flask's MAX_FORM_PARTS), well
+    within the byte limit."""
+    parts = b"".join(b'--b\r\nContent-Disposition: form-data; name="%d"\r\n\r\n\r\n' % i
+                     for i in range(1001)) + b"--b--\r\n"
+    assert len(parts) < MAX_CONTENT_LENGTH
+    many = client.post("/oauth/token", data=parts, content_type="multipart/form-data; boundary=b")
+    assert many.status_code == 413 and "KiB" not in many.get_json()["error_description"]
+    for response in (client.post("/oauth/token", data=b"a=" + b"x" * MAX_CONTENT_LENGTH,
+                                 content_type="application/x-www-form-urlencoded"),
+                     _chunked(client, "/oauth/token", b"a=" + b"x" * 4 * MAX_CONTENT_LENGTH,
+                              "application/x-www-form-urlencoded")):
+        assert response.get_json()["error_description"] == \
+            "Request body too large (at most 64 KiB)"
+
