@@ -1,6 +1,7 @@
 """/oauth/userinfo (OIDC Core §5.3) and RP-initiated logout at /oauth/logout."""
 
 import pytest
+from freezegun import freeze_time
 
 from tests.helpers import bearer
 from tests.oidc import REDIRECT_URI, csrf_token, query_of
@@ -105,6 +106,21 @@ def test_a_hint_for_another_user_is_confirmed_first(make_rp, make_user):
     other_tokens = other.tokens_for(make_user())
     page = rp.http.get("/oauth/logout", query_string={"id_token_hint": other_tokens["id_token"]})
     assert "Sign out?" in page.get_data(True)
+
+
+def test_an_id_token_of_an_earlier_session_of_the_same_user_is_confirmed_first(make_rp,
+                                                                              make_user):
+    """RP-Initiated Logout §2: the user is asked unless the ID token belongs to the current
+    session. An ID token is no secret: an old one must not sign its user out unasked."""
+    with freeze_time("2026-11-29 10:00:00") as frozen:
+        rp, user, old = _signed_in(make_rp, make_user)
+        rp.http.get("/oauth/logout", query_string={"id_token_hint": old["id_token"]})
+        frozen.tick(60)
+        current = rp.tokens_for(user)  # signed in again, in the same browser
+        page = rp.http.get("/oauth/logout", query_string={"id_token_hint": old["id_token"]})
+        assert page.status_code == 200 and "Sign out?" in page.get_data(True)
+        ended = rp.http.get("/oauth/logout", query_string={"id_token_hint": current["id_token"]})
+        assert "You are signed out" in ended.get_data(True)
 
 
 @pytest.mark.parametrize("hint", ["not-a-jwt", "a.b.c", "access"])
