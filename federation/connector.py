@@ -88,8 +88,8 @@ class CallbackConnector(Protocol):
     """Redirect-based upstreams (OpenID Connect).
 
     ``force_authn``: the user must authenticate at the upstream again, even with a session
-    there (a relying party's ``prompt=login``); ``max_age``: their authentication there may
-    be at most that many seconds old (OIDC Core §3.1.2.1).
+    there (a relying party's ``prompt=login`` or ``select_account``); ``max_age``: their
+    authentication there may be at most that many seconds old (OIDC Core §3.1.2.1).
     """
 
     def login(self, callback_url: str, state: str, *, force_authn: bool = False,

@@ -613,10 +613,10 @@ def _local(element: ET.Element) -> str:
 
 
 def _check_forced_authn(assertion: ET.Element, login_at: object, skew: int) -> None:
-    """saml-core §3.4.1: a request with ``ForceAuthn`` (our relying party's ``prompt=login``
-    or ``max_age``) must be answered by a fresh authentication. Its ``AuthnInstant``
-    (required, §2.7.2) must not predate the request, or our ID token would claim a sign-in
-    the IdP did not make."""
+    """saml-core §3.4.1: a request with ``ForceAuthn`` (our relying party's ``prompt=login``,
+    ``select_account`` or ``max_age``) must be answered by a fresh authentication. Its
+    ``AuthnInstant`` (required, §2.7.2) must not predate the request, or our ID token would
+    claim a sign-in the IdP did not make."""
     if not isinstance(login_at, int):
         return
     instants = [_instant(statement.get("AuthnInstant"))
