@@ -48,6 +48,12 @@ def test_racing_redemptions_never_leave_live_tokens_from_a_replayed_code(app, ma
         thread.start()
     for thread in threads:
         thread.join()
+    # every redemption answered, each a code exchange or invalid_grant (no 500); at most one
+    # won, and none at all when a replay marked the code used before the winner recorded
+    # what it issued (it then revoked that itself)
+    assert len(results) == 8
+    assert all(r.status_code == 200 or (r.status_code == 400 and r.get_json()["error"]
+                                        == "invalid_grant") for r in results)
     winners = [r.get_json() for r in results if r.status_code == 200]
     assert len(winners) <= 1
     for body in winners:  # any tokens handed out were revoked by the replays

@@ -57,11 +57,20 @@ def test_the_full_media_type_and_an_audience_list_are_accepted(key_server, issue
     {"typ": "JWT"},          # an ID token is not an access token
     {"typ": None},
     {"kid": None},
-    {"alg": "PS256"},        # our key, another algorithm than ours
 ])
 def test_headers_other_than_ours_are_refused(key_server, issuer_key, header):
     with pytest.raises(InvalidToken):
         _verifier(key_server).verify(mint(issuer_key, key_server.url, header=header))
+
+
+def test_a_header_naming_another_algorithm_is_refused_over_a_good_signature(key_server,
+                                                                         issuer_key):
+    """Signed exactly as RS256 signs, so only the header's alg can refuse it: the algorithm
+    is our key's, never the header's (RFC 8725 §3.1)."""
+    header = {"alg": "PS256", "typ": "at+jwt", "kid": issuer_key.kid}
+    token = sign_raw(issuer_key, header, json.dumps(claims_for(key_server.url)).encode())
+    with pytest.raises(InvalidToken, match="alg"):
+        _verifier(key_server).verify(token)
 
 
 def test_alg_none_is_refused(key_server, issuer_key):
