@@ -14,7 +14,7 @@ from idp.clients import (API_CLIENT_ID, AUTH_METHODS, CLIENT_ID_PATTERN, LOOPBAC
                          redirect_uri_parts)
 from idp.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from idp.hashing import new_secret
-from idp.permissions import PERMISSIONS
+from idp.permissions import PERMISSIONS, is_tenant_id
 from idp.tokens import rfc3339
 
 from .extensions import db, services
@@ -77,12 +77,12 @@ def validate_metadata(metadata: dict) -> dict:
     if unknown:
         raise InvalidRequest(f"'scope' holds an unsupported value: {sorted(unknown)[0]}")
     name = metadata.get("client_name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise InvalidRequest("'client_name' is required (at most 200 characters)")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
+        raise InvalidRequest("'client_name' is required (at most 200 characters, no NUL)")
     tenant_permissions = metadata.get("tenant_permissions", {})
     if not isinstance(tenant_permissions, dict) or any(
-            not isinstance(p, list) or any(x not in PERMISSIONS for x in p)
-            for p in tenant_permissions.values()):
+            not is_tenant_id(t) or not isinstance(p, list) or any(x not in PERMISSIONS for x in p)
+            for t, p in tenant_permissions.items()):
         raise InvalidRequest("'tenant_permissions' maps tenant ids to lists of permissions")
     for flag in ("first_party", "resource_server"):
         if not isinstance(metadata.get(flag, False), bool):

@@ -41,7 +41,9 @@ def _page_arguments() -> tuple[int, str | None]:
         after = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_",
                                  validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidRequest("'cursor' is not a cursor this server gave out") from None
+        after = None
+    if after is None or "\x00" in after:  # no sort key of ours holds a NUL
+        raise InvalidRequest("'cursor' is not a cursor this server gave out")
     return int(raw_limit), after
 
 

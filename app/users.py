@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idp.accounts import MAX_PASSWORD, MAX_USERNAME, normalise_username
 from idp.errors import Conflict, InvalidRequest, NotFound
-from idp.permissions import PLATFORM_ROLES, TENANT_ROLES
+from idp.permissions import PLATFORM_ROLES, TENANT_ROLES, is_tenant_id
 from idp.tokens import rfc3339
 
 from .extensions import db, services
@@ -52,6 +52,8 @@ def validate_email(email: str | None) -> str | None:
 def validate_password(password) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidRequest(f"'password' must have at least {MIN_PASSWORD_LENGTH} characters")
+    if not password.strip():  # the sign-in refuses a blank password before checking it
+        raise InvalidRequest("'password' must not be blank")
     if len(password) > MAX_PASSWORD:
         raise InvalidRequest(f"'password' is too long (at most {MAX_PASSWORD} characters)")
     return password
@@ -74,6 +76,10 @@ def validate_memberships(tenants) -> dict[str, str]:
             raise InvalidRequest("'tenants' must be a list of {\"id\", \"role\"} objects")
         if entry["role"] not in TENANT_ROLES:
             raise InvalidRequest(f"'tenants' role must be one of {', '.join(TENANT_ROLES)}")
+        if not is_tenant_id(entry["id"]):
+            raise InvalidRequest("'tenants' id is not a tenant id")
+        if entry["id"] in memberships:  # two roles in one tenant: which one was meant?
+            raise InvalidRequest(f"'tenants' names tenant {entry['id']} twice")
         memberships[entry["id"]] = entry["role"]
     return memberships
 

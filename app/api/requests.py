@@ -52,6 +52,8 @@ def field(body: dict, name: str, kind: type = str, *, required: bool = True,
     if kind is str:
         if not value.strip():
             raise InvalidRequest(f"'{name}' must not be empty")
+        if "\x00" in value:  # no PostgreSQL text column can hold it
+            raise InvalidRequest(f"'{name}' must not hold a NUL character")
         if max_length is not None and len(value) > max_length:
             raise InvalidRequest(f"'{name}' is too long (at most {max_length} characters)")
     return value

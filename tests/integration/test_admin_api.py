@@ -102,6 +102,10 @@ def test_users_lifecycle(client, clean, admin, make_tenant):
       "tenants": [{"id": "t", "role": "owner"}]}, "tenants", 400),
     ({"username": "u1", "email": "u1@example.test", "password": "long enough pw",
       "tenants": [{"id": "no-such-tenant", "role": "viewer"}]}, None, 404),
+    # PostgreSQL refuses a NUL: each is a 400 naming the field, not a failed insert
+    ({"username": "u1", "email": "u1@example.test", "password": "long enough pw",
+      "tenants": [{"id": "acme\x00", "role": "viewer"}]}, "tenants", 400),
+    ({"username": "u1", "email": "u1@example.test", "password": " " * 12}, "password", 400),
 ])
 def test_user_input_errors(client, admin, body, field, status):
     response = client.post("/api/v1/admin/users", headers=admin["headers"], json=body)
@@ -122,6 +126,42 @@ def test_patch_errors(client, admin, make_user):
                        json={"email": "someone\x00@example.test"})
     assert nul.status_code == 400 and "'email'" in nul.get_json()["error"]["message"]
     assert client.patch("/api/v1/admin/users/nope", headers=h, json={}).status_code == 404
+    # a password the sign-in would refuse unread (blank) is refused here too, as at create
+    blank = client.patch(f"/api/v1/admin/users/{user['id']}", headers=h, json={"password": " " * 12})
+    assert blank.status_code == 400 and "'password'" in blank.get_json()["error"]["message"]
+
+
+def test_one_tenant_named_twice_is_refused_not_resolved(client, admin, make_tenant):
+    """Two roles in one tenant: which was meant? The last one, a higher one, was kept."""
+    tenant = make_tenant()
+    response = client.post("/api/v1/admin/users", headers=admin["headers"], json={
+        "username": "erin", "email": "erin@example.test", "password": "long enough pw",
+        "tenants": [{"id": tenant, "role": "viewer"}, {"id": tenant, "role": "admin"}]})
+    assert response.status_code == 400
+    assert "'tenants'" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/api/v1/admin/tenants", {"id": "acme", "name": "Ac\x00me"}, "name"),
+    ("/api/v1/admin/clients", {"client_name": "CLI\x00", "grant_types": ["password"]},
+     "client_name"),
+    ("/api/v1/admin/clients", {"client_name": "Machine", "grant_types": ["client_credentials"],
+                               "tenant_permissions": {"acme\x00": ["nodes:read"]}},
+     "tenant_permissions"),
+])
+def test_a_nul_is_a_400_naming_the_field(client, admin, path, body, field):
+    """PostgreSQL refuses a NUL in text; the answer names the field, not 'Invalid request'."""
+    response = client.post(path, headers=admin["headers"], json=body)
+    assert response.status_code == 400
+    assert f"'{field}'" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/admin/tenants", "/api/v1/admin/users",
+                                  "/api/v1/admin/clients"])
+def test_a_cursor_that_decodes_to_a_nul_is_refused_as_a_cursor(client, admin, path):
+    response = client.get(f"{path}?cursor=AA", headers=admin["headers"])  # base64url of NUL
+    assert response.status_code == 400
+    assert "'cursor'" in response.get_json()["error"]["message"]
 
 
 def test_the_last_platform_admin_cannot_be_removed(client, admin):
