@@ -19,7 +19,7 @@ from flask import current_app
 
 from idp import api_keys as rules
 from idp.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
-from idp.permissions import is_platform_admin, tenant_permissions
+from idp.permissions import is_platform_admin, is_tenant_id, tenant_permissions
 from idp.tokens import rfc3339
 
 from .extensions import db, services
@@ -54,15 +54,15 @@ def _parse_expires_at(value) -> datetime | None:
 
 
 def _parse_tenants(value) -> list[str]:
-    if not isinstance(value, list) or not value or any(not isinstance(t, str) or not t for t in value):
+    if not isinstance(value, list) or not value or any(not is_tenant_id(t) for t in value):
         raise InvalidRequest("'tenants' must be a non-empty list of tenant ids")
     return sorted(set(value))
 
 
 def create_key(claims: dict, body: dict) -> IssuedKey:
     name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
-        raise InvalidRequest("'name' is required (at most 100 characters)")
+    if not isinstance(name, str) or not name.strip() or len(name) > 100 or "\x00" in name:
+        raise InvalidRequest("'name' is required (at most 100 characters, no NUL)")
     tenants = _parse_tenants(body.get("tenants"))
     permissions = rules.parse_permissions(body.get("permissions"))
     expires_at = _parse_expires_at(body.get("expires_at"))

@@ -15,7 +15,7 @@ from .accounts import (MAX_PASSWORD, MAX_USERNAME, Account, AccountDirectory,
 from .audit import Audit
 from .clients import RegisteredClient
 from .errors import Forbidden, InvalidCredentials, InvalidGrant, NotFound
-from .permissions import is_platform_admin, permissions_in
+from .permissions import is_platform_admin, is_tenant_id, permissions_in
 from .refresh import RefreshFamilies, ReuseDetected
 from .revocation import RevocationList
 from .throttle import LoginThrottle
@@ -79,7 +79,7 @@ class TokenService:
         password is refused before anything is counted, hashed, looked up or audited.
         """
         if not username or not password or len(username) > MAX_USERNAME \
-                or len(password) > MAX_PASSWORD:
+                or len(password) > MAX_PASSWORD or "\x00" in username:  # no name holds a NUL
             raise InvalidCredentials()
         self.throttle.begin(username, client_ip)
         try:
@@ -102,7 +102,7 @@ class TokenService:
             self.audit("tenant.access", "denied", actor=account.id, target=tenant,
                        reason=refusal)
             raise Forbidden()
-        if not self._tenant_exists(tenant):
+        if not is_tenant_id(tenant) or not self._tenant_exists(tenant):
             raise NotFound("Unknown tenant")
 
     def issue_for_account(self, account: Account, client: RegisteredClient, scope: str, *,
