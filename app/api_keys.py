@@ -140,6 +140,8 @@ def _key_tenants():
 def get_key(claims: dict, key_id: str, for_update: bool = False) -> ApiKey:
     """The caller's key; ``for_update`` locks its row until the commit (PostgreSQL), so two
     rotations or a rotation and a revocation at once apply one after the other."""
+    if "\x00" in key_id:  # no key has one, and PostgreSQL would refuse to look
+        raise NotFound("Unknown API key")
     query = _visible(claims).where(ApiKey.id == key_id)
     row = db.session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
     if row is None:

@@ -153,7 +153,7 @@ def render_registered(registered: RegisteredSecret) -> dict:
 
 
 def get_client(client_id: str) -> Client:
-    client = db.session.get(Client, client_id) if isinstance(client_id, str) and len(client_id) <= 64 else None
+    client = db.session.get(Client, client_id) if CLIENT_ID_PATTERN.fullmatch(client_id) else None
     if client is None:
         raise NotFound("Unknown client")
     return client

@@ -21,7 +21,7 @@ def withdraw_consent(user_id: str, client_id: str) -> bool:
     404.
     """
     svc = services()
-    if svc.consents.find(user_id, client_id) is None:
+    if "\x00" in client_id or svc.consents.find(user_id, client_id) is None:  # no client has a NUL
         return False
     svc.revocations.revoke_grant(user_id, client_id)
     svc.consents.revoke(user_id, client_id)

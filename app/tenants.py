@@ -34,7 +34,7 @@ def create_tenant(tenant_id: str, name: str) -> Tenant:
 
 
 def get_tenant(tenant_id: str) -> Tenant:
-    tenant = db.session.get(Tenant, tenant_id)
+    tenant = db.session.get(Tenant, tenant_id) if is_tenant_id(tenant_id) else None
     if tenant is None:
         raise NotFound("Unknown tenant")
     return tenant

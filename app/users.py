@@ -119,7 +119,9 @@ def create_user(*, username: str, email: str | None, password: str | None,
 
 
 def get_user(user_id: str) -> User:
-    user = db.session.get(User, user_id) if isinstance(user_id, str) and len(user_id) <= 36 else None
+    # an id no user can have (too long, a NUL PostgreSQL would refuse) is looked up nowhere
+    user = db.session.get(User, user_id) if isinstance(user_id, str) and len(user_id) <= 36 \
+        and "\x00" not in user_id else None
     if user is None:
         raise NotFound("Unknown user")
     return user

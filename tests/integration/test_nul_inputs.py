@@ -74,3 +74,38 @@ def test_api_key_nul_is_a_400_naming_the_field(client, admin, make_tenant, chang
     response = client.post("/api/v1/api-keys", headers=admin["headers"], json=body)
     assert response.status_code == 400
     assert f"'{name}'" in response.get_json()["error"]["message"], response.get_json()
+
+
+# -- 5. an id in the path: the route's 404 ------------------------------------------------
+def test_consent_delete_with_a_nul_client_id_is_the_documented_404(client, make_user, token_for):
+    """README: DELETE /api/v1/auth/consents/{client_id} -> 404 if there was no consent."""
+    headers = bearer(token_for(make_user()))
+    unknown = client.delete("/api/v1/auth/consents/nope", headers=headers)
+    nul = client.delete("/api/v1/auth/consents/nope%00", headers=headers)
+    assert unknown.status_code == 404
+    assert (nul.status_code, nul.get_json()) == (unknown.status_code, unknown.get_json())
+
+
+@pytest.mark.parametrize("method, suffix", [("get", ""), ("delete", ""), ("post", "/rotate")])
+def test_api_key_id_with_a_nul_is_an_unknown_key(client, make_user, token_for, method, suffix):
+    headers = bearer(token_for(make_user(roles=["admin"])))
+    unknown = getattr(client, method)(f"/api/v1/api-keys/key-nope{suffix}", headers=headers, json={})
+    nul = getattr(client, method)(f"/api/v1/api-keys/key-nope%00{suffix}", headers=headers, json={})
+    assert unknown.status_code == 404
+    assert (nul.status_code, nul.get_json()) == (unknown.status_code, unknown.get_json())
+
+
+@pytest.mark.parametrize("method, path", [("get", "/api/v1/admin/users/"),
+                                          ("patch", "/api/v1/admin/users/"),
+                                          ("delete", "/api/v1/admin/users/"),
+                                          ("get", "/api/v1/admin/clients/"),
+                                          ("delete", "/api/v1/admin/clients/"),
+                                          ("get", "/api/v1/admin/tenants/")])
+def test_admin_id_with_a_nul_is_not_found(client, make_user, token_for, method, path):
+    """Looked up nowhere: no id of ours holds a NUL, and PostgreSQL would refuse it."""
+    headers = bearer(token_for(make_user(roles=["admin"])))
+    kwargs = {"json": {"disabled": True}} if method == "patch" else {}
+    unknown = getattr(client, method)(path + "nope", headers=headers, **kwargs)
+    nul = getattr(client, method)(path + "nope%00", headers=headers, **kwargs)
+    assert unknown.status_code == 404
+    assert nul.status_code == 404, nul.get_json()
