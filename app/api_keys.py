@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from idp import api_keys as rules
+from idp.accounts import Account
 from idp.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from idp.permissions import is_platform_admin, is_tenant_id, tenant_permissions
 from idp.tokens import rfc3339
@@ -69,7 +70,7 @@ def create_key(claims: dict, body: dict) -> IssuedKey:
     allowed_ips = rules.parse_allowed_ips(body.get("allowed_ips"))
     # rights first: to anyone but a platform admin, an unknown tenant is refused as one of
     # somebody else's is (403), so key creation tells nobody which tenant ids exist
-    _check_grantable(claims, tenants, permissions, "api_key.create")
+    _check_grantable(claims, _account(claims), tenants, permissions, "api_key.create")
     require_tenants(tenants)
     secret = rules.new_api_key()
     row = ApiKey(id=f"key-{secrets.token_hex(12)}", name=name.strip(),
@@ -83,11 +84,15 @@ def create_key(claims: dict, body: dict) -> IssuedKey:
     return IssuedKey(row, secret)
 
 
-def _check_grantable(claims: dict, tenants: list[str], permissions: list[str],
-                     action: str) -> None:
-    """Both the caller's token and their account as it is now must be admin in each tenant;
-    a refusal is audited under ``action``."""
-    account = services().accounts.find_by_id(str(claims.get("sub")))
+def _account(claims: dict) -> Account | None:
+    """The caller's account as it is now (one query)."""
+    return services().accounts.find_by_id(str(claims.get("sub")))
+
+
+def _check_grantable(claims: dict, account: Account | None, tenants: list[str],
+                     permissions: list[str], action: str) -> None:
+    """Both the caller's token and their ``account`` as it is now must be admin in each
+    tenant; a refusal is audited under ``action``."""
     if account is None or account.disabled:
         raise Unauthorized()  # client_credentials tokens and departed users make no keys
     try:
@@ -100,27 +105,26 @@ def _check_grantable(claims: dict, tenants: list[str], permissions: list[str],
         raise
 
 
-def _visible(claims: dict):
+def _visible(claims: dict, account: Account | None = None):
     """The caller's unrevoked keys (every key, for a platform admin's token), within what
     the token holds: a token requested with ``tenant`` holds that tenant alone (contract
-    §5), so it neither reads nor revokes the keys its user made for other tenants."""
+    §5), so it neither reads nor revokes the keys its user made for other tenants. The
+    caller's ``account`` is read when not given (and not needed for a platform admin's)."""
     query = sa.select(ApiKey).where(ApiKey.revoked_at.is_(None))
     if is_platform_admin(claims.get("roles") or ()):
         return query
-    subject = str(claims.get("sub"))
-    query = query.where(ApiKey.created_by == subject)
-    outside = _outside_the_token(subject, claims)
+    query = query.where(ApiKey.created_by == str(claims.get("sub")))
+    outside = _outside_the_token(account or _account(claims), claims)
     if outside is None:
         return query
     tenant = _key_tenants()
     return query.where(~sa.exists().where(outside(tenant.c.value)))
 
 
-def _outside_the_token(subject: str, claims: dict):
+def _outside_the_token(account: Account | None, claims: dict):
     """A test of a tenant id: one its user may act in that the token does not hold; None
     when there is none. A tenant the user has left guards nothing (the key works there no
     more), so the creator still sees, and may revoke, a key that names it."""
-    account = services().accounts.find_by_id(subject)
     if account is None:
         return None
     held = sorted(claims.get("tenants") or {})
@@ -137,12 +141,13 @@ def _key_tenants():
     return elements(ApiKey.tenants).table_valued("value").alias("key_tenant")
 
 
-def get_key(claims: dict, key_id: str, for_update: bool = False) -> ApiKey:
+def get_key(claims: dict, key_id: str, for_update: bool = False,
+            account: Account | None = None) -> ApiKey:
     """The caller's key; ``for_update`` locks its row until the commit (PostgreSQL), so two
     rotations or a rotation and a revocation at once apply one after the other."""
     if "\x00" in key_id:  # no key has one, and PostgreSQL would refuse to look
         raise NotFound("Unknown API key")
-    query = _visible(claims).where(ApiKey.id == key_id)
+    query = _visible(claims, account).where(ApiKey.id == key_id)
     row = db.session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
     if row is None:
         raise NotFound("Unknown API key")
@@ -167,9 +172,11 @@ def rotate_key(claims: dict, key_id: str, body: dict) -> IssuedKey:
         raise InvalidRequest(f"'grace_period_seconds' must be 0 to {rules.MAX_GRACE_SECONDS} (7 days)")
     # locked: a second rotation at once would otherwise keep the secret this one replaces as
     # its "previous" one, alive through its grace period
-    row = get_key(claims, key_id, for_update=True)
+    account = _account(claims)  # once, for both checks
+    row = get_key(claims, key_id, for_update=True, account=account)
     # rotating re-issues the key's rights: the rotator must still be able to grant them
-    _check_grantable(claims, list(row.tenants), list(row.permissions), "api_key.rotate")
+    _check_grantable(claims, account, list(row.tenants), list(row.permissions),
+                     "api_key.rotate")
     now = utcnow()
     secret = rules.new_api_key()
     row.previous_secret_hash = row.secret_hash if grace else None

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 
 from app.clients import register_client
-from app.extensions import db
+from app.extensions import db, services
 from app.models import ApiKey, Membership
 from tests.conftest import audit_events, bearer
 from tests.helpers import basic_auth
@@ -193,6 +193,25 @@ def test_a_key_never_exceeds_its_creator(client, clean, make_user, token_for, te
     assert _introspect(client, resource_server, key["key"]) == {"active": False}
     with clean.app_context():
         assert db.session.get(ApiKey, key["id"]).revoked_at is not None
+
+
+def test_a_rotation_reads_the_callers_account_once(client, clean, tenant_admin, tenant,
+                                                   monkeypatch):
+    """Whose key it is and whether they may still grant it ask the same account: one query."""
+    key = _create(client, tenant_admin["headers"], tenant).get_json()
+    with clean.app_context():
+        accounts = services().accounts
+    reads = []
+    original = type(accounts).find_by_id
+
+    def counted(self, user_id, *args, **kwargs):
+        reads.append(user_id)
+        return original(self, user_id, *args, **kwargs)
+
+    monkeypatch.setattr(type(accounts), "find_by_id", counted)
+    rotated = client.post(f"/api/v1/api-keys/{key['id']}/rotate", headers=tenant_admin["headers"])
+    assert rotated.status_code == 200
+    assert reads == [tenant_admin["id"]]
 
 
 def test_rotation_with_and_without_grace(client, tenant_admin, tenant, resource_server):
