@@ -1,7 +1,8 @@
 """Managing ``ic_live_`` API keys for their creators (rules in ``idp/api_keys.py``).
 
-Who sees a key: its creator, and platform admins; a token requested with ``tenant`` only
-the keys of that tenant. What a departed creator leaves behind:
+Who sees a key: its creator, and a platform admin's token; a token requested with
+``tenant`` (a platform admin's too: it carries no platform role) only its user's own keys of
+that tenant. What a departed creator leaves behind:
 deleting a user revokes every key they created; disabling a user suspends their keys
 (introspection answers inactive) until the user is enabled again; a demoted creator's
 keys keep only what the creator still holds. A key never outlives, or outranks, the
