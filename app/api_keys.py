@@ -63,8 +63,8 @@ def _parse_tenants(value) -> list[str]:
 
 def create_key(claims: dict, body: dict) -> IssuedKey:
     name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 100 or "\x00" in name:
-        raise InvalidRequest("'name' is required (at most 100 characters, no NUL)")
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        raise InvalidRequest("'name' is required (at most 100 characters)")
     tenants = _parse_tenants(body.get("tenants"))
     permissions = rules.parse_permissions(body.get("permissions"))
     expires_at = _parse_expires_at(body.get("expires_at"))

@@ -77,8 +77,8 @@ def validate_metadata(metadata: dict) -> dict:
     if unknown:
         raise InvalidRequest(f"'scope' holds an unsupported value: {sorted(unknown)[0]}")
     name = metadata.get("client_name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
-        raise InvalidRequest("'client_name' is required (at most 200 characters, no NUL)")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise InvalidRequest("'client_name' is required (at most 200 characters)")
     tenant_permissions = metadata.get("tenant_permissions", {})
     if not isinstance(tenant_permissions, dict) or any(
             not is_tenant_id(t) or not isinstance(p, list) or any(x not in PERMISSIONS for x in p)

@@ -29,7 +29,26 @@ def json_body() -> dict:
         raise InvalidRequest("The request body is not valid JSON")
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object")
+    # nor a NUL (\u0000), which no PostgreSQL text can hold: refused here for every field,
+    # named, rather than by the database as a bare "Invalid request"
+    for name, value in body.items():
+        try:
+            nul = _holds_nul(name) or _holds_nul(value)
+        except RecursionError:  # within json.dumps's depth, not within this walk's
+            raise InvalidRequest("The request body is nested too deeply") from None
+        if nul:
+            raise InvalidRequest(f"'{name}' must not hold a NUL character")
     return body
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def optional_json_body() -> dict:
@@ -52,8 +71,6 @@ def field(body: dict, name: str, kind: type = str, *, required: bool = True,
     if kind is str:
         if not value.strip():
             raise InvalidRequest(f"'{name}' must not be empty")
-        if "\x00" in value:  # no PostgreSQL text column can hold it
-            raise InvalidRequest(f"'{name}' must not hold a NUL character")
         if max_length is not None and len(value) > max_length:
             raise InvalidRequest(f"'{name}' is too long (at most {max_length} characters)")
     return value

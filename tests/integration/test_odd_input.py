@@ -23,6 +23,19 @@ def test_json_that_is_not_text_or_too_deep_is_400(client, body):
     assert response.get_json()["error"]["code"] == "INVALID_REQUEST"
 
 
+@pytest.mark.parametrize("body, words", [
+    ('{"username": "a", "password": "x", "tenant": {"deep": [["a\\u0000"]]}}',
+     "'tenant' must not hold a NUL"),
+    ('{"username": "a", "password": "x", "a\\u0000": 1}', "NUL"),
+    # within json.dumps's depth, past that of the walk looking for a NUL
+    ('{"username": ' + "[" * 450 + "]" * 450 + '}', "nested too deeply"),
+])
+def test_a_nul_anywhere_in_a_json_body_is_400_naming_its_field(client, body, words):
+    response = client.post("/api/v1/auth/token", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert words in response.get_json()["error"]["message"]
+
+
 def test_a_refresh_token_with_a_surrogate_is_400(client):
     response = client.post("/api/v1/auth/refresh", data='{"refresh_token": "a.\\ud800"}',
                            content_type="application/json")
