@@ -80,7 +80,7 @@ def _page_url() -> bool:
     return False
 
 
-def page_allow(methods) -> str:
+def _page_allow(methods) -> str:
     """The ``Allow`` of a page's 405: no page answers HEAD or OPTIONS (app/web/__init__.py)."""
     return ", ".join(sorted(set(methods) - {"HEAD", "OPTIONS"}))
 
@@ -163,7 +163,7 @@ def handle_http_exception(error: HTTPException):
     headers = {}
     if status == 405 and getattr(error, "valid_methods", None):
         methods = error.valid_methods
-        headers["Allow"] = page_allow(methods) if page_form() else ", ".join(methods)
+        headers["Allow"] = _page_allow(methods) if page_form() else ", ".join(methods)
     if status == 413:
         message = too_large_message(error)
     return error_response(status, code, oauth_error, message, headers=headers)

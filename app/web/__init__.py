@@ -6,9 +6,10 @@ RFC 6749 §4.1.2.1 redirect) instead of JSON, and so every page gets the same he
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import MethodNotAllowed
 
-from ..errors import page_allow, page_form
+from ..errors import page_form
 
 bp = Blueprint("web", __name__)
 
@@ -22,9 +23,10 @@ def _refuse_head_and_options():
     cannot forget to. Nor OPTIONS, which Flask answers with HEAD among the methods: a page
     is for a browser's navigation, never for a script's cross-origin preflight."""
     if request.method in ("HEAD", "OPTIONS"):
-        # every method of the URL, not only of this view's rule (GET and POST of a page)
+        # every method of the URL, not only of this view's rule (GET and POST of a page);
+        # answered, with its Allow, as a routing 405 of a page is (app/errors.py)
         methods = current_app.url_map.bind_to_environ(request.environ).allowed_methods()
-        return Response(status=405, headers={"Allow": page_allow(methods)})
+        raise MethodNotAllowed(valid_methods=methods)
     return None
 
 
@@ -48,8 +50,9 @@ def _page_headers(response):
     for name, value in _HEADERS.items():
         response.headers.setdefault(name, value)
     if response.status_code == 401:
-        # a 401 must name a challenge (RFC 9110 §15.5.2), and under /api/v1 (the SSO pages)
-        # the contract's is Bearer; browsers prompt for none but Basic and its kin
+        # a 401 must name a challenge (RFC 9110 §15.5.2): Bearer, the contract's under
+        # /api/v1 (the SSO pages) and harmless on the others; browsers prompt for none but
+        # Basic and its kin
         response.headers.setdefault("WWW-Authenticate", "Bearer")
     return response
 
